@@ -1,0 +1,24 @@
+/* util.h -- small helpers: time, random ids, string matching. */
+#ifndef BERTH_UTIL_H
+#define BERTH_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic time in seconds. */
+double util_now(void);
+/* Wall clock in seconds since the epoch. */
+double util_wall(void);
+/* Formats wall time <t> as RFC 3339 UTC with milliseconds into <dst> (>= 32 bytes). */
+void util_rfc3339(double t, char *dst, size_t size);
+/* Fast non-cryptographic random numbers (xorshift, seeded from getrandom). */
+uint64_t util_rand64(void);
+/* Writes 32 lowercase hex characters and a NUL into <dst> (>= 33 bytes). */
+void util_random_id(char *dst);
+/* Case-insensitive glob match of <s>[0..len) against <pat> with '*' and '?'. */
+bool util_glob_match(const char *pat, const char *s, size_t len, bool icase);
+/* Case-insensitive compare of <a>[0..alen) with NUL-terminated <b>. */
+bool util_ieq(const char *a, size_t alen, const char *b);
+
+#endif

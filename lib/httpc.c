@@ -1,0 +1,240 @@
+/* httpc.c -- minimal asynchronous HTTP/1.1 client on libev. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "berth/buf.h"
+#include "berth/http.h"
+#include "berth/httpc.h"
+
+#define HTTPC_MAX_RESPONSE (16u << 20)
+
+struct httpc_req {
+    struct ev_loop *loop;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    struct buf out, in;
+    httpc_cb cb;
+    void *arg;
+    bool connected;
+    enum http_method method;
+};
+
+static void req_free(struct httpc_req *r)
+{
+    ev_io_stop(r->loop, &r->io);
+    ev_timer_stop(r->loop, &r->timer);
+    if (r->fd >= 0)
+        close(r->fd);
+    buf_free(&r->out);
+    buf_free(&r->in);
+    free(r);
+}
+
+static void finish(struct httpc_req *r, const struct httpc_response *resp, const char *err)
+{
+    httpc_cb cb = r->cb;
+    void *arg = r->arg;
+    ev_io_stop(r->loop, &r->io);
+    ev_timer_stop(r->loop, &r->timer);
+    cb(resp, err, arg);
+    req_free(r);
+}
+
+/* Decodes a chunked body in place; returns its length or -1. */
+static ssize_t dechunk(char *p, size_t len)
+{
+    size_t w = 0, i = 0;
+    for (;;) {
+        char *end;
+        if (i >= len)
+            return -1;
+        unsigned long n = strtoul(p + i, &end, 16);
+        char *lf = memchr(p + i, '\n', len - i);
+        if (!lf || end == p + i)
+            return -1;
+        i = (size_t)(lf - p) + 1;
+        if (n == 0)
+            return (ssize_t)w;
+        if (i + n > len)
+            return -1;
+        memmove(p + w, p + i, n);
+        w += n;
+        i += n + 2;
+    }
+}
+
+/* Tries to complete the response from what has been read; <eof> when the
+ * peer closed. Returns 1 when finished (r freed), 0 to keep reading. */
+static int try_complete(struct httpc_req *r, bool eof)
+{
+    struct http_msg m;
+    int h = http_parse_response(buf_head(&r->in), r->in.len, 65536, r->method, &m);
+    if (h == HTTP_INCOMPLETE) {
+        if (!eof)
+            return 0;
+        finish(r, NULL, r->in.len ? "truncated response head" : "connection closed without a response");
+        return 1;
+    }
+    if (h < 0) {
+        finish(r, NULL, "malformed response");
+        return 1;
+    }
+    if (m.status < 200) { /* interim response: skip it */
+        buf_consume(&r->in, (size_t)h);
+        return try_complete(r, eof);
+    }
+    char *body = buf_head(&r->in) + h;
+    size_t have = r->in.len - (size_t)h;
+    size_t blen = 0;
+    switch (m.body) {
+    case HTTP_BODY_NONE:
+        break;
+    case HTTP_BODY_LENGTH:
+        if (have < m.content_length) {
+            if (!eof)
+                return 0;
+            finish(r, NULL, "truncated response body");
+            return 1;
+        }
+        blen = (size_t)m.content_length;
+        break;
+    case HTTP_BODY_CHUNKED: {
+        struct http_chunked ch;
+        bool done;
+        http_chunked_init(&ch);
+        ssize_t n = http_chunked_scan(&ch, body, have, &done);
+        if (n < 0) {
+            finish(r, NULL, "malformed chunked body");
+            return 1;
+        }
+        if (!done) {
+            if (!eof)
+                return 0;
+            finish(r, NULL, "truncated response body");
+            return 1;
+        }
+        blen = (size_t)dechunk(body, (size_t)n);
+        break;
+    }
+    case HTTP_BODY_EOF:
+        if (!eof)
+            return 0;
+        blen = have;
+        break;
+    }
+    /* NUL-terminate for the callback's convenience. */
+    char *z = buf_reserve(&r->in, 1);
+    if (!z) {
+        finish(r, NULL, "response too large");
+        return 1;
+    }
+    body = buf_head(&r->in) + h;
+    body[blen] = 0;
+    struct httpc_response resp = {m.status, body, blen};
+    finish(r, &resp, NULL);
+    return 1;
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct httpc_req *r = w->data;
+    if (!r->connected && (revents & EV_WRITE)) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "connect: %s", strerror(err));
+            finish(r, NULL, msg);
+            return;
+        }
+        r->connected = true;
+    }
+    if (revents & EV_WRITE) {
+        while (r->out.len) {
+            ssize_t n = send(r->fd, buf_head(&r->out), r->out.len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN)
+                    return;
+                char msg[160];
+                snprintf(msg, sizeof msg, "send: %s", strerror(errno));
+                finish(r, NULL, msg);
+                return;
+            }
+            buf_consume(&r->out, (size_t)n);
+        }
+        ev_io_stop(loop, &r->io);
+        ev_io_set(&r->io, r->fd, EV_READ);
+        ev_io_start(loop, &r->io);
+        return;
+    }
+    if (revents & EV_READ) {
+        char *d = buf_reserve(&r->in, 16384);
+        if (!d) {
+            finish(r, NULL, "response too large");
+            return;
+        }
+        ssize_t n = read(r->fd, d, 16384);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            char msg[160];
+            snprintf(msg, sizeof msg, "read: %s", strerror(errno));
+            finish(r, NULL, msg);
+            return;
+        }
+        buf_commit(&r->in, (size_t)n);
+        try_complete(r, n == 0);
+    }
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    finish(w->data, NULL, "timed out");
+}
+
+struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *addr, const char *method,
+                                const char *host, const char *path, const char *content_type,
+                                const char *body, size_t body_len, double timeout, httpc_cb cb, void *arg)
+{
+    struct httpc_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->loop = loop;
+    r->cb = cb;
+    r->arg = arg;
+    r->method = strcmp(method, "HEAD") == 0 ? HTTP_M_HEAD : HTTP_M_GET;
+    buf_init(&r->out, body_len + 8192);
+    buf_init(&r->in, HTTPC_MAX_RESPONSE);
+    r->fd = net_connect_tcp(addr);
+    if (r->fd < 0) {
+        req_free(r);
+        return NULL;
+    }
+    buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth\r\nConnection: close\r\n", method, path,
+               host);
+    if (body)
+        buf_printf(&r->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type ? content_type : "application/json",
+                   body_len);
+    buf_append(&r->out, "\r\n", 2);
+    if (body)
+        buf_append(&r->out, body, body_len);
+    ev_io_init(&r->io, io_cb, r->fd, EV_WRITE);
+    r->io.data = r;
+    ev_timer_init(&r->timer, timer_cb, timeout, 0);
+    r->timer.data = r;
+    ev_io_start(loop, &r->io);
+    ev_timer_start(loop, &r->timer);
+    return r;
+}
+
+void httpc_cancel(struct httpc_req *r)
+{
+    if (r)
+        req_free(r);
+}

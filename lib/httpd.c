@@ -1,0 +1,382 @@
+/* httpd.c -- small HTTP/1.1 server on libev for JSON admin APIs. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth/buf.h"
+#include "berth/config.h"
+#include "berth/httpd.h"
+#include "berth/log.h"
+#include "berth/net.h"
+
+#define HTTPD_MAX_HEAD 16384
+#define HTTPD_MAX_BODY (8u << 20)
+#define HTTPD_IDLE_S 60.0
+
+struct httpd {
+    struct ev_loop *loop;
+    int fd;
+    ev_io accept_io;
+    httpd_handler handler;
+    void *arg;
+    struct httpd_conn *conns;
+};
+
+struct httpd_conn {
+    struct httpd *srv;
+    struct httpd_conn *next, *prev;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    struct buf in, out;
+    struct httpd_req req;
+    char *reqcopy;   /* owns path, query, segs and body of req */
+    bool pending;    /* handler has not responded yet */
+    bool keep_alive;
+    bool closing;    /* close after out is flushed */
+    bool dead;       /* peer went away while a response was pending */
+    bool in_cb;      /* inside conn_cb: it flushes and closes, not httpd_respond */
+};
+
+static void conn_free(struct httpd_conn *c)
+{
+    ev_io_stop(c->srv->loop, &c->io);
+    ev_timer_stop(c->srv->loop, &c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    free(c->reqcopy);
+    free(c);
+}
+
+/* Closes the connection, deferring the free while the handler owns req. */
+static void conn_close(struct httpd_conn *c)
+{
+    if (c->pending) {
+        c->dead = true;
+        ev_io_stop(c->srv->loop, &c->io);
+        ev_timer_stop(c->srv->loop, &c->timer);
+        close(c->fd);
+        c->fd = -1;
+        return;
+    }
+    conn_free(c);
+}
+
+static void conn_process(struct httpd_conn *c);
+
+static int conn_flush(struct httpd_conn *c)
+{
+    while (c->out.len) {
+        ssize_t n = write(c->fd, buf_head(&c->out), c->out.len);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            return -1;
+        }
+        buf_consume(&c->out, (size_t)n);
+    }
+    int events = EV_READ | (c->out.len ? EV_WRITE : 0);
+    if (c->pending)
+        events &= ~EV_READ;
+    if ((c->io.events & (EV_READ | EV_WRITE)) != events) {
+        ev_io_stop(c->srv->loop, &c->io);
+        ev_io_set(&c->io, c->fd, events);
+        if (events)
+            ev_io_start(c->srv->loop, &c->io);
+    }
+    if (c->out.len == 0 && c->closing)
+        return -1;
+    return 0;
+}
+
+static int unhex(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes <s> in place ('+' kept unless <plus>). */
+static void pct_decode(char *s, bool plus)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r == '%' && unhex(r[1]) >= 0 && unhex(r[2]) >= 0) {
+            *w++ = (char)(unhex(r[1]) * 16 + unhex(r[2]));
+            r += 2;
+        } else if (plus && *r == '+') {
+            *w++ = ' ';
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+}
+
+static void dispatch(struct httpd_conn *c, const struct http_msg *m)
+{
+    size_t tl = m->target_len, bl = (size_t)m->content_length;
+    /* Layout: path\0 query\0 segs-copy\0 body\0 */
+    free(c->reqcopy);
+    c->reqcopy = malloc(tl * 2 + 4 + bl + 1);
+    if (!c->reqcopy) {
+        c->closing = true;
+        return;
+    }
+    struct httpd_req *r = &c->req;
+    memset(r, 0, sizeof *r);
+    r->conn = c;
+    r->method_id = m->method_id;
+    snprintf(r->method, sizeof r->method, "%.*s", (int)m->method_len, m->method);
+    char *p = c->reqcopy;
+    memcpy(p, m->target, tl);
+    p[tl] = 0;
+    r->path = p;
+    char *q = strchr(p, '?');
+    char *after = p + tl + 1;
+    if (q) {
+        *q = 0;
+        r->query = q + 1;
+    } else {
+        r->query = p + tl; /* "" */
+    }
+    strcpy(after, r->path);
+    char *save = NULL;
+    for (char *s = strtok_r(after, "/", &save); s && r->nsegs < HTTPD_MAX_SEGS; s = strtok_r(NULL, "/", &save)) {
+        pct_decode(s, false);
+        r->segs[r->nsegs++] = s;
+    }
+    r->body = after + tl + 2;
+    memcpy(r->body, buf_head(&c->in) + m->head_len, bl);
+    r->body[bl] = 0;
+    r->body_len = bl;
+    c->pending = true;
+    c->srv->handler(r, c->srv->arg);
+}
+
+static void send_simple(struct httpd_conn *c, int status)
+{
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status,
+               http_status_text(status));
+    c->closing = true;
+}
+
+static void conn_process(struct httpd_conn *c)
+{
+    while (!c->pending && !c->closing && c->in.len) {
+        struct http_msg m;
+        int r = http_parse_request(buf_head(&c->in), c->in.len, HTTPD_MAX_HEAD, &m);
+        if (r == HTTP_INCOMPLETE)
+            return;
+        if (r < 0) {
+            send_simple(c, -r);
+            return;
+        }
+        if (m.body == HTTP_BODY_CHUNKED) {
+            send_simple(c, 411);
+            return;
+        }
+        if (m.content_length > HTTPD_MAX_BODY) {
+            send_simple(c, 413);
+            return;
+        }
+        size_t total = m.head_len + (size_t)m.content_length;
+        if (c->in.len < total)
+            return;
+        c->keep_alive = m.keep_alive;
+        dispatch(c, &m);
+        buf_consume(&c->in, total);
+    }
+}
+
+static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct httpd_conn *c = w->data;
+    c->in_cb = true;
+    if (revents & EV_READ) {
+        char *d = buf_reserve(&c->in, 16384);
+        if (!d) {
+            send_simple(c, 413);
+        } else {
+            ssize_t n = read(c->fd, d, 16384);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                conn_close(c);
+                return;
+            }
+            if (n > 0) {
+                buf_commit(&c->in, (size_t)n);
+                ev_timer_again(loop, &c->timer);
+                conn_process(c);
+            }
+        }
+    }
+    c->in_cb = false;
+    if (c->dead)
+        return;
+    if (conn_flush(c) < 0)
+        conn_close(c);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    conn_close(w->data);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct httpd *s = w->data;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct httpd_conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            return;
+        }
+        c->srv = s;
+        c->fd = fd;
+        buf_init(&c->in, HTTPD_MAX_HEAD + HTTPD_MAX_BODY);
+        buf_init(&c->out, 64u << 20);
+        ev_io_init(&c->io, conn_cb, fd, EV_READ);
+        c->io.data = c;
+        ev_init(&c->timer, timer_cb);
+        c->timer.repeat = HTTPD_IDLE_S;
+        c->timer.data = c;
+        ev_timer_again(loop, &c->timer);
+        ev_io_start(loop, &c->io);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+    }
+}
+
+struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handler h, void *arg, char **err)
+{
+    struct net_addr a;
+    if (net_parse_addr(listen, &a) < 0) {
+        cfg_error(err, NULL, "admin listen address \"%s\" is not IP:PORT", listen);
+        return NULL;
+    }
+    int fd = net_listen_tcp(&a, 128, false);
+    if (fd < 0) {
+        cfg_error(err, NULL, "cannot listen on %s: %s", listen, strerror(errno));
+        return NULL;
+    }
+    struct httpd *s = calloc(1, sizeof *s);
+    s->loop = loop;
+    s->fd = fd;
+    s->handler = h;
+    s->arg = arg;
+    ev_io_init(&s->accept_io, accept_cb, fd, EV_READ);
+    s->accept_io.data = s;
+    ev_io_start(loop, &s->accept_io);
+    return s;
+}
+
+void httpd_stop(struct httpd *s)
+{
+    if (!s)
+        return;
+    ev_io_stop(s->loop, &s->accept_io);
+    close(s->fd);
+    while (s->conns) {
+        struct httpd_conn *c = s->conns;
+        c->pending = false; /* the loop is going away; nobody will respond */
+        conn_free(c);
+    }
+    free(s);
+}
+
+void httpd_respond(struct httpd_req *req, int status, const char *content_type, const char *body, size_t len)
+{
+    struct httpd_conn *c = req->conn;
+    c->pending = false;
+    if (c->dead) {
+        conn_free(c);
+        return;
+    }
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
+               http_status_text(status), content_type, len, c->keep_alive ? "" : "Connection: close\r\n");
+    if (buf_append(&c->out, body, len) < 0)
+        c->closing = true;
+    if (!c->keep_alive)
+        c->closing = true;
+    free(c->reqcopy);
+    c->reqcopy = NULL;
+    if (c->in_cb)
+        return;
+    /* Answered later: serve pipelined requests, then flush, as conn_cb would. */
+    c->in_cb = true;
+    conn_process(c);
+    c->in_cb = false;
+    if (conn_flush(c) < 0)
+        conn_close(c);
+}
+
+void httpd_respond_json(struct httpd_req *req, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!s) {
+        httpd_respond(req, 500, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    size_t n = strlen(s);
+    s = realloc(s, n + 2);
+    s[n++] = '\n';
+    httpd_respond(req, status, "application/json", s, n);
+    free(s);
+}
+
+void httpd_respond_error(struct httpd_req *req, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    httpd_respond_json(req, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+const char *httpd_query_param(const struct httpd_req *req, const char *name, char *dst, size_t size)
+{
+    size_t nl = strlen(name);
+    for (const char *p = req->query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            snprintf(dst, size, "%.*s", (int)(len - nl - 1), p + nl + 1);
+            pct_decode(dst, true);
+            return dst;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+json_t *httpd_body_json(struct httpd_req *req)
+{
+    json_error_t je;
+    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!v)
+        httpd_respond_error(req, 400, "InvalidParameter", "request body is not valid JSON: %s (line %d, column %d)",
+                            je.text, je.line, je.column);
+    return v;
+}

@@ -1,0 +1,98 @@
+/* util.c -- time, random ids and glob matching. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "berth/util.h"
+
+double util_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double util_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void util_rfc3339(double t, char *dst, size_t size)
+{
+    time_t secs = (time_t)t;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int ms = (int)((t - (double)secs) * 1000);
+    snprintf(dst, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+static __thread uint64_t rng_state;
+
+uint64_t util_rand64(void)
+{
+    if (rng_state == 0) {
+        if (getrandom(&rng_state, sizeof rng_state, 0) != sizeof rng_state || rng_state == 0)
+            rng_state = (uint64_t)time(NULL) * 2654435761u + 1;
+    }
+    /* xorshift64* */
+    uint64_t x = rng_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void util_random_id(char *dst)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 2; i++) {
+        uint64_t r = util_rand64();
+        for (int k = 0; k < 16; k++, r >>= 4)
+            dst[i * 16 + k] = hex[r & 15];
+    }
+    dst[32] = 0;
+}
+
+static inline int fold(int c, bool icase)
+{
+    return (icase && c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+bool util_glob_match(const char *pat, const char *s, size_t len, bool icase)
+{
+    /* Iterative matcher with single-star backtracking: linear for one '*'. */
+    size_t si = 0, star_s = 0;
+    const char *star_p = NULL;
+    while (si < len) {
+        if (*pat == '*') {
+            star_p = ++pat;
+            star_s = si;
+        } else if (*pat && (*pat == '?' || fold((unsigned char)*pat, icase) == fold((unsigned char)s[si], icase))) {
+            pat++;
+            si++;
+        } else if (star_p) {
+            pat = star_p;
+            si = ++star_s;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*')
+        pat++;
+    return *pat == 0;
+}
+
+bool util_ieq(const char *a, size_t alen, const char *b)
+{
+    if (strlen(b) != alen)
+        return false;
+    for (size_t i = 0; i < alen; i++)
+        if (fold((unsigned char)a[i], true) != fold((unsigned char)b[i], true))
+            return false;
+    return true;
+}

@@ -1,0 +1,434 @@
+/* admin.c -- berth-proxy admin API (SPEC §2), Prometheus metrics and the access log. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/config.h"
+#include "berth/httpd.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "proxy.h"
+
+const double proxy_lat_bounds[LAT_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                  0.25,  0.5,    1,     2.5,  5,     10};
+
+void proxy_metrics_observe(struct proxy_tg *tg, int status, double seconds)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        tg->by_class[cls]++;
+    int b = 0;
+    while (b < LAT_BUCKETS - 1 && seconds > proxy_lat_bounds[b])
+        b++;
+    tg->lat_hist[b]++;
+    tg->lat_sum += seconds;
+    tg->lat_count++;
+}
+
+static void access_flush(struct proxy *px)
+{
+    if (px->access_log && px->access_buf.len) {
+        fwrite(buf_head(&px->access_buf), 1, px->access_buf.len, px->access_log);
+        fflush(px->access_log);
+        buf_consume(&px->access_buf, px->access_buf.len);
+    }
+}
+
+static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    access_flush(w->data);
+}
+
+void proxy_access_log(struct proxy *px, const char *line, size_t len)
+{
+    if (px->access_buf.len + len + 1 > 65536)
+        access_flush(px);
+    buf_append(&px->access_buf, line, len);
+    buf_append(&px->access_buf, "\n", 1);
+    if (!ev_is_active(&px->log_timer)) {
+        ev_timer_init(&px->log_timer, log_timer_cb, 0.2, 0);
+        px->log_timer.data = px;
+        ev_timer_start(px->loop, &px->log_timer);
+    }
+}
+
+/* ---- JSON views ---- */
+
+static json_t *target_json(const struct proxy_target *t, double now)
+{
+    json_t *o = json_pack("{s:s,s:s,s:i,s:I,s:f,s:I}", "address", t->addr_str, "state",
+                          proxy_target_state_name(t->state), "in_flight", t->outstanding, "requests",
+                          (json_int_t)t->requests, "request_rate", proxy_rate_get(&t->rate, now), "connection_errors",
+                          (json_int_t)t->conn_errors);
+    if (t->id)
+        json_object_set_new(o, "id", json_string(t->id));
+    if (t->hc_last[0])
+        json_object_set_new(o, "health_check", json_string(t->hc_last));
+    if (t->ejected_until > now)
+        json_object_set_new(o, "ejected_for_s", json_real(t->ejected_until - now));
+    if (t->from_dns)
+        json_object_set_new(o, "from_dns", json_true());
+    return o;
+}
+
+static json_t *tg_json(const struct proxy_tg *tg)
+{
+    static const char *const algos[] = {"round_robin", "least_outstanding_requests"};
+    double now = util_now();
+    const struct proxy_tg_conf *c = &tg->conf;
+    json_t *targets = json_array();
+    for (size_t i = 0; i < tg->ntargets; i++)
+        json_array_append_new(targets, target_json(tg->targets[i], now));
+    for (size_t i = 0; i < tg->ndraining; i++)
+        json_array_append_new(targets, target_json(tg->draining[i], now));
+    json_t *dns = json_array();
+    for (size_t i = 0; i < c->ntargets; i++)
+        if (c->targets[i].dns)
+            json_array_append_new(dns, json_pack("{s:s,s:i}", "dns", c->targets[i].dns, "port", c->targets[i].port));
+    return json_pack("{s:s,s:s,s:{s:b,s:s,s:i,s:f,s:f,s:i,s:i,s:s},s:f,s:f,s:f,s:f,s:o,s:o}", "name", c->name,
+                     "algorithm", algos[c->algorithm], "health_check", "enabled", c->hc.enabled, "path", c->hc.path,
+                     "port", c->hc.port, "interval_s", c->hc.interval_s, "timeout_s", c->hc.timeout_s,
+                     "healthy_threshold", c->hc.healthy_threshold, "unhealthy_threshold", c->hc.unhealthy_threshold,
+                     "matcher", c->hc.matcher, "deregistration_delay_s", c->deregistration_delay_s, "slow_start_s",
+                     c->slow_start_s, "connect_timeout_s", c->connect_timeout_s, "response_timeout_s",
+                     c->response_timeout_s, "targets", targets, "dns_targets", dns);
+}
+
+/* ---- metrics ---- */
+
+static void metrics(struct proxy *px, struct buf *b)
+{
+    double now = util_now();
+    buf_printf(b, "# HELP berth_proxy_requests_total Requests forwarded, by target group and status class.\n"
+                  "# TYPE berth_proxy_requests_total counter\n");
+    for (size_t i = 0; i < px->ntgs; i++) {
+        struct proxy_tg *tg = px->tgs[i];
+        for (int k = 1; k <= 5; k++)
+            buf_printf(b, "berth_proxy_requests_total{target_group=\"%s\",class=\"%dxx\"} %llu\n", tg->conf.name, k,
+                       (unsigned long long)tg->by_class[k]);
+    }
+    buf_printf(b, "# HELP berth_proxy_request_duration_seconds Time from request head to response end.\n"
+                  "# TYPE berth_proxy_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < px->ntgs; i++) {
+        struct proxy_tg *tg = px->tgs[i];
+        uint64_t cum = 0;
+        for (int k = 0; k < LAT_BUCKETS; k++) {
+            cum += tg->lat_hist[k];
+            if (k < LAT_BUCKETS - 1)
+                buf_printf(b, "berth_proxy_request_duration_seconds_bucket{target_group=\"%s\",le=\"%g\"} %llu\n",
+                           tg->conf.name, proxy_lat_bounds[k], (unsigned long long)cum);
+            else
+                buf_printf(b, "berth_proxy_request_duration_seconds_bucket{target_group=\"%s\",le=\"+Inf\"} %llu\n",
+                           tg->conf.name, (unsigned long long)cum);
+        }
+        buf_printf(b, "berth_proxy_request_duration_seconds_sum{target_group=\"%s\"} %.6f\n", tg->conf.name, tg->lat_sum);
+        buf_printf(b, "berth_proxy_request_duration_seconds_count{target_group=\"%s\"} %llu\n", tg->conf.name,
+                   (unsigned long long)tg->lat_count);
+    }
+    buf_printf(b, "# TYPE berth_proxy_connections_active gauge\nberth_proxy_connections_active %llu\n"
+                  "# TYPE berth_proxy_connections_total counter\nberth_proxy_connections_total %llu\n"
+                  "# TYPE berth_proxy_bad_requests_total counter\nberth_proxy_bad_requests_total %llu\n"
+                  "# TYPE berth_proxy_target_connection_errors_total counter\n"
+                  "berth_proxy_target_connection_errors_total %llu\n",
+               (unsigned long long)px->conns_active, (unsigned long long)px->conns_total,
+               (unsigned long long)px->bad_requests, (unsigned long long)px->conn_errors_total);
+    buf_printf(b, "# TYPE berth_proxy_healthy_hosts gauge\n# TYPE berth_proxy_unhealthy_hosts gauge\n");
+    for (size_t i = 0; i < px->ntgs; i++) {
+        struct proxy_tg *tg = px->tgs[i];
+        int h = 0, u = 0;
+        for (size_t k = 0; k < tg->ntargets; k++) {
+            if (tg->targets[k]->state == TS_HEALTHY)
+                h++;
+            else
+                u++;
+        }
+        buf_printf(b, "berth_proxy_healthy_hosts{target_group=\"%s\"} %d\nberth_proxy_unhealthy_hosts{target_group=\"%s\"} %d\n",
+                   tg->conf.name, h, tg->conf.name, u);
+    }
+    buf_printf(b, "# HELP berth_proxy_target_request_rate Requests per second over the last %d s.\n"
+                  "# TYPE berth_proxy_target_request_rate gauge\n# TYPE berth_proxy_target_requests_total counter\n"
+                  "# TYPE berth_proxy_target_in_flight gauge\n# TYPE berth_proxy_target_connection_errors counter\n",
+               RATE_WINDOW_S);
+    for (size_t i = 0; i < px->ntgs; i++) {
+        struct proxy_tg *tg = px->tgs[i];
+        for (size_t k = 0; k < tg->ntargets; k++) {
+            struct proxy_target *t = tg->targets[k];
+            char lbl[256];
+            snprintf(lbl, sizeof lbl, "target_group=\"%s\",target=\"%s\",id=\"%s\"", tg->conf.name, t->addr_str,
+                     t->id ? t->id : "");
+            buf_printf(b, "berth_proxy_target_request_rate{%s} %.3f\nberth_proxy_target_requests_total{%s} %llu\n"
+                          "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_errors{%s} %llu\n",
+                       lbl, proxy_rate_get(&t->rate, now), lbl, (unsigned long long)t->requests, lbl, t->outstanding,
+                       lbl, (unsigned long long)t->conn_errors);
+        }
+    }
+}
+
+/* ---- API ---- */
+
+static json_t *listener_json(const struct proxy_listener *ln)
+{
+    json_t *rules = json_array();
+    for (size_t i = 0; i < ln->conf.nrules; i++)
+        json_array_append_new(rules, json_integer(ln->conf.rules[i].priority));
+    return json_pack("{s:s,s:s,s:i,s:o}", "name", ln->conf.name, "listen", ln->conf.listen, "connections",
+                     ln->nconns, "rule_priorities", rules);
+}
+
+static struct proxy_listener *find_listener(struct proxy *px, const char *name)
+{
+    for (size_t i = 0; i < px->nlisteners; i++)
+        if (strcmp(px->listeners[i]->conf.name, name) == 0)
+            return px->listeners[i];
+    return NULL;
+}
+
+static bool action_refs_ok(struct proxy *px, const struct proxy_action *a, char **missing)
+{
+    for (size_t i = 0; i < a->nfwd; i++)
+        if (!proxy_find_tg(px, a->fwd[i].tg_name)) {
+            *missing = a->fwd[i].tg_name;
+            return false;
+        }
+    return true;
+}
+
+static void put_rule(struct proxy *px, struct httpd_req *req, struct proxy_listener *ln, int prio, json_t *body)
+{
+    char *err = NULL, *missing;
+    if (json_is_object(body) && !json_object_get(body, "priority"))
+        json_object_set_new(body, "priority", json_integer(prio));
+    struct proxy_rule r;
+    if (proxy_rule_parse(body, "rule", &r, &err) < 0) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
+        free(err);
+        proxy_rule_free(&r);
+        return;
+    }
+    if (r.priority != prio) {
+        httpd_respond_error(req, 400, "InvalidParameter", "rule.priority: %d does not match the path (%d)", r.priority, prio);
+        proxy_rule_free(&r);
+        return;
+    }
+    if (!action_refs_ok(px, &r.action, &missing)) {
+        httpd_respond_error(req, 400, "InvalidParameter", "rule.action.forward: no target group named \"%s\"", missing);
+        proxy_rule_free(&r);
+        return;
+    }
+    for (size_t i = 0; i < r.action.nfwd; i++) {
+        r.action.fwd[i].tg = proxy_find_tg(px, r.action.fwd[i].tg_name);
+        r.action.fwd[i].tg->refs++;
+    }
+    struct proxy_listener_conf *l = &ln->conf;
+    size_t i = 0;
+    while (i < l->nrules && l->rules[i].priority < prio)
+        i++;
+    int status = 200;
+    if (i < l->nrules && l->rules[i].priority == prio) {
+        proxy_rule_free(&l->rules[i]);
+        l->rules[i] = r;
+    } else {
+        l->rules = realloc(l->rules, (l->nrules + 1) * sizeof *l->rules);
+        memmove(&l->rules[i + 1], &l->rules[i], (l->nrules - i) * sizeof *l->rules);
+        l->rules[i] = r;
+        l->nrules++;
+        status = 201;
+    }
+    log_info("listener %s: rule %d set through the admin API", l->name, prio);
+    httpd_respond_json(req, status, listener_json(ln));
+}
+
+static void delete_rule(struct httpd_req *req, struct proxy_listener *ln, int prio)
+{
+    struct proxy_listener_conf *l = &ln->conf;
+    for (size_t i = 0; i < l->nrules; i++)
+        if (l->rules[i].priority == prio) {
+            proxy_rule_free(&l->rules[i]);
+            memmove(&l->rules[i], &l->rules[i + 1], (l->nrules - i - 1) * sizeof *l->rules);
+            l->nrules--;
+            log_info("listener %s: rule %d removed through the admin API", l->name, prio);
+            httpd_respond_json(req, 200, listener_json(ln));
+            return;
+        }
+    httpd_respond_error(req, 404, "NotFound", "listener %s has no rule with priority %d", l->name, prio);
+}
+
+static void put_group(struct proxy *px, struct httpd_req *req, const char *name, json_t *body)
+{
+    char *err = NULL;
+    if (json_is_object(body) && !json_object_get(body, "name"))
+        json_object_set_new(body, "name", json_string(name));
+    struct proxy_tg_conf conf;
+    if (proxy_tg_conf_parse(body, "target_group", &conf, &err) < 0) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
+        free(err);
+        proxy_tg_conf_free(&conf);
+        return;
+    }
+    if (strcmp(conf.name, name) != 0) {
+        httpd_respond_error(req, 400, "InvalidParameter", "target_group.name: \"%s\" does not match the path", conf.name);
+        proxy_tg_conf_free(&conf);
+        return;
+    }
+    bool existed = proxy_find_tg(px, name) != NULL;
+    struct proxy_tg *tg = proxy_tg_upsert(px, &conf);
+    proxy_tg_conf_free(&conf);
+    log_info("target group %s %s through the admin API", name, existed ? "replaced" : "created");
+    httpd_respond_json(req, existed ? 200 : 201, tg_json(tg));
+}
+
+/* Reads {"targets":[...]} (or one target object when <one>). */
+static int read_targets(json_t *body, bool one, struct proxy_target_conf **out, size_t *n, char **err)
+{
+    char p[64];
+    json_t *arr = one ? NULL : json_object_get(body, "targets");
+    if (!one && (!json_is_object(body) || !json_is_array(arr)))
+        return cfg_error(err, "targets", "body must be {\"targets\": [...]}");
+    *n = one ? 1 : json_array_size(arr);
+    *out = calloc(*n ? *n : 1, sizeof **out);
+    for (size_t i = 0; i < *n; i++) {
+        snprintf(p, sizeof p, one ? "target" : "targets[%zu]", i);
+        if (proxy_target_conf_parse(one ? body : json_array_get(arr, i), p, &(*out)[i], err) < 0)
+            return -1;
+        if ((*out)[i].dns)
+            return cfg_error(err, p, "dns targets are set with PUT /v1/target-groups/{tg}");
+    }
+    return 0;
+}
+
+static void free_targets(struct proxy_target_conf *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        proxy_target_conf_free(&t[i]);
+    free(t);
+}
+
+static void targets_api(struct proxy *px, struct httpd_req *req, struct proxy_tg *tg, json_t *body)
+{
+    char *err = NULL;
+    struct proxy_target_conf *t = NULL;
+    size_t n = 0;
+    bool one = req->method_id == HTTP_M_POST;
+    if (read_targets(body, one, &t, &n, &err) < 0) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
+        free(err);
+        free_targets(t, n);
+        return;
+    }
+    if (one) {
+        if (proxy_tg_add_target(tg, &t[0]) < 0) {
+            httpd_respond_error(req, 409, "Conflict", "target %s is already registered in %s", t[0].address, tg->conf.name);
+            free_targets(t, n);
+            return;
+        }
+    } else {
+        proxy_tg_set_targets(tg, t, n, false);
+    }
+    free_targets(t, n);
+    httpd_respond_json(req, one ? 201 : 200, tg_json(tg));
+}
+
+static void handle(struct httpd_req *req, void *arg)
+{
+    struct proxy *px = arg;
+    int n = req->nsegs;
+    char **s = req->segs;
+    enum http_method m = req->method_id;
+    if (n == 1 && strcmp(s[0], "healthz") == 0 && m == HTTP_M_GET) {
+        if (px->shutting_down)
+            httpd_respond(req, 503, "application/json", "{\"status\":\"draining\"}\n", 22);
+        else
+            httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
+        return;
+    }
+    if (n == 1 && strcmp(s[0], "metrics") == 0 && m == HTTP_M_GET) {
+        struct buf b;
+        buf_init(&b, 64u << 20);
+        metrics(px, &b);
+        httpd_respond(req, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
+        buf_free(&b);
+        return;
+    }
+    if (n < 2 || strcmp(s[0], "v1") != 0) {
+        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s", req->path);
+        return;
+    }
+    if (strcmp(s[1], "target-groups") == 0) {
+        if (n == 2 && m == HTTP_M_GET) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < px->ntgs; i++)
+                json_array_append_new(arr, tg_json(px->tgs[i]));
+            httpd_respond_json(req, 200, json_pack("{s:o}", "target_groups", arr));
+            return;
+        }
+        struct proxy_tg *tg = n >= 3 ? proxy_find_tg(px, s[2]) : NULL;
+        if (n == 3 && m == HTTP_M_PUT) {
+            json_t *body = httpd_body_json(req);
+            if (body) {
+                put_group(px, req, s[2], body);
+                json_decref(body);
+            }
+            return;
+        }
+        if (n >= 3 && !tg) {
+            httpd_respond_error(req, 404, "TargetGroupNotFound", "no target group named \"%s\"", s[2]);
+            return;
+        }
+        if (n == 3 && m == HTTP_M_GET) {
+            httpd_respond_json(req, 200, tg_json(tg));
+            return;
+        }
+        if (n == 4 && strcmp(s[3], "targets") == 0 && (m == HTTP_M_PUT || m == HTTP_M_POST)) {
+            json_t *body = httpd_body_json(req);
+            if (body) {
+                targets_api(px, req, tg, body);
+                json_decref(body);
+            }
+            return;
+        }
+        if (n == 5 && strcmp(s[3], "targets") == 0 && m == HTTP_M_DELETE) {
+            if (proxy_tg_remove_target(tg, s[4]) < 0)
+                httpd_respond_error(req, 404, "TargetNotFound", "target %s is not registered in %s", s[4], tg->conf.name);
+            else
+                httpd_respond_json(req, 200, tg_json(tg));
+            return;
+        }
+    } else if (strcmp(s[1], "listeners") == 0) {
+        if (n == 2 && m == HTTP_M_GET) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < px->nlisteners; i++)
+                json_array_append_new(arr, listener_json(px->listeners[i]));
+            httpd_respond_json(req, 200, json_pack("{s:o}", "listeners", arr));
+            return;
+        }
+        struct proxy_listener *ln = n >= 3 ? find_listener(px, s[2]) : NULL;
+        if (n >= 3 && !ln) {
+            httpd_respond_error(req, 404, "ListenerNotFound", "no listener named \"%s\"", s[2]);
+            return;
+        }
+        if (n == 5 && strcmp(s[3], "rules") == 0 && (m == HTTP_M_PUT || m == HTTP_M_DELETE)) {
+            char *end;
+            long prio = strtol(s[4], &end, 10);
+            if (*end || prio < 1 || prio > 50000) {
+                httpd_respond_error(req, 400, "InvalidParameter", "priority \"%s\" must be 1..50000", s[4]);
+                return;
+            }
+            if (m == HTTP_M_DELETE) {
+                delete_rule(req, ln, (int)prio);
+                return;
+            }
+            json_t *body = httpd_body_json(req);
+            if (body) {
+                put_rule(px, req, ln, (int)prio, body);
+                json_decref(body);
+            }
+            return;
+        }
+    }
+    httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+}
+
+int proxy_admin_start(struct proxy *px, char **err)
+{
+    px->admin = httpd_start(px->loop, px->conf->admin_listen, handle, px, err);
+    return px->admin ? 0 : -1;
+}

@@ -1,0 +1,1055 @@
+/* conn.c -- client connections, upstream connections and the request/response relay. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "berth/log.h"
+#include "berth/util.h"
+#include "proxy.h"
+
+#define READ_CHUNK 32768
+#define OUT_HIGH (256u * 1024)   /* stop reading the other side above this */
+#define BUF_CAP (4u << 20)
+#define MAX_RESP_HEAD 65536
+#define POOL_IDLE_S 15.0
+#define POOL_MAX 512
+
+enum { REQ_HEAD, REQ_BODY, REQ_DONE };
+enum { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
+
+struct proxy_upstream {
+    struct proxy *px;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    struct proxy_target *target;
+    struct proxy_conn *client; /* NULL while pooled */
+    struct proxy_upstream *next;
+    struct buf in, out;
+    double last_activity;
+    int err;        /* errno of a failed connect/read/write */
+    bool connected, reused, eof, got_bytes, timed_out;
+};
+
+struct proxy_conn {
+    struct proxy *px;
+    struct proxy_listener *ln;
+    struct proxy_conn *next, *prev;
+    int fd;
+    ev_io io;
+    ev_timer timer;
+    struct sockaddr_storage peer;
+    struct buf in, out, head;
+    double last_activity, head_deadline;
+    unsigned nreq;
+    unsigned char req_state, resp_state;
+    bool head_started, closing, close_after, tunnel, keep_alive, retryable, websocket, in_pump;
+    enum http_method method;
+    int minor;
+    enum http_body_kind req_body, resp_body;
+    uint64_t req_left, resp_left;
+    struct http_chunked req_chunk, resp_chunk;
+    bool resp_keep_alive;
+    int tries;
+    int status;
+    double t_start;
+    uint64_t bytes_out;
+    struct proxy_tg *tg;
+    struct proxy_target *target;
+    struct proxy_upstream *up;
+    json_t *log;
+};
+
+static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static int pump(struct proxy_conn *c);
+
+/* ---- upstream connections ---- */
+
+static void up_free(struct proxy_upstream *up)
+{
+    ev_io_stop(up->px->loop, &up->io);
+    ev_timer_stop(up->px->loop, &up->timer);
+    close(up->fd);
+    buf_free(&up->in);
+    buf_free(&up->out);
+    proxy_target_unref(up->target);
+    free(up);
+}
+
+static void pool_remove(struct proxy_upstream *up)
+{
+    struct proxy_target *t = up->target;
+    for (struct proxy_upstream **pp = &t->idle; *pp; pp = &(*pp)->next)
+        if (*pp == up) {
+            *pp = up->next;
+            t->nidle--;
+            return;
+        }
+}
+
+void proxy_pool_clear(struct proxy_target *t)
+{
+    while (t->idle) {
+        struct proxy_upstream *up = t->idle;
+        t->idle = up->next;
+        t->nidle--;
+        /* up holds a reference to t; keep t alive until the loop ends. */
+        t->refs++;
+        up_free(up);
+        t->refs--;
+    }
+}
+
+static void up_set_events(struct proxy_upstream *up, int events)
+{
+    if ((up->io.events & (EV_READ | EV_WRITE)) == events && ev_is_active(&up->io))
+        return;
+    ev_io_stop(up->px->loop, &up->io);
+    ev_io_set(&up->io, up->fd, events);
+    if (events)
+        ev_io_start(up->px->loop, &up->io);
+}
+
+static void up_arm(struct proxy_upstream *up, double after)
+{
+    ev_timer_stop(up->px->loop, &up->timer);
+    ev_timer_set(&up->timer, after, 0);
+    ev_timer_start(up->px->loop, &up->timer);
+}
+
+static struct proxy_upstream *up_connect(struct proxy *px, struct proxy_target *t)
+{
+    int fd = net_connect_tcp(&t->addr);
+    if (fd < 0)
+        return NULL;
+    struct proxy_upstream *up = calloc(1, sizeof *up);
+    up->px = px;
+    up->fd = fd;
+    up->target = t;
+    t->refs++;
+    buf_init(&up->in, BUF_CAP);
+    buf_init(&up->out, BUF_CAP);
+    ev_io_init(&up->io, up_io_cb, fd, EV_WRITE);
+    up->io.data = up;
+    ev_init(&up->timer, up_timer_cb);
+    up->timer.data = up;
+    ev_io_start(px->loop, &up->io);
+    up_arm(up, t->tg ? t->tg->conf.connect_timeout_s : 5);
+    return up;
+}
+
+static struct proxy_upstream *up_acquire(struct proxy *px, struct proxy_target *t)
+{
+    struct proxy_upstream *up = t->idle;
+    if (up) {
+        t->idle = up->next;
+        t->nidle--;
+        up->next = NULL;
+        up->reused = true;
+        up->got_bytes = false;
+        return up;
+    }
+    return up_connect(px, t);
+}
+
+/* Returns a finished upstream connection to its target's pool, or closes it. */
+static void up_release(struct proxy_upstream *up, bool reusable)
+{
+    struct proxy_target *t = up->target;
+    up->client = NULL;
+    if (!reusable || up->in.len || up->out.len || !t->tg || t->state == TS_DRAINING || t->nidle >= POOL_MAX ||
+        up->px->shutting_down) {
+        up_free(up);
+        return;
+    }
+    buf_release(&up->in);
+    buf_release(&up->out);
+    up->next = t->idle;
+    t->idle = up;
+    t->nidle++;
+    up_set_events(up, EV_READ); /* readable while idle means closed or garbage */
+    up_arm(up, POOL_IDLE_S);
+}
+
+static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct proxy_upstream *up = w->data;
+    struct proxy_conn *c = up->client;
+    if (!c) {
+        pool_remove(up);
+        up_free(up);
+        return;
+    }
+    if (!up->connected && (revents & EV_WRITE)) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) {
+            up->err = err;
+            pump(c);
+            return;
+        }
+        up->connected = true;
+        up->last_activity = ev_now(loop);
+        up_arm(up, up->target->tg ? up->target->tg->conf.response_timeout_s : 60);
+    }
+    if (revents & EV_READ) {
+        char *d = buf_reserve(&up->in, READ_CHUNK);
+        if (d) {
+            ssize_t n = read(up->fd, d, READ_CHUNK);
+            if (n > 0) {
+                buf_commit(&up->in, (size_t)n);
+                up->got_bytes = true;
+                up->last_activity = ev_now(loop);
+            } else if (n == 0) {
+                up->eof = true;
+            } else if (errno != EAGAIN && errno != EINTR) {
+                up->err = errno;
+            }
+        }
+    }
+    pump(c);
+}
+
+static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct proxy_upstream *up = w->data;
+    struct proxy_conn *c = up->client;
+    if (!c) {
+        pool_remove(up);
+        up_free(up);
+        return;
+    }
+    double limit = !up->target->tg ? 60
+                   : up->connected ? up->target->tg->conf.response_timeout_s
+                                   : up->target->tg->conf.connect_timeout_s;
+    double left = up->last_activity + limit - ev_now(loop);
+    if (up->connected && left > 0.001) {
+        up_arm(up, left);
+        return;
+    }
+    up->timed_out = true;
+    up->err = ETIMEDOUT;
+    pump(c);
+}
+
+/* ---- client connections ---- */
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void exchange_end(struct proxy_conn *c);
+
+static void conn_free(struct proxy_conn *c, const char *reason)
+{
+    struct proxy *px = c->px;
+    log_debug("closing client connection: %s", reason);
+    if (c->up) {
+        struct proxy_upstream *up = c->up;
+        c->up = NULL;
+        up->client = NULL;
+        up_free(up);
+    }
+    if (c->target || c->log)
+        exchange_end(c);
+    ev_io_stop(px->loop, &c->io);
+    ev_timer_stop(px->loop, &c->timer);
+    close(c->fd);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->head);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        px->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    px->conns_active--;
+    struct proxy_listener *ln = c->ln;
+    ln->nconns--;
+    if (ln->paused && !ln->removed && ln->nconns < ln->conf.max_connections) {
+        ln->paused = false;
+        ev_io_start(px->loop, &ln->accept_io);
+    }
+    proxy_listener_unref(ln);
+    free(c);
+    if (px->shutting_down && px->conns_active == 0)
+        ev_break(px->loop, EVBREAK_ALL);
+}
+
+void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr *sa)
+{
+    struct proxy *px = ln->px;
+    struct proxy_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->px = px;
+    c->ln = ln;
+    ln->refs++;
+    ln->nconns++;
+    c->fd = fd;
+    memcpy(&c->peer, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    size_t cap = (size_t)ln->conf.max_header_bytes + 2 * READ_CHUNK;
+    buf_init(&c->in, cap < BUF_CAP ? BUF_CAP : cap);
+    buf_init(&c->out, BUF_CAP);
+    buf_init(&c->head, (size_t)ln->conf.max_header_bytes * 2 + 4096);
+    c->last_activity = ev_now(px->loop);
+    ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+    c->io.data = c;
+    ev_timer_init(&c->timer, conn_timer_cb, ln->conf.header_timeout_s, 0);
+    c->timer.data = c;
+    ev_io_start(px->loop, &c->io);
+    ev_timer_start(px->loop, &c->timer);
+    c->next = px->conns;
+    if (px->conns)
+        px->conns->prev = c;
+    px->conns = c;
+    px->conns_active++;
+    px->conns_total++;
+}
+
+void proxy_conns_close(struct proxy *px, bool all)
+{
+    for (struct proxy_conn *c = px->conns, *next; c; c = next) {
+        next = c->next;
+        if (all || (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE && c->in.len == 0 && c->out.len == 0))
+            conn_free(c, "shutting down");
+    }
+}
+
+/* ---- responses generated by the proxy ---- */
+
+static void respond(struct proxy_conn *c, int status, const char *ctype, const char *body, size_t blen,
+                    const char *extra)
+{
+    c->status = status;
+    if (c->req_state != REQ_DONE)
+        c->close_after = true; /* the rest of the request cannot be framed any more */
+    bool close = c->close_after || !c->keep_alive;
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nServer: berth\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+               status, http_status_text(status), ctype, blen, extra ? extra : "", close ? "Connection: close\r\n" : "");
+    if (c->method != HTTP_M_HEAD)
+        buf_append(&c->out, body, blen);
+    c->bytes_out += blen;
+    c->req_state = REQ_DONE;
+    c->resp_state = RESP_DONE;
+}
+
+static void respond_error(struct proxy_conn *c, int status)
+{
+    char body[128];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, http_status_text(status));
+    if (status >= 500 || status == 408 || status == 400 || status == 431 || status == 413)
+        c->close_after = c->close_after || status < 500;
+    respond(c, status, "text/plain", body, (size_t)n, NULL);
+}
+
+/* ---- request start ---- */
+
+static void reqinfo_fill(struct proxy_conn *c, const struct http_msg *m, struct proxy_reqinfo *ri)
+{
+    memset(ri, 0, sizeof *ri);
+    ri->m = m;
+    ri->peer = (const struct sockaddr *)&c->peer;
+    if (m->host_idx >= 0) {
+        const struct http_header *h = &m->headers[m->host_idx];
+        ri->host = h->value;
+        ri->host_len = h->value_len;
+        /* Drop ":port", minding "[v6]:port". */
+        for (size_t i = ri->host_len; i-- > 0;) {
+            if (ri->host[i] == ']')
+                break;
+            if (ri->host[i] == ':') {
+                ri->host_len = i;
+                break;
+            }
+        }
+    } else {
+        ri->host = "";
+    }
+    const char *t = m->target;
+    size_t tl = m->target_len;
+    /* absolute-form (RFC 9112 §3.2.2): route on its path. */
+    if (tl > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+        const char *slash = memchr(t + 8, '/', tl - 8);
+        size_t off = slash ? (size_t)(slash - t) : tl;
+        t += off;
+        tl -= off;
+    }
+    const char *q = memchr(t, '?', tl);
+    ri->path = t;
+    ri->path_len = q ? (size_t)(q - t) : tl;
+    ri->query = q ? q + 1 : t + tl;
+    ri->query_len = q ? tl - ri->path_len - 1 : 0;
+    if (ri->path_len == 0)
+        ri->path = "/", ri->path_len = 1;
+}
+
+/* Writes the request head for the target into c->head. */
+static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, const char *request_id)
+{
+    struct buf *b = &c->head;
+    char ip[INET6_ADDRSTRLEN];
+    net_format_ip((const struct sockaddr *)&c->peer, ip, sizeof ip);
+    b->len = 0;
+    b->off = 0;
+    buf_printf(b, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_len, m->method, (int)m->target_len, m->target);
+    bool xff = false;
+    for (unsigned i = 0; i < m->num_headers; i++) {
+        const struct http_header *h = &m->headers[i];
+        if (http_is_hop_by_hop(m, h))
+            continue;
+        char first = (char)(h->name[0] | 0x20);
+        if (first == 'x') {
+            if (http_header_is(h, "x-forwarded-for")) {
+                /* Appended to below, after every earlier hop. */
+                buf_printf(b, "%s%.*s", xff ? ", " : "X-Forwarded-For: ", (int)h->value_len, h->value);
+                xff = true;
+                continue;
+            }
+            if (http_header_is(h, "x-forwarded-proto") || http_header_is(h, "x-forwarded-port") ||
+                http_header_is(h, "x-request-id"))
+                continue;
+        }
+        buf_append(b, h->name, h->name_len);
+        buf_append(b, ": ", 2);
+        buf_append(b, h->value, h->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    buf_printf(b, "%s%s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\nX-Request-Id: %s\r\n",
+               xff ? ", " : "X-Forwarded-For: ", ip, c->ln->port, request_id);
+    if (m->body == HTTP_BODY_CHUNKED)
+        buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+    if (c->websocket)
+        buf_append(b, "Connection: upgrade\r\nUpgrade: websocket\r\n", 41);
+    buf_append(b, "\r\n", 2);
+}
+
+static int attach_upstream(struct proxy_conn *c)
+{
+    struct proxy *px = c->px;
+    struct proxy_upstream *up = up_acquire(px, c->target);
+    if (!up) {
+        proxy_target_conn_failed(c->target, strerror(errno));
+        return -1;
+    }
+    up->client = c;
+    up->err = 0;
+    up->eof = up->timed_out = false;
+    up->last_activity = ev_now(px->loop);
+    c->up = up;
+    buf_append(&up->out, buf_head(&c->head), c->head.len);
+    if (up->connected)
+        up_arm(up, c->target->tg ? c->target->tg->conf.response_timeout_s : 60);
+    return 0;
+}
+
+static void set_target(struct proxy_conn *c, struct proxy_target *t)
+{
+    if (c->target) {
+        c->target->outstanding--;
+        proxy_target_request_done(c->target);
+        proxy_target_unref(c->target);
+    }
+    c->target = t;
+    if (t) {
+        t->refs++;
+        t->outstanding++;
+        t->requests++;
+        proxy_rate_add(&t->rate, util_now());
+    }
+}
+
+/* Picks targets until one gets a connection; -1 when none could. */
+static int connect_some_target(struct proxy_conn *c, struct proxy_target *avoid)
+{
+    double now = util_now();
+    for (int attempt = 0; attempt < 3; attempt++) {
+        struct proxy_target *t = proxy_tg_pick(c->tg, avoid, now);
+        if (!t)
+            return -1;
+        set_target(c, t);
+        if (attach_upstream(c) == 0)
+            return 0;
+        avoid = t;
+    }
+    return -1;
+}
+
+static void log_start(struct proxy_conn *c, const struct proxy_reqinfo *ri, const char *rid)
+{
+    char ip[INET6_ADDRSTRLEN];
+    net_format_ip((const struct sockaddr *)&c->peer, ip, sizeof ip);
+    const struct http_msg *m = ri->m;
+    c->log = json_pack("{s:s,s:s%,s:s%,s:s%,s:s,s:s}", "client", ip, "method", m->method, (size_t)m->method_len,
+                       "path", m->target, (size_t)m->target_len, "host", ri->host, ri->host_len, "request_id", rid,
+                       "listener", c->ln->conf.name);
+}
+
+static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
+{
+    struct proxy *px = c->px;
+    c->nreq++;
+    px->requests_total++;
+    c->t_start = ev_now(px->loop);
+    c->method = m->method_id;
+    c->minor = m->minor_version;
+    c->keep_alive = m->keep_alive && !px->shutting_down && !c->ln->removed;
+    c->websocket = m->upgrade_websocket;
+    c->tries = 0;
+    c->status = 0;
+    c->bytes_out = 0;
+    c->req_body = m->body;
+    c->req_left = m->content_length;
+    http_chunked_init(&c->req_chunk);
+    c->req_state = m->body == HTTP_BODY_NONE ? REQ_DONE : REQ_BODY;
+    c->resp_state = RESP_NONE;
+    c->head_started = false;
+
+    struct proxy_reqinfo ri;
+    reqinfo_fill(c, m, &ri);
+    char rid[40];
+    int rid_idx = -1;
+    for (unsigned i = 0; i < m->num_headers; i++)
+        if (http_header_is(&m->headers[i], "x-request-id") && m->headers[i].value_len < sizeof rid)
+            rid_idx = (int)i;
+    if (rid_idx >= 0)
+        snprintf(rid, sizeof rid, "%.*s", (int)m->headers[rid_idx].value_len, m->headers[rid_idx].value);
+    else
+        util_random_id(rid);
+    if (px->access_log)
+        log_start(c, &ri, rid);
+
+    const struct proxy_action *act = proxy_route(&c->ln->conf, &ri);
+    if (act->kind == ACT_FIXED) {
+        px->fixed_responses++;
+        buf_consume(&c->in, m->head_len);
+        respond(c, act->status, act->content_type, act->body, strlen(act->body), NULL);
+        return 0;
+    }
+    if (act->kind == ACT_REDIRECT) {
+        struct buf loc;
+        buf_init(&loc, 16384);
+        buf_append(&loc, "Location: ", 10);
+        proxy_redirect_expand(act->location, &ri, c->ln->port, &loc);
+        buf_append(&loc, "\r\n\0", 3);
+        px->redirects++;
+        buf_consume(&c->in, m->head_len);
+        respond(c, act->status, "text/plain", "", 0, buf_head(&loc));
+        buf_free(&loc);
+        return 0;
+    }
+    if (m->body == HTTP_BODY_CHUNKED) {
+        /* Validate the chunk framing already received before anything of the
+         * request reaches a target. */
+        struct http_chunked probe;
+        bool done;
+        http_chunked_init(&probe);
+        if (http_chunked_scan(&probe, buf_head(&c->in) + m->head_len, c->in.len - m->head_len, &done) < 0) {
+            px->bad_requests++;
+            respond_error(c, 400);
+            return 0;
+        }
+    }
+    struct proxy_tg *tg = proxy_fwd_pick((struct proxy_action *)act);
+    build_upstream_head(c, m, rid);
+    buf_consume(&c->in, m->head_len);
+    c->tg = tg;
+    tg->refs++;
+    if (tg->ntargets == 0) {
+        respond_error(c, 503);
+        return 0;
+    }
+    c->retryable = http_method_idempotent(m->method_id) && m->body == HTTP_BODY_NONE && !c->websocket;
+    c->resp_state = RESP_HEAD;
+    if (connect_some_target(c, NULL) < 0) {
+        c->resp_state = RESP_NONE;
+        respond_error(c, 502);
+    }
+    return 0;
+}
+
+/* ---- relay ---- */
+
+/* Moves request body bytes from the client to the upstream; -1 on bad framing. */
+static int relay_request_body(struct proxy_conn *c)
+{
+    struct proxy_upstream *up = c->up;
+    while (c->req_state == REQ_BODY && c->in.len && (!up || up->out.len < OUT_HIGH)) {
+        size_t n = c->in.len;
+        if (c->req_body == HTTP_BODY_LENGTH) {
+            if (n > c->req_left)
+                n = (size_t)c->req_left;
+            c->req_left -= n;
+            if (c->req_left == 0)
+                c->req_state = REQ_DONE;
+        } else {
+            bool done;
+            ssize_t k = http_chunked_scan(&c->req_chunk, buf_head(&c->in), n, &done);
+            if (k < 0)
+                return -1;
+            n = (size_t)k;
+            if (done)
+                c->req_state = REQ_DONE;
+        }
+        if (up)
+            buf_append(&up->out, buf_head(&c->in), n);
+        buf_consume(&c->in, n);
+    }
+    return 0;
+}
+
+/* Writes the response head for the client from the parsed upstream head. */
+static void write_response_head(struct proxy_conn *c, const struct http_msg *m)
+{
+    struct buf *b = &c->out;
+    buf_printf(b, "HTTP/1.1 %d %.*s\r\n", m->status, (int)m->reason_len, m->reason);
+    for (unsigned i = 0; i < m->num_headers; i++) {
+        const struct http_header *h = &m->headers[i];
+        if (http_is_hop_by_hop(m, h))
+            continue;
+        buf_append(b, h->name, h->name_len);
+        buf_append(b, ": ", 2);
+        buf_append(b, h->value, h->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (m->status == 101) {
+        buf_append(b, "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n", 44);
+        return;
+    }
+    if (m->status < 200) {
+        buf_append(b, "\r\n", 2);
+        return;
+    }
+    if (m->body == HTTP_BODY_CHUNKED)
+        buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+    if (!c->keep_alive || c->close_after)
+        buf_append(b, "Connection: close\r\n", 19);
+    else if (c->minor == 0)
+        buf_append(b, "Connection: keep-alive\r\n", 24);
+    buf_append(b, "\r\n", 2);
+}
+
+/* Handles an upstream that failed before a response; returns 0 if retried. */
+static int upstream_failed(struct proxy_conn *c, const char *why)
+{
+    struct proxy_upstream *up = c->up;
+    bool timed_out = up->timed_out, reused = up->reused, sent_nothing = !up->got_bytes;
+    bool connected = up->connected;
+    struct proxy_target *failed = c->target;
+    c->up = NULL;
+    up->client = NULL;
+    up_free(up);
+    /* A reused keep-alive connection closing under us is the target's idle
+     * timeout, not a target failure. */
+    if (!(reused && sent_nothing && !timed_out))
+        proxy_target_conn_failed(failed, why);
+    if (c->resp_state == RESP_HEAD && sent_nothing && c->retryable && c->tries < 2 && !(timed_out && connected)) {
+        c->tries++;
+        log_debug("retrying request on another target after %s: %s", failed->addr_str, why);
+        if (connect_some_target(c, reused ? NULL : failed) == 0)
+            return 0;
+    }
+    if (c->resp_state == RESP_HEAD) {
+        c->resp_state = RESP_NONE;
+        respond_error(c, timed_out ? 504 : 502);
+        return 0;
+    }
+    return -1;
+}
+
+/* Moves response bytes from the upstream to the client; -1 to abort. */
+static int relay_response(struct proxy_conn *c)
+{
+    struct proxy_upstream *up = c->up;
+    while (up && c->resp_state == RESP_HEAD && up->in.len) {
+        struct http_msg m;
+        int r = http_parse_response(buf_head(&up->in), up->in.len, MAX_RESP_HEAD, c->method, &m);
+        if (r == HTTP_INCOMPLETE)
+            break;
+        if (r < 0) {
+            log_warn("target %s sent a malformed response", c->target->addr_str);
+            up->got_bytes = true;
+            c->resp_state = RESP_NONE;
+            c->close_after = true;
+            c->up = NULL;
+            up->client = NULL;
+            up_free(up);
+            respond_error(c, 502);
+            return 0;
+        }
+        proxy_target_conn_ok(c->target);
+        if (m.status == 101) {
+            if (!c->websocket) {
+                c->resp_state = RESP_NONE;
+                c->close_after = true;
+                respond_error(c, 502);
+                return 0;
+            }
+            c->status = 101;
+            write_response_head(c, &m);
+            buf_consume(&up->in, (size_t)r);
+            c->tunnel = true;
+            c->resp_state = RESP_BODY;
+            c->req_state = REQ_DONE;
+            break;
+        }
+        if (m.status < 200) {
+            if (c->minor == 1)
+                write_response_head(c, &m);
+            buf_consume(&up->in, (size_t)r);
+            continue;
+        }
+        c->status = m.status;
+        c->resp_body = m.body;
+        c->resp_left = m.content_length;
+        c->resp_keep_alive = m.keep_alive;
+        http_chunked_init(&c->resp_chunk);
+        if (m.body == HTTP_BODY_EOF || (m.body == HTTP_BODY_CHUNKED && c->minor == 0))
+            c->keep_alive = false;
+        write_response_head(c, &m);
+        buf_consume(&up->in, (size_t)r);
+        c->resp_state = m.body == HTTP_BODY_NONE ? RESP_DONE : RESP_BODY;
+    }
+    if (up && c->resp_state == RESP_HEAD && up->in.len >= MAX_RESP_HEAD) {
+        c->resp_state = RESP_NONE;
+        c->close_after = true;
+        respond_error(c, 502);
+        return 0;
+    }
+    if (c->tunnel) {
+        if (up->in.len && c->out.len < OUT_HIGH) {
+            buf_append(&c->out, buf_head(&up->in), up->in.len);
+            buf_consume(&up->in, up->in.len);
+        }
+        if (c->in.len && up->out.len < OUT_HIGH) {
+            buf_append(&up->out, buf_head(&c->in), c->in.len);
+            buf_consume(&c->in, c->in.len);
+        }
+        return 0;
+    }
+    while (up && c->resp_state == RESP_BODY && up->in.len && c->out.len < OUT_HIGH) {
+        size_t n = up->in.len;
+        if (c->resp_body == HTTP_BODY_LENGTH) {
+            if (n > c->resp_left)
+                n = (size_t)c->resp_left;
+            c->resp_left -= n;
+            if (c->resp_left == 0)
+                c->resp_state = RESP_DONE;
+        } else if (c->resp_body == HTTP_BODY_CHUNKED) {
+            bool done;
+            ssize_t k = http_chunked_scan(&c->resp_chunk, buf_head(&up->in), n, &done);
+            if (k < 0) {
+                log_warn("target %s sent malformed chunked framing", c->target->addr_str);
+                return -1;
+            }
+            n = (size_t)k;
+            if (done)
+                c->resp_state = RESP_DONE;
+        }
+        buf_append(&c->out, buf_head(&up->in), n);
+        buf_consume(&up->in, n);
+        c->bytes_out += n;
+    }
+    return 0;
+}
+
+static void exchange_end(struct proxy_conn *c)
+{
+    struct proxy *px = c->px;
+    double dur = ev_now(px->loop) - c->t_start;
+    if (c->tg) {
+        proxy_metrics_observe(c->tg, c->status, dur);
+        proxy_tg_unref(c->tg);
+        c->tg = NULL;
+    }
+    if (c->log) {
+        json_object_set_new(c->log, "status", json_integer(c->status));
+        json_object_set_new(c->log, "duration_ms", json_real((double)(int64_t)(dur * 1e6) / 1e3));
+        json_object_set_new(c->log, "bytes_out", json_integer((json_int_t)c->bytes_out));
+        if (c->target)
+            json_object_set_new(c->log, "target", json_string(c->target->addr_str));
+        char ts[40];
+        util_rfc3339(util_wall(), ts, sizeof ts);
+        json_object_set_new(c->log, "time", json_string(ts));
+        char *s = json_dumps(c->log, JSON_COMPACT | JSON_SORT_KEYS);
+        if (s)
+            proxy_access_log(px, s, strlen(s));
+        free(s);
+        json_decref(c->log);
+        c->log = NULL;
+    }
+    set_target(c, NULL);
+}
+
+/* Called when request and response are both complete. */
+static void exchange_finish(struct proxy_conn *c)
+{
+    struct proxy_upstream *up = c->up;
+    if (up) {
+        c->up = NULL;
+        up_release(up, c->resp_keep_alive && !c->tunnel && up->connected);
+    }
+    exchange_end(c);
+    buf_release(&c->head);
+    c->req_state = REQ_HEAD;
+    c->resp_state = RESP_NONE;
+    if (!c->keep_alive || c->close_after)
+        c->closing = true;
+    c->last_activity = ev_now(c->px->loop);
+}
+
+static int up_flush(struct proxy_upstream *up)
+{
+    if (!up->connected)
+        return 0;
+    while (up->out.len) {
+        ssize_t n = send(up->fd, buf_head(&up->out), up->out.len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                break;
+            if (errno == EINTR)
+                continue;
+            up->err = errno;
+            return -1;
+        }
+        buf_consume(&up->out, (size_t)n);
+    }
+    return 0;
+}
+
+static int conn_flush(struct proxy_conn *c)
+{
+    while (c->out.len) {
+        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                break;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf_consume(&c->out, (size_t)n);
+        c->last_activity = ev_now(c->px->loop);
+    }
+    return 0;
+}
+
+static void conn_set_events(struct proxy_conn *c)
+{
+    struct proxy_upstream *up = c->up;
+    bool rd = false;
+    if (!c->closing) {
+        if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE)
+            rd = true;
+        else if ((c->req_state == REQ_BODY || c->tunnel) && up && up->out.len < OUT_HIGH)
+            rd = true;
+    }
+    int ev = (rd ? EV_READ : 0) | (c->out.len ? EV_WRITE : 0);
+    if ((c->io.events & (EV_READ | EV_WRITE)) != ev || !ev_is_active(&c->io)) {
+        ev_io_stop(c->px->loop, &c->io);
+        ev_io_set(&c->io, c->fd, ev);
+        if (ev)
+            ev_io_start(c->px->loop, &c->io);
+    }
+    if (up) {
+        bool urd = (c->resp_state == RESP_HEAD || c->resp_state == RESP_BODY) && c->out.len < OUT_HIGH;
+        up_set_events(up, (urd ? EV_READ : 0) | (!up->connected || up->out.len ? EV_WRITE : 0));
+    }
+}
+
+/* Drives a client connection after any event: parses, relays, flushes and
+ * sets the watched events. Returns -1 when the connection was freed. */
+static int pump(struct proxy_conn *c)
+{
+    struct proxy *px = c->px;
+again:
+    for (int rounds = 0; rounds < 64; rounds++) {
+        if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE && !c->closing) {
+            if (c->in.len == 0)
+                break;
+            if (!c->head_started) {
+                c->head_started = true;
+                c->head_deadline = ev_now(px->loop) + c->ln->conf.header_timeout_s;
+                if (c->nreq > 0) {
+                    ev_timer_stop(px->loop, &c->timer);
+                    ev_timer_set(&c->timer, c->ln->conf.header_timeout_s, 0);
+                    ev_timer_start(px->loop, &c->timer);
+                }
+            }
+            struct http_msg m;
+            int r = http_parse_request(buf_head(&c->in), c->in.len, (size_t)c->ln->conf.max_header_bytes, &m);
+            if (r == HTTP_INCOMPLETE)
+                break;
+            if (r < 0) {
+                px->bad_requests++;
+                c->keep_alive = false;
+                c->close_after = true;
+                c->method = HTTP_M_GET;
+                c->t_start = ev_now(px->loop);
+                respond_error(c, -r);
+                c->in.len = 0;
+                exchange_finish(c);
+                break;
+            }
+            start_exchange(c, &m);
+        }
+        if (c->req_state == REQ_BODY && relay_request_body(c) < 0) {
+            px->bad_requests++;
+            if (c->resp_state == RESP_HEAD && !(c->up && c->up->got_bytes)) {
+                /* Bad framing mid-body: cut the target off so it never sees a
+                 * complete malformed request, and answer 400. */
+                struct proxy_upstream *up = c->up;
+                c->up = NULL;
+                if (up) {
+                    up->client = NULL;
+                    up_free(up);
+                }
+                c->resp_state = RESP_NONE;
+                respond_error(c, 400);
+            } else {
+                conn_free(c, "malformed request body");
+                return -1;
+            }
+        }
+        if (c->up && (c->up->err || c->up->eof) && c->resp_state == RESP_HEAD && c->up->in.len == 0) {
+            char why[128];
+            snprintf(why, sizeof why, "%s", c->up->err ? strerror(c->up->err) : "connection closed");
+            if (upstream_failed(c, why) < 0) {
+                conn_free(c, "upstream failed");
+                return -1;
+            }
+            continue;
+        }
+        if (c->up && relay_response(c) < 0) {
+            conn_free(c, "bad upstream framing");
+            return -1;
+        }
+        struct proxy_upstream *up = c->up;
+        if (up && (up->err || up->eof) && (up->in.len == 0 || c->resp_state == RESP_HEAD)) {
+            if (c->resp_state == RESP_BODY && c->resp_body == HTTP_BODY_EOF && !up->err) {
+                c->resp_state = RESP_DONE;
+                c->resp_keep_alive = false;
+            } else if (c->resp_state == RESP_HEAD) {
+                /* Closed or timed out inside the response head. */
+                c->up = NULL;
+                up->client = NULL;
+                bool to = up->timed_out;
+                up_free(up);
+                c->resp_state = RESP_NONE;
+                c->close_after = true;
+                respond_error(c, to ? 504 : 502);
+            } else if (c->resp_state != RESP_DONE || c->tunnel) {
+                if (c->out.len == 0 || c->tunnel) {
+                    /* Truncated by the target: the client must see the cut. */
+                    conn_free(c, up->timed_out ? "target timed out" : "target closed mid-response");
+                    return -1;
+                }
+                c->closing = true;
+                c->up = NULL;
+                up->client = NULL;
+                up_free(up);
+                c->resp_state = RESP_DONE;
+                c->req_state = REQ_DONE;
+            }
+        }
+        if (c->resp_state == RESP_DONE && c->req_state != REQ_DONE) {
+            /* Target answered before the body was complete: it won't read
+             * the rest, so neither connection can be reused. */
+            c->close_after = true;
+            c->resp_keep_alive = false;
+            c->req_state = REQ_DONE;
+        }
+        if (c->req_state == REQ_DONE && c->resp_state == RESP_DONE && !c->tunnel) {
+            exchange_finish(c);
+            if (!c->closing && c->in.len)
+                continue; /* pipelined request */
+        }
+        break;
+    }
+    if (c->up && up_flush(c->up) < 0)
+        goto again; /* up->err is set now; the loop handles it */
+    if (conn_flush(c) < 0) {
+        conn_free(c, "client write failed");
+        return -1;
+    }
+    if (c->closing && c->out.len == 0) {
+        conn_free(c, "done");
+        return -1;
+    }
+    if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE && c->in.len == 0) {
+        buf_release(&c->in);
+        buf_release(&c->out);
+    }
+    conn_set_events(c);
+    return 0;
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct proxy_conn *c = w->data;
+    if (revents & EV_READ) {
+        char *d = buf_reserve(&c->in, READ_CHUNK);
+        if (!d) {
+            if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE) {
+                c->keep_alive = false;
+                respond_error(c, 431);
+                c->in.len = 0;
+                exchange_finish(c);
+            }
+        } else {
+            ssize_t n = read(c->fd, d, READ_CHUNK);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                conn_free(c, n == 0 ? "client closed" : "client read error");
+                return;
+            }
+            if (n > 0) {
+                buf_commit(&c->in, (size_t)n);
+                c->last_activity = ev_now(loop);
+            }
+        }
+    }
+    pump(c);
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct proxy_conn *c = w->data;
+    if (c->closing) {
+        conn_free(c, "close timeout");
+        return;
+    }
+    double now = ev_now(loop), deadline;
+    bool awaiting_head = c->req_state == REQ_HEAD && c->resp_state == RESP_NONE;
+    if (awaiting_head && c->head_started)
+        deadline = c->head_deadline;
+    else if (awaiting_head)
+        deadline = c->last_activity + (c->nreq ? c->ln->conf.idle_timeout_s : c->ln->conf.header_timeout_s);
+    else
+        deadline = c->last_activity + c->ln->conf.idle_timeout_s;
+    if (deadline > now + 0.001) {
+        ev_timer_set(w, deadline - now, 0);
+        ev_timer_start(loop, w);
+        return;
+    }
+    if (awaiting_head && c->in.len) {
+        /* Slow or stalled request head: 408 (RFC 9110 §15.5.9). */
+        c->keep_alive = false;
+        c->method = HTTP_M_GET;
+        c->t_start = now;
+        respond_error(c, 408);
+        c->in.len = 0;
+        exchange_finish(c);
+        if (pump(c) == 0) {
+            ev_timer_set(w, 1.0, 0); /* give the 408 a second to leave */
+            ev_timer_start(loop, w);
+        }
+        return;
+    }
+    conn_free(c, awaiting_head ? "idle timeout" : "idle timeout during request");
+}

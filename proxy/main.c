@@ -1,0 +1,191 @@
+/* main.c -- berth-proxy: flags, config, signals, event loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "berth/config.h"
+#include "berth/httpd.h"
+#include "berth/log.h"
+#include "proxy.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: berth-proxy [-c FILE] [--log-format text|json] [--log-level LEVEL] [-t]\n"
+               "\n"
+               "berth's L7 HTTP/1.1 load balancer (the ALB of the plane).\n"
+               "\n"
+               "  -c, --config FILE     JSON config (docs/proxy.md); default: no listeners, admin on 127.0.0.1:7401\n"
+               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
+               "      --log-format F    text (default) or json\n"
+               "      --log-level L     debug, info (default), warn, error\n"
+               "  -h, --help            this help\n"
+               "  -V, --version         print the version\n"
+               "\n"
+               "Signals: SIGHUP reloads the config (a bad one is refused and the old one keeps\n"
+               "serving); SIGTERM/SIGINT stop accepting, finish in-flight requests and exit 0.\n");
+}
+
+static struct proxy_config *load(const char *path, char **err)
+{
+    json_t *root = path ? cfg_load_file(path, err) : json_object();
+    if (!root)
+        return NULL;
+    char *inner = NULL;
+    struct proxy_config *c = proxy_config_parse(root, &inner);
+    json_decref(root);
+    if (!c) {
+        cfg_error(err, path ? path : "(defaults)", "%s", inner);
+        free(inner);
+    }
+    return c;
+}
+
+static struct proxy px;
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    char *err = NULL;
+    struct proxy_config *c = load(px.config_path, &err);
+    if (c && strcmp(c->admin_listen, px.conf->admin_listen) != 0) {
+        log_warn("reload: admin.listen changes need a restart; keeping %s", px.conf->admin_listen);
+        free(c->admin_listen);
+        c->admin_listen = strdup(px.conf->admin_listen);
+    }
+    if (!c || proxy_apply(&px, c, &err) < 0) {
+        log_error("reload refused, still serving the previous config: %s", err);
+        free(err);
+        if (c)
+            proxy_config_free(c);
+        return;
+    }
+    log_info("reloaded %s", px.config_path ? px.config_path : "(defaults)");
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    log_warn("shutdown timeout: %llu connections still open, closing them", (unsigned long long)px.conns_active);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    if (px.shutting_down)
+        return;
+    log_info("signal %d: draining %llu connections, then exiting", w->signum, (unsigned long long)px.conns_active);
+    px.shutting_down = true;
+    for (size_t i = 0; i < px.nlisteners; i++)
+        proxy_listener_close(px.listeners[i]);
+    proxy_conns_close(&px, false);
+    if (px.conns_active == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_init(&px.shutdown_timer, on_shutdown_timeout, px.conf->shutdown_timeout_s, 0);
+    ev_timer_start(loop, &px.shutdown_timer);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
+        {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+    };
+    const char *format = "text";
+    enum log_level level = LOG_INFO;
+    bool check = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': px.config_path = optarg; break;
+        case 't': check = true; break;
+        case 'F': format = optarg; break;
+        case 'L':
+            if (strcmp(optarg, "debug") == 0) level = LOG_DEBUG;
+            else if (strcmp(optarg, "info") == 0) level = LOG_INFO;
+            else if (strcmp(optarg, "warn") == 0) level = LOG_WARN;
+            else if (strcmp(optarg, "error") == 0) level = LOG_ERROR;
+            else {
+                fprintf(stderr, "berth-proxy: --log-level: unknown level \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("berth-proxy %s\n", BERTH_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "berth-proxy: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (log_init("berth-proxy", format, level) < 0) {
+        fprintf(stderr, "berth-proxy: --log-format must be text or json\n");
+        return 2;
+    }
+    char *err = NULL;
+    struct proxy_config *conf = load(px.config_path, &err);
+    if (!conf) {
+        fprintf(stderr, "berth-proxy: %s\n", err);
+        free(err);
+        return 2;
+    }
+    if (check) {
+        printf("%s: ok\n", px.config_path ? px.config_path : "(defaults)");
+        proxy_config_free(conf);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    px.loop = EV_DEFAULT;
+    buf_init(&px.access_buf, 1u << 20);
+    if (proxy_apply(&px, conf, &err) < 0) {
+        fprintf(stderr, "berth-proxy: %s: %s\n", px.config_path ? px.config_path : "(defaults)", err);
+        free(err);
+        proxy_config_free(conf);
+        return 2;
+    }
+    if (px.conf->access_log_path) {
+        px.access_log = strcmp(px.conf->access_log_path, "-") == 0 ? stdout : fopen(px.conf->access_log_path, "a");
+        if (!px.access_log) {
+            fprintf(stderr, "berth-proxy: access_log.path: cannot open %s\n", px.conf->access_log_path);
+            return 2;
+        }
+    }
+    if (proxy_admin_start(&px, &err) < 0) {
+        fprintf(stderr, "berth-proxy: admin.listen: %s\n", err);
+        free(err);
+        return 2;
+    }
+    ev_signal sig_hup, sig_term, sig_int;
+    ev_signal_init(&sig_hup, on_hup, SIGHUP);
+    ev_signal_init(&sig_term, on_term, SIGTERM);
+    ev_signal_init(&sig_int, on_term, SIGINT);
+    ev_signal_start(px.loop, &sig_hup);
+    ev_signal_start(px.loop, &sig_term);
+    ev_signal_start(px.loop, &sig_int);
+    log_info("berth-proxy %s ready: admin on %s", BERTH_VERSION, px.conf->admin_listen);
+    ev_run(px.loop, 0);
+
+    /* Orderly teardown so leak checkers see a clean exit. */
+    httpd_stop(px.admin);
+    px.shutting_down = true;
+    proxy_conns_close(&px, true);
+    for (size_t i = 0; i < px.nlisteners; i++) {
+        proxy_listener_close(px.listeners[i]);
+        proxy_listener_unref(px.listeners[i]);
+    }
+    free(px.listeners);
+    for (size_t i = 0; i < px.ntgs; i++)
+        proxy_tg_unref(px.tgs[i]);
+    free(px.tgs);
+    if (px.access_log && px.access_buf.len)
+        fwrite(buf_head(&px.access_buf), 1, px.access_buf.len, px.access_log);
+    buf_free(&px.access_buf);
+    proxy_config_free(px.conf);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,261 @@
+"""harness.py -- TAP output, free ports, and real berth processes for integration tests.
+
+Every process started here is stopped at exit, also when a test fails.
+"""
+import atexit, json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("BERTH_BIN_DIR", os.path.join(HERE, "..", "..", "build"))
+_procs = []
+
+
+class Tap:
+    """Minimal TAP producer: ok(), is_(), then done() prints the plan and exits."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
+        if not cond:
+            self.failed += 1
+            if diag is not None:
+                for line in str(diag).splitlines() or [""]:
+                    print(f"# {line}", flush=True)
+        return cond
+
+    def is_(self, got, want, name):
+        return self.ok(got == want, name, f"got:  {got!r}\nwant: {want!r}")
+
+    def diag(self, msg):
+        print(f"# {msg}", flush=True)
+
+    def done(self):
+        print(f"1..{self.n}", flush=True)
+        stop_all()
+        sys.exit(1 if self.failed else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def stop_all():
+    for p in _procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(5)
+            except Exception:
+                p.kill()
+    _procs.clear()
+
+
+atexit.register(stop_all)
+
+
+def spawn(args, **kw):
+    p = subprocess.Popen(args, **kw)
+    _procs.append(p)
+    return p
+
+
+def wait_until(fn, timeout=10.0, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception:
+            pass
+        time.sleep(step)
+    return None
+
+
+def wait_port(port, timeout=10.0):
+    def up():
+        with socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+    return wait_until(up, timeout)
+
+
+class Backend:
+    def __init__(self, name, port=None, log=True):
+        self.name = name
+        self.port = port or free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.log = tempfile.mktemp(prefix=f"berth-backend-{name}-") if log else None
+        args = [sys.executable, os.path.join(HERE, "backend.py"), "--port", str(self.port), "--name", name]
+        if self.log:
+            args += ["--log", self.log]
+        self.proc = spawn(args, stdout=subprocess.DEVNULL)
+        if not wait_port(self.port):
+            raise RuntimeError(f"backend {name} did not start")
+
+    def requests(self):
+        if not self.log or not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return f.read().splitlines()
+
+    def set_health(self, ok):
+        http_request("127.0.0.1", self.port, "POST", f"/_health?ok={1 if ok else 0}")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+class Proxy:
+    """Runs build/proxy/berth-proxy with <config> (a dict) on free ports."""
+
+    def __init__(self, config, admin_port=None, check_ready=True):
+        self.admin_port = admin_port or free_port()
+        config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
+        self.config = config
+        fd, self.config_path = tempfile.mkstemp(prefix="berth-proxy-", suffix=".json")
+        os.write(fd, json.dumps(config).encode())
+        os.close(fd)
+        self.stderr_path = self.config_path + ".log"
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = spawn([os.path.join(BIN, "proxy", "berth-proxy"), "-c", self.config_path],
+                          stderr=self.stderr, stdout=subprocess.DEVNULL)
+        if check_ready and not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
+            raise RuntimeError("berth-proxy did not become ready:\n" + self.log())
+
+    def rewrite(self, config):
+        config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
+        with open(self.config_path, "w") as f:
+            json.dump(config, f)
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def admin(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                raw = r.read()
+                return r.status, (json.loads(raw) if r.headers.get("Content-Type", "").startswith("application/json") else raw.decode())
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw.decode()
+
+    def target_states(self, tg):
+        st, body = self.admin("GET", f"/v1/target-groups/{tg}")
+        return {t["address"]: t["state"] for t in body["targets"]}
+
+    def log(self):
+        self.stderr.flush()
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM, wait, and return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def sanitizer_clean(self):
+        text = self.log()
+        return not any(s in text for s in ("AddressSanitizer", "runtime error:", "LeakSanitizer"))
+
+
+def http_request(host, port, method="GET", path="/", headers=None, body=b"", timeout=10, sock=None):
+    """One HTTP/1.1 request over a new (or given) connection; returns (status, headers dict, body)."""
+    own = sock is None
+    s = sock or socket.create_connection((host, port), timeout)
+    h = {"Host": "test"}
+    h.update(headers or {})
+    if body and "Content-Length" not in h and "Transfer-Encoding" not in h:
+        h["Content-Length"] = str(len(body))
+    raw = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+    s.sendall(raw.encode() + body)
+    resp = read_response(s, method)
+    if own:
+        s.close()
+    return resp
+
+
+def read_response(s, method="GET"):
+    f = s.makefile("rb")
+    status_line = f.readline()
+    if not status_line:
+        raise ConnectionError("closed without a response")
+    status = int(status_line.split()[1])
+    headers = {}
+    while True:
+        l = f.readline()
+        if l in (b"\r\n", b""):
+            break
+        k, v = l.decode("latin-1").split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    body = b""
+    if method != "HEAD" and status not in (204, 304) and status >= 200:
+        if "chunked" in headers.get("transfer-encoding", ""):
+            while True:
+                size = int(f.readline().split(b";")[0], 16)
+                if size == 0:
+                    f.readline()
+                    break
+                body += f.read(size)
+                f.readline()
+        elif "content-length" in headers:
+            body = f.read(int(headers["content-length"]))
+        else:
+            body = f.read()
+    return status, headers, body
+
+
+def raw_exchange(port, data, timeout=5):
+    """Sends raw bytes, reads until the proxy closes; returns (bytes, closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout)
+    s.sendall(data)
+    out = b""
+    closed = False
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                closed = True
+                break
+            out += d
+    except socket.timeout:
+        pass
+    s.close()
+    return out, closed
+
+
+def basic_config(listen_port, targets, **tg):
+    group = {"name": "web", "targets": [{"address": t} for t in targets],
+             "health_check": {"path": "/health", "interval_s": 0.5, "timeout_s": 0.4,
+                              "healthy_threshold": 1, "unhealthy_threshold": 2}}
+    group.update(tg)
+    return {"listeners": [{"name": "http", "listen": f"127.0.0.1:{listen_port}",
+                           "default_action": {"forward": [{"target_group": "web"}]}}],
+            "target_groups": [group]}
+
+
+def wait_healthy(proxy, tg, n, timeout=10):
+    return wait_until(lambda: sum(1 for s in proxy.target_states(tg).values() if s == "healthy") == n, timeout)
