@@ -472,7 +472,7 @@ const char *http_status_text(int s)
 
 enum {
     CH_SIZE, CH_SIZE_WS, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-    CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_END_LF, CH_DONE,
+    CH_TRAILER_START, CH_TRAILER_NAME, CH_TRAILER, CH_TRAILER_LF, CH_END_LF, CH_DONE,
 };
 
 #define CHUNK_LINE_MAX 4096
@@ -569,11 +569,19 @@ ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, boo
             if (ch == '\r') {
                 c->state = CH_END_LF;
             } else if (tchar[ch]) {
-                c->state = CH_TRAILER;
+                c->state = CH_TRAILER_NAME;
                 c->line_len = 1;
             } else {
                 return -1;
             }
+            i++;
+            break;
+        case CH_TRAILER_NAME:
+            /* Trailer fields follow field-line syntax (RFC 9112 §7.1.2). */
+            if (ch == ':')
+                c->state = CH_TRAILER;
+            else if (!tchar[ch] || ++c->line_len > CHUNK_LINE_MAX)
+                return -1;
             i++;
             break;
         case CH_TRAILER:

@@ -386,9 +386,9 @@ struct proxy_target *proxy_tg_pick(struct proxy_tg *tg, struct proxy_target *avo
     if (n == 0)
         return NULL;
     /* ALB fails open: with no healthy target, route to all registered ones. */
+    unsigned start = tg->rr++;
     for (int pass = PASS_HEALTHY; pass <= PASS_ANY; pass++) {
         struct proxy_target *first = NULL, *best = NULL;
-        unsigned start = tg->rr++;
         for (size_t k = 0; k < n; k++) {
             struct proxy_target *t = tg->targets[(start + k) % n];
             if (t == avoid || !eligible(t, pass, now))

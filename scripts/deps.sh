@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# deps.sh -- installs the Debian packages berth needs to build, test and benchmark (only missing ones).
+# usage: scripts/deps.sh [build|test|bench]   (each level includes the previous)
+set -euo pipefail
+level=${1:-build}
+pkgs=(build-essential cmake pkg-config libev-dev libc-ares-dev libjansson-dev curl python3 ca-certificates)
+if [[ $level == test || $level == bench ]]; then
+  pkgs+=(clang libclang-rt-14-dev wrk bind9-dnsutils)
+fi
+if [[ $level == bench ]]; then
+  pkgs+=(nginx-light haproxy)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
