@@ -126,6 +126,8 @@ async def handle(reader, writer, args, log):
                         await writer.drain()
                     break
                 else:
+                    if args.delay_ms:
+                        await asyncio.sleep(args.delay_ms / 1000)
                     respond(writer, 200, args.name.encode(), f"X-Backend: {args.name}\r\n")
             await writer.drain()
             if dict(headers).get("connection", "").lower() == "close":
@@ -141,6 +143,7 @@ async def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", default="backend")
     ap.add_argument("--log")
+    ap.add_argument("--delay-ms", type=int, default=0, help="delay before answering GET /")
     args = ap.parse_args()
     log = open(args.log, "a") if args.log else None
     server = await asyncio.start_server(lambda r, w: handle(r, w, args, log), "127.0.0.1", args.port,

@@ -87,7 +87,7 @@ def wait_port(port, timeout=10.0):
 
 
 class Backend:
-    def __init__(self, name, port=None, log=True):
+    def __init__(self, name, port=None, log=True, delay_ms=0):
         self.name = name
         self.port = port or free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -95,6 +95,8 @@ class Backend:
         args = [sys.executable, os.path.join(HERE, "backend.py"), "--port", str(self.port), "--name", name]
         if self.log:
             args += ["--log", self.log]
+        if delay_ms:
+            args += ["--delay-ms", str(delay_ms)]
         self.proc = spawn(args, stdout=subprocess.DEVNULL)
         if not wait_port(self.port):
             raise RuntimeError(f"backend {name} did not start")
@@ -259,3 +261,28 @@ def basic_config(listen_port, targets, **tg):
 
 def wait_healthy(proxy, tg, n, timeout=10):
     return wait_until(lambda: sum(1 for s in proxy.target_states(tg).values() if s == "healthy") == n, timeout)
+
+
+def run_wrk(port, seconds, conns=8, path="/", host="test"):
+    """Runs wrk against the proxy; returns (requests, non2xx, socket_errors, raw output)."""
+    import re
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "-H", f"Host: {host}",
+                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                         timeout=seconds + 30).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    non2xx = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = sum(int(x) for x in m.groups()) if m else 0
+    return reqs, non2xx, errors, out
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+SANITIZED = os.environ.get("BERTH_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE")
