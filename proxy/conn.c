@@ -399,18 +399,15 @@ static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, 
     b->len = 0;
     b->off = 0;
     buf_printf(b, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_len, m->method, (int)m->target_len, m->target);
-    bool xff = false;
+    bool has_xff = false;
     for (unsigned i = 0; i < m->num_headers; i++) {
         const struct http_header *h = &m->headers[i];
         if (http_is_hop_by_hop(m, h))
             continue;
-        char first = (char)(h->name[0] | 0x20);
-        if (first == 'x') {
+        if ((h->name[0] | 0x20) == 'x') {
             if (http_header_is(h, "x-forwarded-for")) {
-                /* Appended to below, after every earlier hop. */
-                buf_printf(b, "%s%.*s", xff ? ", " : "X-Forwarded-For: ", (int)h->value_len, h->value);
-                xff = true;
-                continue;
+                has_xff = true;
+                continue; /* merged into one line below */
             }
             if (http_header_is(h, "x-forwarded-proto") || http_header_is(h, "x-forwarded-port") ||
                 http_header_is(h, "x-request-id"))
@@ -421,8 +418,15 @@ static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, 
         buf_append(b, h->value, h->value_len);
         buf_append(b, "\r\n", 2);
     }
-    buf_printf(b, "%s%s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\nX-Request-Id: %s\r\n",
-               xff ? ", " : "X-Forwarded-For: ", ip, c->ln->port, request_id);
+    /* X-Forwarded-For: every earlier hop in order, then this client. */
+    buf_append(b, "X-Forwarded-For: ", 17);
+    for (unsigned i = 0; has_xff && i < m->num_headers; i++)
+        if (http_header_is(&m->headers[i], "x-forwarded-for")) {
+            buf_append(b, m->headers[i].value, m->headers[i].value_len);
+            buf_append(b, ", ", 2);
+        }
+    buf_printf(b, "%s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\nX-Request-Id: %s\r\n", ip,
+               c->ln->port, request_id);
     if (m->body == HTTP_BODY_CHUNKED)
         buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
     if (c->websocket)
@@ -802,6 +806,9 @@ static void exchange_finish(struct proxy_conn *c)
     if (!c->keep_alive || c->close_after)
         c->closing = true;
     c->last_activity = ev_now(c->px->loop);
+    /* Between requests the idle timeout governs. */
+    c->timer.repeat = c->ln->conf.idle_timeout_s;
+    ev_timer_again(c->px->loop, &c->timer);
 }
 
 static int up_flush(struct proxy_upstream *up)
@@ -1020,6 +1027,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct proxy_conn *c = w->data;
+    ev_timer_stop(loop, w); /* it may be a repeating timer (ev_timer_again) */
     if (c->closing) {
         conn_free(c, "close timeout");
         return;
