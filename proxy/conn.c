@@ -52,7 +52,7 @@ struct proxy_conn {
     uint64_t req_left, resp_left;
     struct http_chunked req_chunk, resp_chunk;
     bool resp_keep_alive;
-    int tries;
+    unsigned char tries, races; /* retries after target failures / keep-alive races */
     int status;
     double t_start;
     uint64_t bytes_out;
@@ -414,24 +414,24 @@ static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, 
                 continue;
         }
         buf_append(b, h->name, h->name_len);
-        buf_append(b, ": ", 2);
+        BUF_LIT(b, ": ");
         buf_append(b, h->value, h->value_len);
-        buf_append(b, "\r\n", 2);
+        BUF_LIT(b, "\r\n");
     }
     /* X-Forwarded-For: every earlier hop in order, then this client. */
-    buf_append(b, "X-Forwarded-For: ", 17);
+    BUF_LIT(b, "X-Forwarded-For: ");
     for (unsigned i = 0; has_xff && i < m->num_headers; i++)
         if (http_header_is(&m->headers[i], "x-forwarded-for")) {
             buf_append(b, m->headers[i].value, m->headers[i].value_len);
-            buf_append(b, ", ", 2);
+            BUF_LIT(b, ", ");
         }
     buf_printf(b, "%s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\nX-Request-Id: %s\r\n", ip,
                c->ln->port, request_id);
     if (m->body == HTTP_BODY_CHUNKED)
-        buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+        BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
     if (c->websocket)
-        buf_append(b, "Connection: upgrade\r\nUpgrade: websocket\r\n", 41);
-    buf_append(b, "\r\n", 2);
+        BUF_LIT(b, "Connection: upgrade\r\nUpgrade: websocket\r\n");
+    BUF_LIT(b, "\r\n");
 }
 
 static int attach_upstream(struct proxy_conn *c)
@@ -505,7 +505,7 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     c->minor = m->minor_version;
     c->keep_alive = m->keep_alive && !px->shutting_down && !c->ln->removed;
     c->websocket = m->upgrade_websocket;
-    c->tries = 0;
+    c->tries = c->races = 0;
     c->status = 0;
     c->bytes_out = 0;
     c->req_body = m->body;
@@ -539,9 +539,9 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     if (act->kind == ACT_REDIRECT) {
         struct buf loc;
         buf_init(&loc, 16384);
-        buf_append(&loc, "Location: ", 10);
+        BUF_LIT(&loc, "Location: ");
         proxy_redirect_expand(act->location, &ri, c->ln->port, &loc);
-        buf_append(&loc, "\r\n\0", 3);
+        BUF_LIT(&loc, "\r\n\0");
         px->redirects++;
         buf_consume(&c->in, m->head_len);
         respond(c, act->status, "text/plain", "", 0, buf_head(&loc));
@@ -618,25 +618,25 @@ static void write_response_head(struct proxy_conn *c, const struct http_msg *m)
         if (http_is_hop_by_hop(m, h))
             continue;
         buf_append(b, h->name, h->name_len);
-        buf_append(b, ": ", 2);
+        BUF_LIT(b, ": ");
         buf_append(b, h->value, h->value_len);
-        buf_append(b, "\r\n", 2);
+        BUF_LIT(b, "\r\n");
     }
     if (m->status == 101) {
-        buf_append(b, "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n", 44);
+        BUF_LIT(b, "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
         return;
     }
     if (m->status < 200) {
-        buf_append(b, "\r\n", 2);
+        BUF_LIT(b, "\r\n");
         return;
     }
     if (m->body == HTTP_BODY_CHUNKED)
-        buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+        BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
     if (!c->keep_alive || c->close_after)
-        buf_append(b, "Connection: close\r\n", 19);
+        BUF_LIT(b, "Connection: close\r\n");
     else if (c->minor == 0)
-        buf_append(b, "Connection: keep-alive\r\n", 24);
-    buf_append(b, "\r\n", 2);
+        BUF_LIT(b, "Connection: keep-alive\r\n");
+    BUF_LIT(b, "\r\n");
 }
 
 /* Handles an upstream that failed before a response; returns 0 if retried. */
@@ -649,14 +649,21 @@ static int upstream_failed(struct proxy_conn *c, const char *why)
     c->up = NULL;
     up->client = NULL;
     up_free(up);
-    /* A reused keep-alive connection closing under us is the target's idle
-     * timeout, not a target failure. */
-    if (!(reused && sent_nothing && !timed_out))
+    /* A reused keep-alive connection closing under us is usually the
+     * target's idle timeout (a race, not a failure): it has its own small
+     * retry budget. Anything else is a target failure, retried once on
+     * another target (idempotent requests only, RFC 9110 §9.2.2). */
+    bool race = reused && sent_nothing && !timed_out;
+    if (!race)
         proxy_target_conn_failed(failed, why);
-    if (c->resp_state == RESP_HEAD && sent_nothing && c->retryable && c->tries < 2 && !(timed_out && connected)) {
-        c->tries++;
-        log_debug("retrying request on another target after %s: %s", failed->addr_str, why);
-        if (connect_some_target(c, reused ? NULL : failed) == 0)
+    bool budget = race ? c->races < 3 : c->tries < 1;
+    if (c->resp_state == RESP_HEAD && sent_nothing && c->retryable && budget && !(timed_out && connected)) {
+        if (race)
+            c->races++;
+        else
+            c->tries++;
+        log_debug("retrying request after %s: %s", failed->addr_str, why);
+        if (connect_some_target(c, failed) == 0)
             return 0;
     }
     if (c->resp_state == RESP_HEAD) {

@@ -30,6 +30,9 @@ void buf_release(struct buf *b);
 /* Frees storage unconditionally. */
 void buf_free(struct buf *b);
 
+/* Appends a string literal (its length computed by the compiler). */
+#define BUF_LIT(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
+
 static inline char *buf_head(const struct buf *b)
 {
     return b->data + b->off;

@@ -2,7 +2,7 @@
 
 Every process started here is stopped at exit, also when a test fails.
 """
-import atexit, json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import atexit, json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request, weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("BERTH_BIN_DIR", os.path.join(HERE, "..", "..", "build"))
@@ -200,8 +200,44 @@ def http_request(host, port, method="GET", path="/", headers=None, body=b"", tim
     return resp
 
 
+class SockReader:
+    """Buffered reads on a socket without makefile(), so socket.close() really closes it."""
+
+    def __init__(self, s):
+        self.s, self.buf = s, b""
+
+    def _fill(self):
+        d = self.s.recv(65536)
+        self.buf += d
+        return bool(d)
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            if not self._fill():
+                out, self.buf = self.buf, b""
+                return out
+        i = self.buf.index(b"\n") + 1
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read(self, n=None):
+        while n is None or len(self.buf) < n:
+            if not self._fill():
+                break
+        if n is None:
+            n = len(self.buf)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+_readers = weakref.WeakKeyDictionary()
+
+
 def read_response(s, method="GET"):
-    f = s.makefile("rb")
+    # One buffered reader per socket, so pipelined responses are not lost between calls.
+    f = _readers.get(s)
+    if f is None:
+        f = _readers[s] = SockReader(s)
     status_line = f.readline()
     if not status_line:
         raise ConnectionError("closed without a response")

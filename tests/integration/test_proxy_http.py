@@ -60,6 +60,7 @@ resp = b""
 while b"\r\n\r\n" not in resp:
     resp += s.recv(4096)
 t.ok(resp.startswith(b"HTTP/1.1 101") and b"Upgrade: websocket" in resp, "101 Switching Protocols relayed", resp)
+t.ok(resp.endswith(b"\r\n\r\n"), "nothing but the head before tunnelled bytes", resp)
 s.sendall(b"\x81\x05hello")
 echo = b""
 while len(echo) < 7:
@@ -86,6 +87,7 @@ res = {}
 th = threading.Thread(target=lambda: res.update(r=http_request("127.0.0.1", lp, path="/slow?ms=1000")))
 th.start()
 time.sleep(0.3)
+t.diag(p.admin("GET", "/metrics")[1].split("\nberth_proxy_connections_active ")[1].split()[0] + " client connections open at SIGTERM")
 p.proc.send_signal(signal.SIGTERM)
 th.join(10)
 t.is_(res.get("r", (None,))[0], 200, "in-flight request finished during shutdown")
