@@ -21,7 +21,7 @@ static const struct cfg_field hc_fields[] = {
     {"healthy_threshold", CFG_INT, offsetof(struct proxy_hc_conf, healthy_threshold), 1, 10, 2, NULL, NULL, false},
     {"unhealthy_threshold", CFG_INT, offsetof(struct proxy_hc_conf, unhealthy_threshold), 1, 10, 2, NULL, NULL, false},
     {"matcher", CFG_STRING, offsetof(struct proxy_hc_conf, matcher), 0, 0, 0, "200-399", NULL, false},
-    {NULL},
+    CFG_END,
 };
 
 static const struct cfg_field tg_fields[] = {
@@ -36,7 +36,7 @@ static const struct cfg_field tg_fields[] = {
     {"outlier_ejection_s", CFG_DOUBLE, offsetof(struct proxy_tg_conf, outlier_ejection_s), 0.1, 3600, 10, NULL, NULL, false},
     {"dns_server", CFG_ADDR, offsetof(struct proxy_tg_conf, dns_server), 0, 0, 0, NULL, NULL, false},
     {"targets", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
-    {NULL},
+    CFG_END,
 };
 
 static const struct cfg_field target_fields[] = {
@@ -44,7 +44,7 @@ static const struct cfg_field target_fields[] = {
     {"id", CFG_STRING, offsetof(struct proxy_target_conf, id), 0, 0, 0, NULL, NULL, false},
     {"dns", CFG_STRING, offsetof(struct proxy_target_conf, dns), 0, 0, 0, NULL, NULL, false},
     {"port", CFG_INT, offsetof(struct proxy_target_conf, port), 1, 65535, 80, NULL, NULL, false},
-    {NULL},
+    CFG_END,
 };
 
 static const struct cfg_field listener_fields[] = {
@@ -56,18 +56,18 @@ static const struct cfg_field listener_fields[] = {
     {"max_header_bytes", CFG_INT, offsetof(struct proxy_listener_conf, max_header_bytes), 1024, 1 << 20, 16384, NULL, NULL, false},
     {"rules", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"default_action", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
-    {NULL},
+    CFG_END,
 };
 
 static const struct cfg_field admin_fields[] = {
     {"listen", CFG_ADDR, offsetof(struct proxy_config, admin_listen), 0, 0, 0, "127.0.0.1:7401", NULL, false},
-    {NULL},
+    CFG_END,
 };
 
 static const struct cfg_field log_fields[] = {
     {"path", CFG_STRING, offsetof(struct proxy_config, access_log_path), 0, 0, 0, NULL, NULL, false},
     {"format", CFG_ENUM, offsetof(struct proxy_config, access_log_format), 0, 0, 0, "json", log_formats, false},
-    {NULL},
+    CFG_END,
 };
 
 static const struct cfg_field root_fields[] = {
@@ -77,7 +77,7 @@ static const struct cfg_field root_fields[] = {
     {"access_log", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"listeners", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"target_groups", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
-    {NULL},
+    CFG_END,
 };
 
 /* Reads a non-empty array of non-empty strings. */
@@ -192,7 +192,7 @@ static int parse_action(json_t *v, const char *path, struct proxy_action *a, cha
             static const struct cfg_field fwd_fields[] = {
                 {"target_group", CFG_STRING, offsetof(struct proxy_fwd, tg_name), 0, 0, 0, NULL, NULL, true},
                 {"weight", CFG_INT, offsetof(struct proxy_fwd, weight), 0, 999, 1, NULL, NULL, false},
-                {NULL},
+                CFG_END,
             };
             cfg_path_index(q, sizeof q, p, i);
             if (cfg_read(json_array_get(f, i), q, fwd_fields, &a->fwd[i], err) < 0)
@@ -207,7 +207,7 @@ static int parse_action(json_t *v, const char *path, struct proxy_action *a, cha
         static const struct cfg_field fields[] = {
             {"status", CFG_INT, offsetof(struct proxy_action, status), 301, 308, 302, NULL, NULL, false},
             {"location", CFG_STRING, offsetof(struct proxy_action, location), 0, 0, 0, NULL, NULL, true},
-            {NULL},
+            CFG_END,
         };
         cfg_path_key(p, sizeof p, path, "redirect");
         a->kind = ACT_REDIRECT;
@@ -224,7 +224,7 @@ static int parse_action(json_t *v, const char *path, struct proxy_action *a, cha
             {"status", CFG_INT, offsetof(struct proxy_action, status), 200, 599, 200, NULL, NULL, false},
             {"content_type", CFG_STRING, offsetof(struct proxy_action, content_type), 0, 0, 0, "text/plain", NULL, false},
             {"body", CFG_STRING, offsetof(struct proxy_action, body), 0, 0, 0, "", NULL, false},
-            {NULL},
+            CFG_END,
         };
         cfg_path_key(p, sizeof p, path, "fixed_response");
         a->kind = ACT_FIXED;
@@ -241,7 +241,7 @@ int proxy_rule_parse(json_t *v, const char *path, struct proxy_rule *r, char **e
         {"priority", CFG_INT, offsetof(struct proxy_rule, priority), 1, 50000, 0, NULL, NULL, true},
         {"conditions", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, true},
         {"action", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, true},
-        {NULL},
+        CFG_END,
     };
     char p[PATHLEN];
     memset(r, 0, sizeof *r);

@@ -28,6 +28,9 @@ struct cfg_field {
     bool required;
 };
 
+/* Terminates a cfg_field table. */
+#define CFG_END {.name = NULL}
+
 /* Reads the members of JSON object <obj> (at <path>) into <dst> per <fields>
  * (terminated by a row with name NULL). Unknown keys, wrong types and
  * out-of-range values are errors. Returns 0, or -1 with *err = "path: what"

@@ -60,7 +60,7 @@ int main(void)
         {"b", CFG_BOOL, offsetof(struct sample, b), 0, 0, 1, NULL, NULL, false},
         {"s", CFG_STRING, offsetof(struct sample, s), 0, 0, 0, "dflt", NULL, false},
         {"e", CFG_ENUM, offsetof(struct sample, e), 0, 0, 0, "blue", colors, false},
-        {NULL},
+        CFG_END,
     };
     struct sample x = {0};
     char *err = NULL;
