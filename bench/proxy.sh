@@ -9,7 +9,7 @@ CONNS=${2:-64}
 scripts/deps.sh bench
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
 
 work=$(mktemp -d /tmp/berth-bench-XXXXXX)
 pids=()
@@ -52,7 +52,7 @@ NGINX
 cat > "$work/haproxy.cfg" <<HAP
 global
   nbthread 1
-  maxconn 20000
+  maxconn 9000
 defaults
   mode http
   timeout connect 5s
@@ -74,7 +74,7 @@ JSON
 
 nginx -c "$work/backend.conf" -g 'daemon off;' & pids+=($!)
 nginx -c "$work/proxy-nginx.conf" -g 'daemon off;' & pids+=($!)
-haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
+haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
 build/proxy/berth-proxy -c "$work/berth.json" --log-level warn & pids+=($!)
 BERTH_PID=$!
 for p in $BACK $NGX $HAP $BERTH; do
@@ -82,26 +82,36 @@ for p in $BACK $NGX $HAP $BERTH; do
 done
 sleep 1
 
+for f in "$work"/*.err "$work"/haproxy.log; do [[ -s $f ]] && { echo "== $f"; cat "$f"; }; done
 declare -A RPS P50 P99
-run() { # name port
-  wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true   # warm up pools
+ROUNDS=${ROUNDS:-3}
+run() { # name port -> appends "rps p50_us p99_us" to $work/$name
   local out; out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
-  RPS[$1]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  P50[$1]=$(awk '$1=="50%" {print $2}' <<<"$out")
-  P99[$1]=$(awk '$1=="99%" {print $2}' <<<"$out")
   local errs; errs=$(grep -E "Socket errors|Non-2xx" <<<"$out" || true)
   [[ -n $errs ]] && echo "  $1: $errs"
-  return 0
+  awk -v OFS=' ' '
+    function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
+    /Requests\/sec/ {r=$2} $1=="50%" {p50=us($2)} $1=="99%" {p99=us($2)}
+    END {print r, p50, p99}' <<<"$out" >>"$work/$1"
 }
-echo "wrk -t1 -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%FT%TZ)"
+echo "wrk -t1 -c$CONNS -d${DUR}s x $ROUNDS rounds (targets interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
 for n in backend berth haproxy nginx; do
   case $n in backend) p=$BACK;; berth) p=$BERTH;; haproxy) p=$HAP;; nginx) p=$NGX;; esac
-  run $n $p
+  wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true   # warm up pools
 done
-printf "%-10s %12s %10s %10s\n" target "req/s" p50 p99
-for n in backend berth haproxy nginx; do printf "%-10s %12s %10s %10s\n" $n "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}"; done
+for r in $(seq "$ROUNDS"); do
+  run berth $BERTH; run haproxy $HAP; run nginx $NGX; run backend $BACK
+done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for n in backend berth haproxy nginx; do
+  RPS[$n]=$(cut -d' ' -f1 "$work/$n" | median); P50[$n]=$(cut -d' ' -f2 "$work/$n" | median); P99[$n]=$(cut -d' ' -f3 "$work/$n" | median)
+done
+printf "%-10s %12s %10s %10s   (medians; every round: req/s)\n" target "req/s" "p50 us" "p99 us"
+for n in backend berth haproxy nginx; do
+  printf "%-10s %12s %10s %10s   %s\n" $n "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "$(cut -d' ' -f1 "$work/$n" | tr '\n' ' ')"
+done
 ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
-echo "berth/haproxy req/s: $(ratio "${RPS[berth]}" "${RPS[haproxy]}")x   berth/nginx req/s: $(ratio "${RPS[berth]}" "${RPS[nginx]}")x"
+echo "berth/haproxy: req/s $(ratio "${RPS[berth]}" "${RPS[haproxy]}")x, p99 $(ratio "${P99[berth]}" "${P99[haproxy]}")x   berth/nginx: req/s $(ratio "${RPS[berth]}" "${RPS[nginx]}")x, p99 $(ratio "${P99[berth]}" "${P99[nginx]}")x"
 
 echo "idle keep-alive connections:"
 python3 bench/idle_conns.py "$BERTH" "$BERTH_PID" 10000

@@ -12,8 +12,37 @@
 static void buf_check(const struct buf *b)
 {
     assert(b->off + b->len <= b->size);
-    assert(b->size <= b->cap || b->size == 0);
+    assert(b->size <= b->cap || b->size == 0 || b->borrowed);
     assert(b->data != NULL || b->size == 0);
+}
+
+void buf_borrow(struct buf *b, char *mem, size_t size)
+{
+    assert(b->data == NULL && b->len == 0);
+    b->data = mem;
+    b->size = size < b->cap ? size : b->cap;
+    b->off = 0;
+    b->borrowed = true;
+}
+
+void buf_unborrow(struct buf *b)
+{
+    if (!b->borrowed)
+        return;
+    char *old = b->data + b->off;
+    b->borrowed = false;
+    b->data = NULL;
+    b->size = b->off = 0;
+    if (b->len) {
+        size_t n = b->len;
+        b->data = malloc(n);
+        if (!b->data) { /* out of memory: the bytes are lost, as on a failed read */
+            b->len = 0;
+            return;
+        }
+        memcpy(b->data, old, n);
+        b->size = n;
+    }
 }
 
 void buf_init(struct buf *b, size_t cap)
@@ -45,7 +74,9 @@ char *buf_reserve(struct buf *b, size_t want)
         return NULL;
     if (b->len)
         memcpy(d, b->data + b->off, b->len);
-    free(b->data);
+    if (!b->borrowed)
+        free(b->data);
+    b->borrowed = false;
     b->data = d;
     b->size = n;
     b->off = 0;
@@ -103,7 +134,9 @@ void buf_release(struct buf *b)
 
 void buf_free(struct buf *b)
 {
-    free(b->data);
+    if (!b->borrowed)
+        free(b->data);
+    b->borrowed = false;
     b->data = NULL;
     b->off = b->len = b->size = 0;
 }

@@ -37,6 +37,9 @@ static bool ieq(const char *a, size_t alen, const char *b)
     return alen == strlen(b) && ieqn(a, b, alen);
 }
 
+/* Compares with a string literal; the length check comes first and is free. */
+#define IEQ_LIT(a, alen, lit) ((alen) == sizeof(lit) - 1 && ieqn((a), (lit), sizeof(lit) - 1))
+
 bool http_header_is(const struct http_header *h, const char *name)
 {
     return ieq(h->name, h->name_len, name);
@@ -152,7 +155,7 @@ static int analyse(struct http_msg *m, int kind)
         struct http_header *h = &m->headers[i];
         switch (lower((unsigned char)h->name[0])) {
         case 'c':
-            if (http_header_is(h, "content-length")) {
+            if (IEQ_LIT(h->name, h->name_len, "content-length")) {
                 /* RFC 9112 §6.3: duplicate or invalid Content-Length is unrecoverable. */
                 if (have_cl || h->value_len == 0 || h->value_len > 18)
                     return HTTP_ERR_BAD;
@@ -165,16 +168,16 @@ static int analyse(struct http_msg *m, int kind)
                 }
                 m->content_length = v;
                 have_cl = true;
-            } else if (http_header_is(h, "connection")) {
+            } else if (IEQ_LIT(h->name, h->name_len, "connection")) {
                 struct list_iter it = {h->value, h->value + h->value_len};
                 const char *t;
                 size_t tl;
                 while (list_next(&it, &t, &tl)) {
-                    if (ieq(t, tl, "close"))
+                    if (IEQ_LIT(t, tl, "close"))
                         m->conn_close = true;
-                    else if (ieq(t, tl, "keep-alive"))
+                    else if (IEQ_LIT(t, tl, "keep-alive"))
                         conn_keepalive = true;
-                    else if (ieq(t, tl, "upgrade"))
+                    else if (IEQ_LIT(t, tl, "upgrade"))
                         conn_upgrade = true;
                     else
                         m->conn_tokens++;
@@ -182,14 +185,14 @@ static int analyse(struct http_msg *m, int kind)
             }
             break;
         case 't':
-            if (http_header_is(h, "transfer-encoding")) {
+            if (IEQ_LIT(h->name, h->name_len, "transfer-encoding")) {
                 m->has_te = true;
                 struct list_iter it = {h->value, h->value + h->value_len};
                 const char *t;
                 size_t tl;
                 while (list_next(&it, &t, &tl)) {
                     te_chunked_last = false;
-                    if (ieq(t, tl, "chunked")) {
+                    if (IEQ_LIT(t, tl, "chunked")) {
                         te_chunked_count++;
                         te_chunked_last = true;
                         continue;
@@ -203,23 +206,23 @@ static int analyse(struct http_msg *m, int kind)
             }
             break;
         case 'h':
-            if (http_header_is(h, "host")) {
+            if (IEQ_LIT(h->name, h->name_len, "host")) {
                 hosts++;
                 m->host_idx = (int)i;
             }
             break;
         case 'u':
-            if (http_header_is(h, "upgrade")) {
+            if (IEQ_LIT(h->name, h->name_len, "upgrade")) {
                 struct list_iter it = {h->value, h->value + h->value_len};
                 const char *t;
                 size_t tl;
                 while (list_next(&it, &t, &tl))
-                    if (ieq(t, tl, "websocket"))
+                    if (IEQ_LIT(t, tl, "websocket"))
                         upgrade_ws = true;
             }
             break;
         case 'e':
-            if (http_header_is(h, "expect") && ieq(h->value, h->value_len, "100-continue"))
+            if (IEQ_LIT(h->name, h->name_len, "expect") && IEQ_LIT(h->value, h->value_len, "100-continue"))
                 m->expect_continue = true;
             break;
         }
@@ -401,12 +404,17 @@ int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_
 
 bool http_is_hop_by_hop(const struct http_msg *m, const struct http_header *h)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                                        "transfer-encoding", "upgrade", "proxy-authenticate",
-                                        "proxy-authorization", NULL};
-    for (int i = 0; names[i]; i++)
-        if (http_header_is(h, names[i]))
-            return true;
+    /* RFC 9110 §7.6.1 names, dispatched on length. */
+    const char *n = h->name;
+    switch (h->name_len) {
+    case 2: if (IEQ_LIT(n, 2, "te")) return true; break;
+    case 7: if (IEQ_LIT(n, 7, "trailer") || IEQ_LIT(n, 7, "upgrade")) return true; break;
+    case 10: if (IEQ_LIT(n, 10, "connection") || IEQ_LIT(n, 10, "keep-alive")) return true; break;
+    case 16: if (IEQ_LIT(n, 16, "proxy-connection")) return true; break;
+    case 17: if (IEQ_LIT(n, 17, "transfer-encoding")) return true; break;
+    case 18: if (IEQ_LIT(n, 18, "proxy-authenticate")) return true; break;
+    case 19: if (IEQ_LIT(n, 19, "proxy-authorization")) return true; break;
+    }
     if (m->conn_tokens == 0)
         return false;
     for (unsigned i = 0; i < m->num_headers; i++) {

@@ -1,5 +1,6 @@
 /* conn.c -- client connections, upstream connections and the request/response relay. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #define MAX_RESP_HEAD 65536
 #define POOL_IDLE_S 15.0
 #define POOL_MAX 512
+#define PIPELINE_MAX 65536 /* read ahead at most this much while a request is in progress */
 
 enum { REQ_HEAD, REQ_BODY, REQ_DONE };
 enum { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
@@ -23,6 +25,7 @@ struct proxy_upstream {
     struct proxy *px;
     int fd;
     ev_io io;
+    struct proxy_ready ready;
     ev_timer timer;
     struct proxy_target *target;
     struct proxy_conn *client; /* NULL while pooled */
@@ -39,13 +42,17 @@ struct proxy_conn {
     struct proxy_conn *next, *prev;
     int fd;
     ev_io io;
+    struct proxy_ready ready;
     ev_timer timer;
     struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
+    unsigned char peer_ip_len;
     struct buf in, out, head;
     double last_activity, head_deadline;
     unsigned nreq;
     unsigned char req_state, resp_state;
-    bool head_started, closing, close_after, tunnel, keep_alive, retryable, websocket, in_pump;
+    bool head_started, closing, close_after, tunnel, keep_alive, retryable, websocket;
+    bool rd_eof; /* the client half-closed: answer what it sent, then close */
     enum http_method method;
     int minor;
     enum http_body_kind req_body, resp_body;
@@ -63,13 +70,66 @@ struct proxy_conn {
 };
 
 static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void up_ready(struct proxy_ready *r, int revents);
 static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static int pump(struct proxy_conn *c);
+
+/* ---- ready queue ----
+ * libev invokes the watchers of one poll in reverse order, so with many
+ * busy connections the socket that became ready first is served last, which
+ * widens the latency tail. I/O callbacks therefore only queue the socket;
+ * an ev_prepare watcher (run after all callbacks of the iteration, before
+ * the next poll) serves the queue in the order epoll reported it. */
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+static void ready_push(struct proxy *px, struct proxy_ready *r, int revents)
+{
+    r->revents |= revents;
+    if (r->queued)
+        return;
+    /* Callbacks arrive in reverse epoll order: insert at the front. */
+    r->queued = true;
+    r->next = px->ready.next;
+    r->prev = &px->ready;
+    px->ready.next->prev = r;
+    px->ready.next = r;
+}
+
+static void ready_remove(struct proxy_ready *r)
+{
+    if (!r->queued)
+        return;
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    r->queued = false;
+    r->revents = 0;
+}
+
+static void ready_run(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct proxy *px = w->data;
+    while (px->ready.next != &px->ready) {
+        struct proxy_ready *r = px->ready.next;
+        int ev = r->revents;
+        ready_remove(r);
+        r->fn(r, ev);
+    }
+}
+
+void proxy_conn_init(struct proxy *px)
+{
+    px->ready.next = px->ready.prev = &px->ready;
+    ev_prepare_init(&px->ready_watcher, ready_run);
+    px->ready_watcher.data = px;
+    ev_prepare_start(px->loop, &px->ready_watcher);
+}
 
 /* ---- upstream connections ---- */
 
 static void up_free(struct proxy_upstream *up)
 {
+    ready_remove(&up->ready);
     ev_io_stop(up->px->loop, &up->io);
     ev_timer_stop(up->px->loop, &up->timer);
     close(up->fd);
@@ -115,9 +175,9 @@ static void up_set_events(struct proxy_upstream *up, int events)
 
 static void up_arm(struct proxy_upstream *up, double after)
 {
-    ev_timer_stop(up->px->loop, &up->timer);
-    ev_timer_set(&up->timer, after, 0);
-    ev_timer_start(up->px->loop, &up->timer);
+    /* One heap adjustment instead of stop + start. */
+    up->timer.repeat = after;
+    ev_timer_again(up->px->loop, &up->timer);
 }
 
 static struct proxy_upstream *up_connect(struct proxy *px, struct proxy_target *t)
@@ -133,6 +193,7 @@ static struct proxy_upstream *up_connect(struct proxy *px, struct proxy_target *
     buf_init(&up->in, BUF_CAP);
     buf_init(&up->out, BUF_CAP);
     ev_io_init(&up->io, up_io_cb, fd, EV_WRITE);
+    up->ready.fn = up_ready;
     up->io.data = up;
     ev_init(&up->timer, up_timer_cb);
     up->timer.data = up;
@@ -177,6 +238,13 @@ static void up_release(struct proxy_upstream *up, bool reusable)
 static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct proxy_upstream *up = w->data;
+    ready_push(up->px, &up->ready, revents);
+}
+
+static void up_ready(struct proxy_ready *r, int revents)
+{
+    struct proxy_upstream *up = container_of(r, struct proxy_upstream, ready);
+    struct ev_loop *loop = up->px->loop;
     struct proxy_conn *c = up->client;
     if (!c) {
         pool_remove(up);
@@ -197,6 +265,8 @@ static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         up_arm(up, up->target->tg ? up->target->tg->conf.response_timeout_s : 60);
     }
     if (revents & EV_READ) {
+        if (!up->in.data)
+            buf_borrow(&up->in, up->px->scratch_up_in, sizeof up->px->scratch_up_in);
         char *d = buf_reserve(&up->in, READ_CHUNK);
         if (d) {
             ssize_t n = read(up->fd, d, READ_CHUNK);
@@ -239,6 +309,7 @@ static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- client connections ---- */
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_ready(struct proxy_ready *r, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void exchange_end(struct proxy_conn *c);
@@ -247,6 +318,7 @@ static void conn_free(struct proxy_conn *c, const char *reason)
 {
     struct proxy *px = c->px;
     log_debug("closing client connection: %s", reason);
+    ready_remove(&c->ready);
     if (c->up) {
         struct proxy_upstream *up = c->up;
         c->up = NULL;
@@ -294,12 +366,15 @@ void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr 
     ln->nconns++;
     c->fd = fd;
     memcpy(&c->peer, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    net_format_ip(sa, c->peer_ip, sizeof c->peer_ip);
+    c->peer_ip_len = (unsigned char)strlen(c->peer_ip);
     size_t cap = (size_t)ln->conf.max_header_bytes + 2 * READ_CHUNK;
     buf_init(&c->in, cap < BUF_CAP ? BUF_CAP : cap);
     buf_init(&c->out, BUF_CAP);
     buf_init(&c->head, (size_t)ln->conf.max_header_bytes * 2 + 4096);
     c->last_activity = ev_now(px->loop);
     ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+    c->ready.fn = conn_ready;
     c->io.data = c;
     ev_timer_init(&c->timer, conn_timer_cb, ln->conf.header_timeout_s, 0);
     c->timer.data = c;
@@ -394,11 +469,15 @@ static void reqinfo_fill(struct proxy_conn *c, const struct http_msg *m, struct 
 static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, const char *request_id)
 {
     struct buf *b = &c->head;
-    char ip[INET6_ADDRSTRLEN];
-    net_format_ip((const struct sockaddr *)&c->peer, ip, sizeof ip);
+    const char *ip = c->peer_ip;
     b->len = 0;
     b->off = 0;
-    buf_printf(b, "%.*s %.*s HTTP/1.1\r\n", (int)m->method_len, m->method, (int)m->target_len, m->target);
+    if (!b->data)
+        buf_borrow(b, c->px->scratch_head, sizeof c->px->scratch_head);
+    buf_append(b, m->method, m->method_len);
+    BUF_LIT(b, " ");
+    buf_append(b, m->target, m->target_len);
+    BUF_LIT(b, " HTTP/1.1\r\n");
     bool has_xff = false;
     for (unsigned i = 0; i < m->num_headers; i++) {
         const struct http_header *h = &m->headers[i];
@@ -425,8 +504,12 @@ static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, 
             buf_append(b, m->headers[i].value, m->headers[i].value_len);
             BUF_LIT(b, ", ");
         }
-    buf_printf(b, "%s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %d\r\nX-Request-Id: %s\r\n", ip,
-               c->ln->port, request_id);
+    buf_append(b, ip, c->peer_ip_len);
+    BUF_LIT(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
+    buf_append(b, c->ln->port_str, strlen(c->ln->port_str));
+    BUF_LIT(b, "\r\nX-Request-Id: ");
+    buf_append(b, request_id, strlen(request_id));
+    BUF_LIT(b, "\r\n");
     if (m->body == HTTP_BODY_CHUNKED)
         BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
     if (c->websocket)
@@ -447,6 +530,8 @@ static int attach_upstream(struct proxy_conn *c)
     up->eof = up->timed_out = false;
     up->last_activity = ev_now(px->loop);
     c->up = up;
+    if (!up->out.data)
+        buf_borrow(&up->out, px->scratch_up_out, sizeof px->scratch_up_out);
     buf_append(&up->out, buf_head(&c->head), c->head.len);
     if (up->connected)
         up_arm(up, c->target->tg ? c->target->tg->conf.response_timeout_s : 60);
@@ -487,10 +572,8 @@ static int connect_some_target(struct proxy_conn *c, struct proxy_target *avoid)
 
 static void log_start(struct proxy_conn *c, const struct proxy_reqinfo *ri, const char *rid)
 {
-    char ip[INET6_ADDRSTRLEN];
-    net_format_ip((const struct sockaddr *)&c->peer, ip, sizeof ip);
     const struct http_msg *m = ri->m;
-    c->log = json_pack("{s:s,s:s%,s:s%,s:s%,s:s,s:s}", "client", ip, "method", m->method, (size_t)m->method_len,
+    c->log = json_pack("{s:s,s:s%,s:s%,s:s%,s:s,s:s}", "client", c->peer_ip, "method", m->method, (size_t)m->method_len,
                        "path", m->target, (size_t)m->target_len, "host", ri->host, ri->host_len, "request_id", rid,
                        "listener", c->ln->conf.name);
 }
@@ -612,7 +695,11 @@ static int relay_request_body(struct proxy_conn *c)
 static void write_response_head(struct proxy_conn *c, const struct http_msg *m)
 {
     struct buf *b = &c->out;
-    buf_printf(b, "HTTP/1.1 %d %.*s\r\n", m->status, (int)m->reason_len, m->reason);
+    char st[4] = {(char)('0' + m->status / 100), (char)('0' + m->status / 10 % 10), (char)('0' + m->status % 10), ' '};
+    BUF_LIT(b, "HTTP/1.1 ");
+    buf_append(b, st, 4);
+    buf_append(b, m->reason, m->reason_len);
+    BUF_LIT(b, "\r\n");
     for (unsigned i = 0; i < m->num_headers; i++) {
         const struct http_header *h = &m->headers[i];
         if (http_is_hop_by_hop(m, h))
@@ -857,13 +944,14 @@ static int conn_flush(struct proxy_conn *c)
 static void conn_set_events(struct proxy_conn *c)
 {
     struct proxy_upstream *up = c->up;
-    bool rd = false;
-    if (!c->closing) {
-        if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE)
-            rd = true;
-        else if ((c->req_state == REQ_BODY || c->tunnel) && up && up->out.len < OUT_HIGH)
-            rd = true;
-    }
+    /* Reading stays on during an exchange (no epoll_ctl churn per request):
+     * pipelined bytes queue up to PIPELINE_MAX, body bytes follow the
+     * upstream's backpressure. */
+    bool rd = !c->closing && !c->rd_eof;
+    if (rd && (c->req_state == REQ_BODY || c->tunnel))
+        rd = up && up->out.len < OUT_HIGH;
+    else if (rd)
+        rd = c->in.len < PIPELINE_MAX;
     int ev = (rd ? EV_READ : 0) | (c->out.len ? EV_WRITE : 0);
     if ((c->io.events & (EV_READ | EV_WRITE)) != ev || !ev_is_active(&c->io)) {
         ev_io_stop(c->px->loop, &c->io);
@@ -872,7 +960,7 @@ static void conn_set_events(struct proxy_conn *c)
             ev_io_start(c->px->loop, &c->io);
     }
     if (up) {
-        bool urd = (c->resp_state == RESP_HEAD || c->resp_state == RESP_BODY) && c->out.len < OUT_HIGH;
+        bool urd = c->out.len < OUT_HIGH;
         up_set_events(up, (urd ? EV_READ : 0) | (!up->connected || up->out.len ? EV_WRITE : 0));
     }
 }
@@ -882,6 +970,8 @@ static void conn_set_events(struct proxy_conn *c)
 static int pump(struct proxy_conn *c)
 {
     struct proxy *px = c->px;
+    if (!c->out.data)
+        buf_borrow(&c->out, px->scratch_out, sizeof px->scratch_out);
 again:
     for (int rounds = 0; rounds < 64; rounds++) {
         if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE && !c->closing) {
@@ -898,8 +988,11 @@ again:
             }
             struct http_msg m;
             int r = http_parse_request(buf_head(&c->in), c->in.len, (size_t)c->ln->conf.max_header_bytes, &m);
-            if (r == HTTP_INCOMPLETE)
+            if (r == HTTP_INCOMPLETE) {
+                if (c->rd_eof)
+                    c->closing = true; /* a partial request that can never complete */
                 break;
+            }
             if (r < 0) {
                 px->bad_requests++;
                 c->keep_alive = false;
@@ -983,6 +1076,8 @@ again:
             exchange_finish(c);
             if (!c->closing && c->in.len)
                 continue; /* pipelined request */
+            if (c->rd_eof)
+                c->closing = true;
         }
         break;
     }
@@ -996,9 +1091,21 @@ again:
         conn_free(c, "done");
         return -1;
     }
+    /* Leftovers move from scratch to owned storage; the head is kept only
+     * while a retry may still need it. */
+    if (!(c->resp_state == RESP_HEAD && c->retryable))
+        c->head.len = 0;
+    buf_unborrow(&c->head);
+    buf_unborrow(&c->in);
+    buf_unborrow(&c->out);
+    if (c->up) {
+        buf_unborrow(&c->up->in);
+        buf_unborrow(&c->up->out);
+    }
     if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE && c->in.len == 0) {
         buf_release(&c->in);
         buf_release(&c->out);
+        buf_release(&c->head);
     }
     conn_set_events(c);
     return 0;
@@ -1007,7 +1114,16 @@ again:
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct proxy_conn *c = w->data;
+    ready_push(c->px, &c->ready, revents);
+}
+
+static void conn_ready(struct proxy_ready *r, int revents)
+{
+    struct proxy_conn *c = container_of(r, struct proxy_conn, ready);
+    struct ev_loop *loop = c->px->loop;
     if (revents & EV_READ) {
+        if (!c->in.data)
+            buf_borrow(&c->in, c->px->scratch_in, sizeof c->px->scratch_in);
         char *d = buf_reserve(&c->in, READ_CHUNK);
         if (!d) {
             if (c->req_state == REQ_HEAD && c->resp_state == RESP_NONE) {
@@ -1018,9 +1134,19 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
         } else {
             ssize_t n = read(c->fd, d, READ_CHUNK);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                conn_free(c, n == 0 ? "client closed" : "client read error");
+            if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                conn_free(c, "client read error");
                 return;
+            }
+            if (n == 0) {
+                /* Half-close: a complete request in flight is still answered;
+                 * an idle connection or a cut request is closed now. */
+                bool idle = c->req_state == REQ_HEAD && c->resp_state == RESP_NONE && c->in.len == 0;
+                if (idle || c->req_state == REQ_BODY || c->tunnel) {
+                    conn_free(c, "client closed");
+                    return;
+                }
+                c->rd_eof = true;
             }
             if (n > 0) {
                 buf_commit(&c->in, (size_t)n);

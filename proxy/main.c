@@ -141,6 +141,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     px.loop = EV_DEFAULT;
+    proxy_conn_init(&px);
     buf_init(&px.access_buf, 1u << 20);
     if (proxy_apply(&px, conf, &err) < 0) {
         fprintf(stderr, "berth-proxy: %s: %s\n", px.config_path ? px.config_path : "(defaults)", err);

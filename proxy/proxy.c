@@ -1,5 +1,6 @@
 /* proxy.c -- applying a configuration (start-up and SIGHUP reload) and listeners. */
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,7 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
             ln->conf = conf->listeners[i];
             net_parse_addr(ln->conf.listen, &ln->addr);
             ln->port = net_addr_port(&ln->addr);
+            snprintf(ln->port_str, sizeof ln->port_str, "%d", ln->port);
             ln->fd = fds[i];
             proxy_listener_start(ln);
             log_info("listener %s on %s", ln->conf.name, ln->conf.listen);

@@ -196,12 +196,21 @@ struct proxy_listener {
     struct net_addr addr;
     int fd;
     int port;
+    char port_str[8];
     ev_io accept_io;
     int nconns;
     bool removed, paused;
 };
 
 struct proxy_conn;
+
+/* An entry in the FIFO of sockets that epoll reported ready (see conn.c). */
+struct proxy_ready {
+    struct proxy_ready *next, *prev;
+    void (*fn)(struct proxy_ready *r, int revents);
+    int revents;
+    bool queued;
+};
 
 struct proxy {
     struct ev_loop *loop;
@@ -216,11 +225,14 @@ struct proxy {
     struct buf access_buf;
     ev_timer log_timer;
     struct proxy_conn *conns;
+    struct proxy_ready ready; /* list head */
+    ev_prepare ready_watcher;
     uint64_t conns_total, conns_active, requests_total, conn_errors_total;
     uint64_t fixed_responses, redirects, bad_requests;
     bool shutting_down;
     ev_timer shutdown_timer;
-    char scratch[65536];
+    /* Scratch memory that connection buffers borrow within one callback. */
+    char scratch_in[65536], scratch_out[65536], scratch_up_in[65536], scratch_up_out[65536], scratch_head[65536];
 };
 
 /* proxy.c: apply a config (initial or reload); 0 or -1 with *err. */
@@ -247,6 +259,8 @@ const char *proxy_target_state_name(enum proxy_target_state s);
 /* Drops and frees every pooled connection of <t>. */
 void proxy_pool_clear(struct proxy_target *t);
 
+/* conn.c: sets up the ready queue; call once before the loop runs. */
+void proxy_conn_init(struct proxy *px);
 /* listener.c/conn.c */
 void proxy_listener_start(struct proxy_listener *ln);
 void proxy_listener_unref(struct proxy_listener *ln);
