@@ -118,6 +118,7 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
             continue;
         log_info("removing target group %s", tg->conf.name);
         px->tgs[i] = px->tgs[--px->ntgs];
+        proxy_dns_stop(tg);
         while (tg->ntargets)
             proxy_tg_remove_target(tg, tg->targets[0]->addr_str);
         tg->removed = true;

@@ -187,6 +187,7 @@ struct proxy_tg {
     uint64_t lat_hist[LAT_BUCKETS];
     double lat_sum;
     uint64_t lat_count;
+    struct proxy_dns *dns; /* resolver state for dns targets, NULL without */
 };
 
 struct proxy_listener {
@@ -291,6 +292,10 @@ void proxy_redirect_expand(const char *tpl, const struct proxy_reqinfo *ri, int 
 void proxy_hc_start(struct proxy_target *t);
 void proxy_hc_stop(struct proxy_target *t);
 
+
+/* dns.c: members of <tg> from its dns targets, re-resolved at the TTL. */
+int proxy_dns_start(struct proxy_tg *tg);
+void proxy_dns_stop(struct proxy_tg *tg);
 
 /* admin.c */
 int proxy_admin_start(struct proxy *px, char **err);

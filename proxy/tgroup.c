@@ -298,6 +298,7 @@ struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *c
         const struct proxy_hc_conf *o = &tg->conf.hc, *n = &conf->hc;
         hc_changed = o->enabled != n->enabled || strcmp(o->path, n->path) != 0 || o->port != n->port ||
                      o->interval_s != n->interval_s;
+        proxy_dns_stop(tg); /* it points into the old conf */
         proxy_tg_conf_free(&tg->conf);
     } else {
         tg = calloc(1, sizeof *tg);
@@ -311,6 +312,7 @@ struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *c
         for (size_t i = 0; i < tg->ntargets; i++)
             proxy_hc_start(tg->targets[i]);
     proxy_tg_set_targets(tg, conf->targets, conf->ntargets, false);
+    proxy_dns_start(tg);
     return tg;
 }
 
@@ -318,6 +320,7 @@ void proxy_tg_unref(struct proxy_tg *tg)
 {
     if (--tg->refs > 0)
         return;
+    proxy_dns_stop(tg);
     for (size_t i = 0; i < tg->ntargets; i++) {
         tg->targets[i]->tg = NULL;
         proxy_target_unref(tg->targets[i]);
