@@ -1,4 +1,5 @@
 /* httpd.c -- small HTTP/1.1 server on libev for JSON admin APIs. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -288,6 +289,16 @@ struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handle
     s->accept_io.data = s;
     ev_io_start(loop, &s->accept_io);
     return s;
+}
+
+int httpd_port(const struct httpd *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 void httpd_stop(struct httpd *s)

@@ -1,6 +1,7 @@
 /* main.c -- berth-proxy: flags, config, signals, event loop. */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +45,15 @@ static struct proxy_config *load(const char *path, char **err)
 }
 
 static struct proxy px;
+static int worker_fd = -1; /* worker of a master: report the admin port here */
 
 static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 {
     char *err = NULL;
     struct proxy_config *c = load(px.config_path, &err);
     if (c && strcmp(c->admin_listen, px.conf->admin_listen) != 0) {
-        log_warn("reload: admin.listen changes need a restart; keeping %s", px.conf->admin_listen);
+        if (worker_fd < 0)
+            log_warn("reload: admin.listen changes need a restart; keeping %s", px.conf->admin_listen);
         free(c->admin_listen);
         c->admin_listen = strdup(px.conf->admin_listen);
     }
@@ -92,9 +95,10 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
         {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
+        {"worker", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
     };
-    const char *format = "text";
+    const char *format = "text", *level_name = "info";
     enum log_level level = LOG_INFO;
     bool check = false;
     int o;
@@ -103,7 +107,9 @@ int main(int argc, char **argv)
         case 'c': px.config_path = optarg; break;
         case 't': check = true; break;
         case 'F': format = optarg; break;
+        case 'W': worker_fd = atoi(optarg); break;
         case 'L':
+            level_name = optarg;
             if (strcmp(optarg, "debug") == 0) level = LOG_DEBUG;
             else if (strcmp(optarg, "info") == 0) level = LOG_INFO;
             else if (strcmp(optarg, "warn") == 0) level = LOG_WARN;
@@ -123,7 +129,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (log_init("berth-proxy", format, level) < 0) {
+    if (log_init(worker_fd >= 0 ? "berth-proxy worker" : "berth-proxy", format, level) < 0) {
         fprintf(stderr, "berth-proxy: --log-format must be text or json\n");
         return 2;
     }
@@ -140,6 +146,31 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (conf->workers > 1 && worker_fd < 0) {
+        /* Master: workers are this program again, reporting their admin port on a pipe. */
+        char *wargv[12];
+        int k = 0;
+        wargv[k++] = argv[0];
+        if (px.config_path) {
+            wargv[k++] = "-c";
+            wargv[k++] = px.config_path;
+        }
+        wargv[k++] = "--log-format";
+        wargv[k++] = (char *)format;
+        wargv[k++] = "--log-level";
+        wargv[k++] = (char *)level_name;
+        wargv[k++] = "--worker";
+        int slot = k++;
+        wargv[k] = NULL;
+        int rc = proxy_master_run(conf, wargv, slot);
+        proxy_config_free(conf);
+        return rc;
+    }
+    if (worker_fd >= 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the master */
+        free(conf->admin_listen);
+        conf->admin_listen = strdup("127.0.0.1:0");
+    }
     px.loop = EV_DEFAULT;
     proxy_conn_init(&px);
     buf_init(&px.access_buf, 1u << 20);
@@ -160,6 +191,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "berth-proxy: admin.listen: %s\n", err);
         free(err);
         return 2;
+    }
+    if (worker_fd >= 0) {
+        dprintf(worker_fd, "%d\n", httpd_port(px.admin));
+        close(worker_fd);
     }
     ev_signal sig_hup, sig_term, sig_int;
     ev_signal_init(&sig_hup, on_hup, SIGHUP);

@@ -10,7 +10,7 @@
 #define PATHLEN 512
 
 static const char *const algos[] = {"round_robin", "least_outstanding_requests", NULL};
-static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const log_formats[] = {"json", NULL};
 
 static const struct cfg_field hc_fields[] = {
     {"enabled", CFG_BOOL, offsetof(struct proxy_hc_conf, enabled), 0, 0, 1, NULL, NULL, false},

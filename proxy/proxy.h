@@ -297,6 +297,10 @@ void proxy_hc_stop(struct proxy_target *t);
 int proxy_dns_start(struct proxy_tg *tg);
 void proxy_dns_stop(struct proxy_tg *tg);
 
+/* workers.c: runs conf->workers worker processes (<worker_argv> with the
+ * report-pipe fd put at <fd_slot>) and the public admin API; returns the exit code. */
+int proxy_master_run(const struct proxy_config *conf, char *const *worker_argv, int fd_slot);
+
 /* admin.c */
 int proxy_admin_start(struct proxy *px, char **err);
 void proxy_metrics_observe(struct proxy_tg *tg, int status, double seconds);

@@ -32,6 +32,8 @@ typedef void (*httpd_handler)(struct httpd_req *req, void *arg);
 
 /* Starts serving on <listen> ("ip:port"). Returns NULL with *err on failure. */
 struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handler h, void *arg, char **err);
+/* The port the server listens on (useful after listening on port 0). */
+int httpd_port(const struct httpd *s);
 /* Stops listening and closes all connections. */
 void httpd_stop(struct httpd *s);
 

@@ -54,6 +54,8 @@ for name, text, want in cases:
 
 code, err, _ = run('{"target_groups":[{"name":"web"}],"listeners":[%s]}' % lst, "-t")
 t.is_(code, 0, "-t accepts a valid config")
+r = subprocess.run([exe, "-t", "-c", os.path.join(HERE, "..", "..", "examples", "proxy.json")], capture_output=True, text=True)
+t.is_(r.returncode, 0, "examples/proxy.json is valid")
 r = subprocess.run([exe, "--help"], capture_output=True, text=True)
 t.ok(r.returncode == 0 and "usage: berth-proxy" in r.stdout and "SIGHUP" in r.stdout, "--help")
 r = subprocess.run([exe, "--version"], capture_output=True, text=True)
