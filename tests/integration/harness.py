@@ -313,6 +313,15 @@ def run_wrk(port, seconds, conns=8, path="/", host="test"):
     return reqs, non2xx, errors, out
 
 
+def check_wrk_clean(t, wrk, during):
+    """Asserts that a run_wrk() result ran real load with no non-2xx and no socket errors."""
+    reqs, non2xx, errors, out = wrk
+    t.diag(f"wrk: {reqs} requests, {non2xx} non-2xx, {errors} socket errors")
+    t.ok(reqs > 1000, "the load ran", out)
+    t.is_(non2xx, 0, f"no non-2xx response {during}")
+    t.is_(errors, 0, f"no socket errors {during}")
+
+
 def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
