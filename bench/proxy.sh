@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # proxy.sh -- berth-proxy vs haproxy vs nginx (as proxy), same backend, same wrk load, one run.
 # Prints req/s, p50/p99 latency and ratios; then measures RSS per idle keep-alive client connection.
-# usage: bench/proxy.sh [seconds=10] [connections=64]
+# usage: bench/proxy.sh [seconds=8] ["connection counts"="64 256"]   (ROUNDS=3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=${1:-10}
-CONNS=${2:-64}
+DUR=${1:-8}
+CONNS_LIST=${2:-64 256}
 scripts/deps.sh bench
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
@@ -75,6 +75,7 @@ JSON
 nginx -c "$work/backend.conf" -g 'daemon off;' & pids+=($!)
 nginx -c "$work/proxy-nginx.conf" -g 'daemon off;' & pids+=($!)
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
+HAP_PID=$!
 build/proxy/berth-proxy -c "$work/berth.json" --log-level warn & pids+=($!)
 BERTH_PID=$!
 for p in $BACK $NGX $HAP $BERTH; do
@@ -83,35 +84,43 @@ done
 sleep 1
 
 for f in "$work"/*.err "$work"/haproxy.log; do [[ -s $f ]] && { echo "== $f"; cat "$f"; }; done
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU
 ROUNDS=${ROUNDS:-3}
-run() { # name port -> appends "rps p50_us p99_us" to $work/$name
-  local out; out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
+sleep 0.5
+NGX_PID=$(pgrep -f "nginx: worker process" -P "$(cat "$work/proxy-nginx.pid")" | head -1)
+BACK_PID=$(pgrep -f "nginx: worker process" -P "$(cat "$work/backend.pid")" | head -1)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+run() { # name port pid conns -> appends "rps p50_us p99_us cpu_ns_per_request" to $work/$name.$4
+  local t0 t1 out; t0=$(ticks "$3")
+  out=$(wrk -t1 -c"$4" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
+  t1=$(ticks "$3")
   local errs; errs=$(grep -E "Socket errors|Non-2xx" <<<"$out" || true)
   [[ -n $errs ]] && echo "  $1: $errs"
-  awk -v OFS=' ' '
+  awk -v OFS=' ' -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
     function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
-    /Requests\/sec/ {r=$2} $1=="50%" {p50=us($2)} $1=="99%" {p99=us($2)}
-    END {print r, p50, p99}' <<<"$out" >>"$work/$1"
+    /requests in/ {n=$1} /Requests\/sec/ {r=$2} $1=="50%" {p50=us($2)} $1=="99%" {p99=us($2)}
+    END {printf "%s %d %d %d\n", r, p50, p99, ticks * 1e9 / hz / n}' <<<"$out" >>"$work/$1.$4"
 }
-echo "wrk -t1 -c$CONNS -d${DUR}s x $ROUNDS rounds (targets interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
-for n in backend berth haproxy nginx; do
-  case $n in backend) p=$BACK;; berth) p=$BERTH;; haproxy) p=$HAP;; nginx) p=$NGX;; esac
-  wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true   # warm up pools
-done
-for r in $(seq "$ROUNDS"); do
-  run berth $BERTH; run haproxy $HAP; run nginx $NGX; run backend $BACK
-done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for n in backend berth haproxy nginx; do
-  RPS[$n]=$(cut -d' ' -f1 "$work/$n" | median); P50[$n]=$(cut -d' ' -f2 "$work/$n" | median); P99[$n]=$(cut -d' ' -f3 "$work/$n" | median)
-done
-printf "%-10s %12s %10s %10s   (medians; every round: req/s)\n" target "req/s" "p50 us" "p99 us"
-for n in backend berth haproxy nginx; do
-  printf "%-10s %12s %10s %10s   %s\n" $n "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "$(cut -d' ' -f1 "$work/$n" | tr '\n' ' ')"
-done
 ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
-echo "berth/haproxy: req/s $(ratio "${RPS[berth]}" "${RPS[haproxy]}")x, p99 $(ratio "${P99[berth]}" "${P99[haproxy]}")x   berth/nginx: req/s $(ratio "${RPS[berth]}" "${RPS[nginx]}")x, p99 $(ratio "${P99[berth]}" "${P99[nginx]}")x"
-
+echo "wrk -t1 -d${DUR}s, $ROUNDS rounds per setting (targets interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
+for CONNS in $CONNS_LIST; do
+  for p in $BACK $BERTH $HAP $NGX; do wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true; done
+  for r in $(seq "$ROUNDS"); do
+    run berth $BERTH $BERTH_PID $CONNS; run haproxy $HAP $HAP_PID $CONNS; run nginx $NGX $NGX_PID $CONNS; run backend $BACK $BACK_PID $CONNS
+  done
+  echo
+  echo "-c$CONNS"
+  printf "%-10s %12s %8s %8s %14s   %s\n" target "req/s" "p50 us" "p99 us" "CPU ns/req" "(medians; req/s of every round)"
+  for n in backend berth haproxy nginx; do
+    f="$work/$n.$CONNS"
+    RPS[$n]=$(cut -d' ' -f1 "$f" | median); P50[$n]=$(cut -d' ' -f2 "$f" | median)
+    P99[$n]=$(cut -d' ' -f3 "$f" | median); CPU[$n]=$(cut -d' ' -f4 "$f" | median)
+    printf "%-10s %12s %8s %8s %14s   %s\n" $n "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" "$(cut -d' ' -f1 "$f" | tr '\n' ' ')"
+  done
+  echo "berth/haproxy: req/s $(ratio "${RPS[berth]}" "${RPS[haproxy]}")x, p99 $(ratio "${P99[berth]}" "${P99[haproxy]}")x, CPU/req $(ratio "${CPU[berth]}" "${CPU[haproxy]}")x" \
+       "  berth/nginx: req/s $(ratio "${RPS[berth]}" "${RPS[nginx]}")x, p99 $(ratio "${P99[berth]}" "${P99[nginx]}")x, CPU/req $(ratio "${CPU[berth]}" "${CPU[nginx]}")x"
+done
+echo
 echo "idle keep-alive connections:"
 python3 bench/idle_conns.py "$BERTH" "$BERTH_PID" 10000
