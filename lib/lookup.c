@@ -381,6 +381,27 @@ void lookup_cancel(struct lookup_query *q)
         q->cancelled = true; /* freed when its c-ares queries end */
 }
 
+struct fwd_ctx {
+    lookup_raw_cb cb;
+    void *arg;
+};
+
+static void forward_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct fwd_ctx *f = arg;
+    f->cb(abuf, abuf ? (size_t)alen : 0, abuf ? NULL : ares_strerror(status), f->arg);
+    free(f);
+}
+
+void lookup_forward(struct lookup *l, const unsigned char *q, size_t len, lookup_raw_cb cb, void *arg)
+{
+    struct fwd_ctx *f = malloc(sizeof *f);
+    f->cb = cb;
+    f->arg = arg;
+    ares_send(l->ch, q, (int)len, forward_cb, f);
+    reschedule(l);
+}
+
 const struct lookup_endpoint *lookup_pick(const struct lookup_endpoint *eps, size_t n)
 {
     if (n == 0)

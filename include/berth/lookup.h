@@ -43,6 +43,13 @@ void lookup_cancel(struct lookup_query *q);
  * Returns 0, or -1 with *err (malloc'd). <timeout_s> bounds the whole lookup. */
 int lookup_endpoints_sync(const char *server, const char *name, enum lookup_type type, int default_port,
                           double timeout_s, struct lookup_endpoint **out, size_t *n, unsigned *ttl, char **err);
+/* Called with the raw answer to a forwarded query (its ID is c-ares'), or
+ * with abuf NULL on failure. */
+typedef void (*lookup_raw_cb)(const unsigned char *abuf, size_t alen, const char *err, void *arg);
+/* Sends the raw query <q> to the resolver's servers (as a recursor would
+ * forward it). The callback always runs once, with an error if lookup_free
+ * comes first. */
+void lookup_forward(struct lookup *l, const unsigned char *q, size_t len, lookup_raw_cb cb, void *arg);
 /* Picks one endpoint as RFC 2782 says: lowest priority, then weighted random. */
 const struct lookup_endpoint *lookup_pick(const struct lookup_endpoint *eps, size_t n);
 

@@ -1,0 +1,141 @@
+/* main.c -- berth-dns: flags, config, signals, event loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/config.h"
+#include "berth/httpd.h"
+#include "berth/log.h"
+#include "dns.h"
+
+static struct dns_server srv;
+static const char *config_path;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: berth-dns [-c FILE] [-t] [--log-format text|json] [--log-level LEVEL]\n"
+               "\n"
+               "berth's authoritative DNS server for service namespaces (the Cloud Map of the plane).\n"
+               "\n"
+               "  -c, --config FILE     JSON config (docs/dns.md); default: DNS on 127.0.0.1:8600 (UDP+TCP),\n"
+               "                        admin API on 127.0.0.1:7402, no namespaces\n"
+               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
+               "      --log-format F    text (default) or json\n"
+               "      --log-level L     debug, info (default), warn, error\n"
+               "  -h, --help            this help\n"
+               "  -V, --version         print the version\n"
+               "\n"
+               "Signals: SIGHUP reloads the config (a bad one is refused, the old one keeps serving);\n"
+               "SIGTERM/SIGINT exit 0.\n");
+}
+
+static struct dns_config *load(char **err)
+{
+    json_t *root = config_path ? cfg_load_file(config_path, err) : json_object();
+    if (!root)
+        return NULL;
+    char *inner = NULL;
+    struct dns_config *c = dns_config_parse(root, &inner);
+    json_decref(root);
+    if (!c) {
+        cfg_error(err, config_path ? config_path : "(defaults)", "%s", inner);
+        free(inner);
+    }
+    return c;
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    char *err = NULL;
+    struct dns_config *c = load(&err);
+    if (!c || dns_server_reconfigure(&srv, c, &err) < 0) {
+        log_error("reload refused, still serving the previous config: %s", err);
+        free(err);
+        dns_config_free(c);
+        return;
+    }
+    log_info("reloaded %s", config_path ? config_path : "(defaults)");
+}
+
+static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    log_info("signal %d: exiting", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
+        {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+    };
+    const char *format = "text";
+    enum log_level level = LOG_INFO;
+    bool check = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': config_path = optarg; break;
+        case 't': check = true; break;
+        case 'F': format = optarg; break;
+        case 'L':
+            if (strcmp(optarg, "debug") == 0) level = LOG_DEBUG;
+            else if (strcmp(optarg, "info") == 0) level = LOG_INFO;
+            else if (strcmp(optarg, "warn") == 0) level = LOG_WARN;
+            else if (strcmp(optarg, "error") == 0) level = LOG_ERROR;
+            else {
+                fprintf(stderr, "berth-dns: --log-level: unknown level \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("berth-dns %s\n", BERTH_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "berth-dns: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (log_init("berth-dns", format, level) < 0) {
+        fprintf(stderr, "berth-dns: --log-format must be text or json\n");
+        return 2;
+    }
+    char *err = NULL;
+    struct dns_config *c = load(&err);
+    if (!c) {
+        fprintf(stderr, "berth-dns: %s\n", err);
+        free(err);
+        return 2;
+    }
+    if (check) {
+        printf("%s: ok\n", config_path ? config_path : "(defaults)");
+        dns_config_free(c);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srv.loop = EV_DEFAULT;
+    srv.conf = c;
+    if (dns_server_start(&srv, &err) < 0 || dns_admin_start(&srv, &err) < 0) {
+        fprintf(stderr, "berth-dns: %s: %s\n", config_path ? config_path : "(defaults)", err);
+        free(err);
+        return 2;
+    }
+    ev_signal hup, term, intr;
+    ev_signal_init(&hup, on_hup, SIGHUP);
+    ev_signal_init(&term, on_term, SIGTERM);
+    ev_signal_init(&intr, on_term, SIGINT);
+    ev_signal_start(srv.loop, &hup);
+    ev_signal_start(srv.loop, &term);
+    ev_signal_start(srv.loop, &intr);
+    log_info("berth-dns %s ready: DNS on %s (UDP+TCP), admin on %s", BERTH_VERSION, c->listen, c->admin_listen);
+    ev_run(srv.loop, 0);
+    httpd_stop(srv.admin);
+    dns_server_stop(&srv);
+    dns_config_free(srv.conf);
+    log_info("stopped");
+    return 0;
+}
