@@ -1,13 +1,17 @@
 /* berth.c -- the berth CLI. Today: `berth dev`, a local plane of proxy + demo service. */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "berth/lookup.h"
 
 #define DEMO_TASKS 2
 
@@ -26,6 +30,9 @@ static void usage(FILE *f)
                "commands:\n"
                "  dev [--port N] [--admin-port N]   run a local plane: berth-proxy on 127.0.0.1:8080 in front of\n"
                "                                    %d berth-demo-web tasks, reachable as http://web.localhost:8080/\n"
+               "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
+               "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
+               "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
                "  help                              this help\n"
                "  version                           print the version\n",
                DEMO_TASKS);
@@ -143,6 +150,69 @@ static int dev(int argc, char **argv)
     return 0;
 }
 
+static int lookup_cmd(int argc, char **argv)
+{
+    const char *name = NULL, *server = getenv("BERTH_DNS");
+    enum lookup_type type = LOOKUP_AUTO;
+    int port = 80;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
+            const char *t = argv[++i];
+            if (strcasecmp(t, "SRV") == 0)
+                type = LOOKUP_SRV;
+            else if (strcasecmp(t, "A") == 0 || strcasecmp(t, "AAAA") == 0)
+                type = LOOKUP_A;
+            else {
+                fprintf(stderr, "berth lookup: --type must be A or SRV, not \"%s\"\n", t);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+            server = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            port = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (argv[i][0] == '-' || name) {
+            fprintf(stderr, "berth lookup: unexpected argument \"%s\" (try berth help)\n", argv[i]);
+            return 2;
+        } else {
+            name = argv[i];
+        }
+    }
+    if (!name) {
+        fprintf(stderr, "berth lookup: a NAME is required, e.g. berth lookup web.berth.internal\n");
+        return 2;
+    }
+    if (!server || !*server)
+        server = "127.0.0.1:8600";
+    /* A bare service name means the default namespace. */
+    char fq[300];
+    snprintf(fq, sizeof fq, strchr(name, '.') ? "%s" : "%s.berth.internal", name);
+    struct lookup_endpoint *eps = NULL;
+    size_t n = 0;
+    unsigned ttl = 0;
+    char *err = NULL;
+    if (lookup_endpoints_sync(server, fq, type, port, 5.0, &eps, &n, &ttl, &err) < 0) {
+        fprintf(stderr, "berth lookup: %s (server %s)\n", err, server);
+        free(err);
+        return 1;
+    }
+    if (json) {
+        printf("{\"name\":\"%s\",\"ttl\":%u,\"endpoints\":[", fq, ttl);
+        for (size_t i = 0; i < n; i++)
+            printf("%s{\"address\":\"%s\",\"ip\":\"%s\",\"port\":%d,\"host\":\"%s\",\"priority\":%d,\"weight\":%d}",
+                   i ? "," : "", eps[i].address, eps[i].ip, eps[i].port, eps[i].host, eps[i].priority, eps[i].weight);
+        printf("]}\n");
+    } else {
+        printf("%-24s %-40s %8s %6s\n", "ENDPOINT", "HOST", "PRIORITY", "WEIGHT");
+        for (size_t i = 0; i < n; i++)
+            printf("%-24s %-40s %8d %6d\n", eps[i].address, eps[i].host, eps[i].priority, eps[i].weight);
+    }
+    free(eps);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -155,6 +225,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dev") == 0)
         return dev(argc - 2, argv + 2);
+    if (strcmp(argv[1], "lookup") == 0)
+        return lookup_cmd(argc - 2, argv + 2);
     fprintf(stderr, "berth: unknown command \"%s\" (try berth help)\n", argv[1]);
     return 2;
 }

@@ -171,8 +171,12 @@ int dns_server_start(struct dns_server *s, char **err);
 /* Swaps in a new config and zone (the server keeps its sockets); 0 or -1 with *err. */
 int dns_server_reconfigure(struct dns_server *s, struct dns_config *c, char **err);
 void dns_server_stop(struct dns_server *s);
+/* Size of the context a transport hands dns_server_handle for a later reply. */
+#define DNS_LATER_CTX 160
+
 /* Answers one query message of <len> bytes into <out>; returns the reply length
- * (0: no reply now). Used by UDP, TCP and the fuzz target. */
+ * (0: no reply now; a forwarded query is answered later through <later> with a
+ * copy of the DNS_LATER_CTX bytes at <ctx>). Used by UDP, TCP and the fuzz target. */
 size_t dns_server_handle(struct dns_server *s, const unsigned char *q, size_t len, const struct sockaddr *peer,
                          bool tcp, unsigned char *out, size_t max, void (*later)(void *ctx, const unsigned char *, size_t),
                          void *ctx);

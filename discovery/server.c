@@ -61,7 +61,7 @@ struct fwd {
     struct dns_query q;
     size_t limit;
     void (*later)(void *ctx, const unsigned char *, size_t);
-    unsigned char ctx[64];
+    unsigned char ctx[DNS_LATER_CTX];
 };
 
 static void forwarded(const unsigned char *abuf, size_t alen, const char *err, void *arg)
@@ -138,6 +138,8 @@ struct udp_ctx {
     socklen_t peer_len;
 };
 
+_Static_assert(sizeof(struct udp_ctx) <= DNS_LATER_CTX, "udp_ctx must fit the later-reply context");
+
 static void udp_later(void *ctx, const unsigned char *ans, size_t len)
 {
     struct udp_ctx *u = ctx;
@@ -163,8 +165,8 @@ static void udp_cb(struct ev_loop *loop, ev_io *w, int revents)
         int k = 0;
         for (int i = 0; i < n; i++) {
             struct udp_ctx u = {s, peers[i], rmsg[i].msg_hdr.msg_namelen};
-            unsigned char ctx[64];
-            memcpy(ctx, &u, sizeof u < sizeof ctx ? sizeof u : sizeof ctx);
+            unsigned char ctx[DNS_LATER_CTX];
+            memcpy(ctx, &u, sizeof u);
             s->udp_queries++;
             size_t len = dns_server_handle(s, in[i], rmsg[i].msg_len, (struct sockaddr *)&peers[i], false, out[i],
                                            sizeof out[i], udp_later, ctx);
@@ -250,6 +252,8 @@ struct tcp_ctx {
     uint64_t id;
 };
 
+_Static_assert(sizeof(struct tcp_ctx) <= DNS_LATER_CTX, "tcp_ctx must fit the later-reply context");
+
 static void tcp_later(void *ctx, const unsigned char *ans, size_t len)
 {
     struct tcp_ctx *t = ctx;
@@ -286,7 +290,7 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (c->in.len < 2 + mlen)
                 break;
             struct tcp_ctx t = {s, c->id};
-            unsigned char ctx[64] = {0};
+            unsigned char ctx[DNS_LATER_CTX] = {0};
             memcpy(ctx, &t, sizeof t);
             s->tcp_queries++;
             size_t alen = dns_server_handle(s, p + 2, mlen, (struct sockaddr *)&c->peer, true, ans, sizeof ans,

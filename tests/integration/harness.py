@@ -331,3 +331,32 @@ def rss_kib(pid, field="VmRSS"):
 
 
 SANITIZED = os.environ.get("BERTH_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE")
+
+
+class Dns:
+    """Runs build/discovery/berth-dns with <config> (a dict) on free ports."""
+
+    def __init__(self, config):
+        self.port = free_port()
+        self.admin_port = free_port()
+        config.setdefault("listen", f"127.0.0.1:{self.port}")
+        config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
+        self.config = config
+        fd, self.config_path = tempfile.mkstemp(prefix="berth-dns-", suffix=".json")
+        os.write(fd, json.dumps(config).encode())
+        os.close(fd)
+        self.stderr_path = self.config_path + ".log"
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = spawn([os.path.join(BIN, "discovery", "berth-dns"), "-c", self.config_path],
+                          stderr=self.stderr, stdout=subprocess.DEVNULL)
+        if not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
+            raise RuntimeError("berth-dns did not become ready:\n" + self.log())
+
+    admin = Proxy.admin
+    log = Proxy.log
+    stop = Proxy.stop
+    sanitizer_clean = Proxy.sanitizer_clean
+    rewrite = Proxy.rewrite
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
