@@ -8,7 +8,7 @@ if [[ $level == test || $level == bench ]]; then
   pkgs+=(clang libclang-rt-14-dev wrk bind9-dnsutils)
 fi
 if [[ $level == bench ]]; then
-  pkgs+=(nginx-light haproxy)
+  pkgs+=(nginx-light haproxy knot dnsmasq-base dnsperf)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
