@@ -14,6 +14,7 @@
 
 #define UDP_BATCH 64
 #define TCP_MAX_MSG 65535
+#define TCP_OUT_HIGH (256u * 1024)
 
 const char *const dns_stat_type_names[DNS_STAT_TYPES] = {"A", "AAAA", "SRV", "TXT", "SOA", "NS", "ANY", "PTR", "OTHER"};
 const char *const dns_stat_rcode_names[DNS_STAT_RCODES] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
@@ -231,7 +232,7 @@ static int tcp_flush(struct dns_tcp *c)
         }
         buf_consume(&c->out, (size_t)n);
     }
-    int ev = EV_READ | (c->out.len ? EV_WRITE : 0);
+    int ev = (c->out.len < TCP_OUT_HIGH ? EV_READ : 0) | (c->out.len ? EV_WRITE : 0);
     if ((c->io.events & (EV_READ | EV_WRITE)) != ev) {
         ev_io_stop(c->s->loop, &c->io);
         ev_io_set(&c->io, c->fd, ev);
@@ -282,9 +283,13 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
             buf_commit(&c->in, (size_t)n);
             ev_timer_again(loop, &c->timer);
         }
-        /* Every complete message, in order; several may arrive at once (pipelining). */
-        static unsigned char ans[TCP_MAX_MSG];
-        while (c->in.len >= 2) {
+    }
+    /* Every complete message, in order; several may arrive at once (pipelining).
+     * A client that does not read its answers is not served more until it
+     * does (backpressure): answer, flush, and go on while the socket takes it. */
+    static unsigned char ans[TCP_MAX_MSG];
+    for (;;) {
+        while (c->in.len >= 2 && c->out.len < TCP_OUT_HIGH) {
             const unsigned char *p = (const unsigned char *)buf_head(&c->in);
             size_t mlen = (size_t)(p[0] << 8 | p[1]);
             if (c->in.len < 2 + mlen)
@@ -303,9 +308,15 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
                 return;
             }
         }
+        if (tcp_flush(c) < 0) {
+            tcp_close(c);
+            return;
+        }
+        const unsigned char *p = (const unsigned char *)buf_head(&c->in);
+        bool more = c->in.len >= 2 && c->in.len >= 2 + (size_t)(p[0] << 8 | p[1]);
+        if (!more || c->out.len >= TCP_OUT_HIGH)
+            return;
     }
-    if (tcp_flush(c) < 0)
-        tcp_close(c);
 }
 
 static void tcp_timeout(struct ev_loop *loop, ev_timer *w, int revents)

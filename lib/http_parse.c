@@ -503,6 +503,12 @@ static int hexval(unsigned char c)
 
 ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, bool *done)
 {
+    return http_chunked_decode(c, p, len, done, NULL, NULL);
+}
+
+ssize_t http_chunked_decode(struct http_chunked *c, const char *p, size_t len, bool *done,
+                            void (*data)(void *arg, const char *p, size_t n), void *arg)
+{
     size_t i = 0;
     *done = c->state == CH_DONE;
     while (i < len && c->state != CH_DONE) {
@@ -555,6 +561,8 @@ ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, boo
             size_t n = len - i;
             if (n > c->remaining)
                 n = (size_t)c->remaining;
+            if (data && n)
+                data(arg, p + i, n);
             c->remaining -= n;
             i += n;
             if (c->remaining == 0)

@@ -717,7 +717,9 @@ static void write_response_head(struct proxy_conn *c, const struct http_msg *m)
         BUF_LIT(b, "\r\n");
         return;
     }
-    if (m->body == HTTP_BODY_CHUNKED)
+    /* An HTTP/1.0 client cannot read chunked framing: it gets the decoded
+     * body, delimited by the connection close (keep_alive is off then). */
+    if (m->body == HTTP_BODY_CHUNKED && c->minor == 1)
         BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
     if (!c->keep_alive || c->close_after)
         BUF_LIT(b, "Connection: close\r\n");
@@ -759,6 +761,11 @@ static int upstream_failed(struct proxy_conn *c, const char *why)
         return 0;
     }
     return -1;
+}
+
+static void append_decoded(void *arg, const char *p, size_t n)
+{
+    buf_append(arg, p, n);
 }
 
 /* Moves response bytes from the upstream to the client; -1 to abort. */
@@ -841,7 +848,9 @@ static int relay_response(struct proxy_conn *c)
                 c->resp_state = RESP_DONE;
         } else if (c->resp_body == HTTP_BODY_CHUNKED) {
             bool done;
-            ssize_t k = http_chunked_scan(&c->resp_chunk, buf_head(&up->in), n, &done);
+            size_t before = c->out.len;
+            ssize_t k = http_chunked_decode(&c->resp_chunk, buf_head(&up->in), n, &done,
+                                            c->minor == 0 ? append_decoded : NULL, &c->out);
             if (k < 0) {
                 log_warn("target %s sent malformed chunked framing", c->target->addr_str);
                 return -1;
@@ -849,6 +858,11 @@ static int relay_response(struct proxy_conn *c)
             n = (size_t)k;
             if (done)
                 c->resp_state = RESP_DONE;
+            if (c->minor == 0) {
+                c->bytes_out += c->out.len - before;
+                buf_consume(&up->in, n);
+                continue;
+            }
         }
         buf_append(&c->out, buf_head(&up->in), n);
         buf_consume(&up->in, n);

@@ -86,5 +86,9 @@ void http_chunked_init(struct http_chunked *c);
  * (less than len when the body ended inside the input), or -1 on a framing
  * error. Sets *done when the last chunk and trailers are complete. */
 ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, bool *done);
+/* As http_chunked_scan, and calls <data> for every span of chunk data (the
+ * decoded body) when it is not NULL. */
+ssize_t http_chunked_decode(struct http_chunked *c, const char *p, size_t len, bool *done,
+                            void (*data)(void *arg, const char *p, size_t n), void *arg);
 
 #endif

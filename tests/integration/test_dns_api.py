@@ -91,6 +91,11 @@ for text, want in [('{"namespaces":[{"name":"a..b"}]}', 'namespaces[0].name: "a.
     os.close(fd)
     r = subprocess.run([os.path.join(BIN, "discovery", "berth-dns"), "-t", "-c", path], capture_output=True, text=True)
     t.ok(r.returncode == 2 and want in r.stderr, f"config error: {want}", r.stderr)
+r = subprocess.run([os.path.join(BIN, "discovery", "berth-dns"), "-t", "-c", os.path.join(HERE, "..", "..", "examples", "dns.json")],
+                   capture_output=True, text=True)
+t.is_(r.returncode, 0, "examples/dns.json is valid")
+r = subprocess.run([os.path.join(BIN, "discovery", "berth-dns"), "--help"], capture_output=True, text=True)
+t.ok(r.returncode == 0 and "usage: berth-dns" in r.stdout, "--help")
 t.is_(d.stop(), 0, "berth-dns exits 0")
 t.ok(d.sanitizer_clean(), "no sanitizer report", d.log())
 t.done()

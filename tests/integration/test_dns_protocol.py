@@ -45,6 +45,10 @@ t.is_(sorted(a["id"] for a in ans), [1000, 1001, 1002, 1003], "four pipelined TC
 by = {a["id"]: a for a in ans}
 t.ok(by[1002]["status"] == "NXDOMAIN" and by[1003]["an"][0][3] == "127.0.0.8" and len(by[1001]["an"]) == 200,
      "each answer is right")
+# A client that pipelines many queries before reading still gets every answer, in order of processing.
+many = [dc.query("big." + NS, "SRV", qid=i) for i in range(300)]
+got = dc.tcp(P, many, timeout=10)
+t.is_(sorted(dc.parse(a)["id"] for a in got), list(range(300)), "300 pipelined queries of 5 KB answers each, all answered")
 s = socket.create_connection(("127.0.0.1", P))
 t0 = time.time()
 s.settimeout(5)

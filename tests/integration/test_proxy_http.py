@@ -45,6 +45,12 @@ st, h, body = http_request("127.0.0.1", lp, sock=s, headers={"Connection": "clos
 t.is_(h.get("connection"), "close", "Connection: close is honoured")
 s.close()
 
+# HTTP/1.0 client and a chunked response: decoded body, delimited by the close.
+out, closed = raw_exchange(lp, b"GET /download?bytes=100000&chunked=1 HTTP/1.0\r\n\r\n")
+head, _, body = out.partition(b"\r\n\r\n")
+t.ok(closed and b"Transfer-Encoding" not in head and body == (bytes(range(256)) * 400)[:100000],
+     "HTTP/1.0 client gets a chunked response decoded", head)
+
 # Pooled keep-alive upstream connections: 50 requests, few upstream connections.
 s = socket.create_connection(("127.0.0.1", lp), 5)
 for _ in range(50):
