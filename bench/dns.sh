@@ -7,19 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-8}
 ROUNDS=${ROUNDS:-3}
-scripts/deps.sh bench
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+. bench/lib.sh
 
-work=$(mktemp -d /tmp/berth-dnsbench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BERTH=$(port); ADMIN=$(port); KNOT=$(port); DNSMASQ=$(port)
 
 python3 bench/gen_dns_zone.py "$work" "$BERTH"
@@ -67,13 +56,11 @@ run() { # name port
 }
 echo "dnsperf -c 8 -q 256 -T 1 -l ${DUR}s x $ROUNDS rounds (interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
 for r in $(seq "$ROUNDS"); do run berth $BERTH; run knot $KNOT; run dnsmasq $DNSMASQ; done
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf "%-8s %12s %12s %8s   %s\n" server "queries/s" "avg lat us" lost "(medians; qps of every round)"
 for n in berth knot dnsmasq; do
   QPS[$n]=$(cut -d' ' -f1 "$work/$n" | median); LAT[$n]=$(cut -d' ' -f2 "$work/$n" | median)
   LOST[$n]=$(cut -d' ' -f3 "$work/$n" | sort -n | tail -1)
   printf "%-8s %12s %12s %8s   %s\n" $n "${QPS[$n]}" "${LAT[$n]}" "${LOST[$n]}" "$(cut -d' ' -f1 "$work/$n" | tr '\n' ' ')"
 done
-ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
 echo "berth/knot queries/s: $(ratio "${QPS[berth]}" "${QPS[knot]}")x   berth/dnsmasq: $(ratio "${QPS[berth]}" "${QPS[dnsmasq]}")x"
 python3 bench/dns_register.py "$ADMIN" 10000

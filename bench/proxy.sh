@@ -6,21 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-8}
 CONNS_LIST=${2:-64 256}
-scripts/deps.sh bench
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+. bench/lib.sh
 ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
 
-work=$(mktemp -d /tmp/berth-bench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BACK=$(port); BERTH=$(port); ADMIN=$(port); NGX=$(port); HAP=$(port)
 
 cat > "$work/backend.conf" <<NGINX
@@ -101,8 +89,6 @@ run() { # name port pid conns -> appends "rps p50_us p99_us cpu_ns_per_request" 
     /requests in/ {n=$1} /Requests\/sec/ {r=$2} $1=="50%" {p50=us($2)} $1=="99%" {p99=us($2)}
     END {printf "%s %d %d %d\n", r, p50, p99, ticks * 1e9 / hz / n}' <<<"$out" >>"$work/$1.$4"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { python3 -c "print(f'{float($1)/float($2):.2f}')"; }
 echo "wrk -t1 -d${DUR}s, $ROUNDS rounds per setting (targets interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
 for CONNS in $CONNS_LIST; do
   for p in $BACK $BERTH $HAP $NGX; do wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true; done

@@ -82,11 +82,7 @@ int main(int argc, char **argv)
         case 't': check = true; break;
         case 'F': format = optarg; break;
         case 'L':
-            if (strcmp(optarg, "debug") == 0) level = LOG_DEBUG;
-            else if (strcmp(optarg, "info") == 0) level = LOG_INFO;
-            else if (strcmp(optarg, "warn") == 0) level = LOG_WARN;
-            else if (strcmp(optarg, "error") == 0) level = LOG_ERROR;
-            else {
+            if (log_level_parse(optarg, &level) < 0) {
                 fprintf(stderr, "berth-dns: --log-level: unknown level \"%s\"\n", optarg);
                 return 2;
             }

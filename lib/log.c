@@ -25,6 +25,16 @@ int log_init(const char *program, const char *format, enum log_level min)
     return 0;
 }
 
+int log_level_parse(const char *s, enum log_level *out)
+{
+    for (int i = LOG_DEBUG; i <= LOG_ERROR; i++)
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    return -1;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level < min_level)

@@ -7,6 +7,8 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* Sets the program name shown in each line, the format ("text" or "json") and
  * the minimum level. Returns 0, or -1 for an unknown format. */
 int log_init(const char *program, const char *format, enum log_level min);
+/* Parses "debug", "info", "warn" or "error"; returns 0, or -1 for anything else. */
+int log_level_parse(const char *s, enum log_level *out);
 /* Writes one line at <level>. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

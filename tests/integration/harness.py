@@ -120,30 +120,33 @@ class Backend:
             self.proc.wait()
 
 
-class Proxy:
-    """Runs build/proxy/berth-proxy with <config> (a dict) on free ports."""
+class Daemon:
+    """A berth daemon run with <config> (a dict) written to a temporary file, stderr kept in a log."""
+
+    binary = None  # path below the build directory
 
     def __init__(self, config, admin_port=None, check_ready=True):
         self.admin_port = admin_port or free_port()
         config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
         self.config = config
-        fd, self.config_path = tempfile.mkstemp(prefix="berth-proxy-", suffix=".json")
+        name = os.path.basename(self.binary)
+        fd, self.config_path = tempfile.mkstemp(prefix=name + "-", suffix=".json")
         os.write(fd, json.dumps(config).encode())
         os.close(fd)
         self.stderr_path = self.config_path + ".log"
         self.stderr = open(self.stderr_path, "w")
-        self.proc = spawn([os.path.join(BIN, "proxy", "berth-proxy"), "-c", self.config_path],
+        self.proc = spawn([os.path.join(BIN, self.binary), "-c", self.config_path],
                           stderr=self.stderr, stdout=subprocess.DEVNULL)
         if check_ready and not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
-            raise RuntimeError("berth-proxy did not become ready:\n" + self.log())
+            raise RuntimeError(f"{name} did not become ready:\n" + self.log())
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
 
     def rewrite(self, config):
         config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
         with open(self.config_path, "w") as f:
             json.dump(config, f)
-
-    def reload(self):
-        self.proc.send_signal(signal.SIGHUP)
 
     def admin(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
@@ -159,9 +162,10 @@ class Proxy:
             except ValueError:
                 return e.code, raw.decode()
 
-    def target_states(self, tg):
-        st, body = self.admin("GET", f"/v1/target-groups/{tg}")
-        return {t["address"]: t["state"] for t in body["targets"]}
+    def sanitizer_clean(self):
+        text = self.log()
+        return not any(s in text for s in ("AddressSanitizer", "runtime error:", "LeakSanitizer"))
+
 
     def log(self):
         self.stderr.flush()
@@ -178,10 +182,6 @@ class Proxy:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
-
-    def sanitizer_clean(self):
-        text = self.log()
-        return not any(s in text for s in ("AddressSanitizer", "runtime error:", "LeakSanitizer"))
 
 
 def http_request(host, port, method="GET", path="/", headers=None, body=b"", timeout=10, sock=None):
@@ -333,30 +333,22 @@ def rss_kib(pid, field="VmRSS"):
 SANITIZED = os.environ.get("BERTH_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE")
 
 
-class Dns:
-    """Runs build/discovery/berth-dns with <config> (a dict) on free ports."""
+class Proxy(Daemon):
+    """Runs build/proxy/berth-proxy on free ports."""
+
+    binary = "proxy/berth-proxy"
+
+    def target_states(self, tg):
+        st, body = self.admin("GET", f"/v1/target-groups/{tg}")
+        return {t["address"]: t["state"] for t in body["targets"]}
+
+
+class Dns(Daemon):
+    """Runs build/discovery/berth-dns on free ports (DNS on self.port)."""
+
+    binary = "discovery/berth-dns"
 
     def __init__(self, config):
         self.port = free_port()
-        self.admin_port = free_port()
         config.setdefault("listen", f"127.0.0.1:{self.port}")
-        config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
-        self.config = config
-        fd, self.config_path = tempfile.mkstemp(prefix="berth-dns-", suffix=".json")
-        os.write(fd, json.dumps(config).encode())
-        os.close(fd)
-        self.stderr_path = self.config_path + ".log"
-        self.stderr = open(self.stderr_path, "w")
-        self.proc = spawn([os.path.join(BIN, "discovery", "berth-dns"), "-c", self.config_path],
-                          stderr=self.stderr, stdout=subprocess.DEVNULL)
-        if not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
-            raise RuntimeError("berth-dns did not become ready:\n" + self.log())
-
-    admin = Proxy.admin
-    log = Proxy.log
-    stop = Proxy.stop
-    sanitizer_clean = Proxy.sanitizer_clean
-    rewrite = Proxy.rewrite
-
-    def reload(self):
-        self.proc.send_signal(signal.SIGHUP)
+        super().__init__(config)
