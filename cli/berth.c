@@ -15,7 +15,7 @@
 
 #define DEMO_TASKS 2
 
-static pid_t children[DEMO_TASKS + 1];
+static pid_t children[DEMO_TASKS + 2];
 static int nchildren;
 static volatile sig_atomic_t stop;
 
@@ -28,8 +28,10 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berth COMMAND [ARGS]\n\n"
                "commands:\n"
-               "  dev [--port N] [--admin-port N]   run a local plane: berth-proxy on 127.0.0.1:8080 in front of\n"
-               "                                    %d berth-demo-web tasks, reachable as http://web.localhost:8080/\n"
+               "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N]\n"
+               "                                    run a local plane: berth-proxy on 127.0.0.1:8080 in front of\n"
+               "                                    %d berth-demo-web tasks, reachable as http://web.localhost:8080/,\n"
+               "                                    and berth-dns on 127.0.0.1:8600 answering web.berth.internal\n"
                "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
                "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
                "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
@@ -67,20 +69,25 @@ static pid_t spawn(char *const argv[], char *const extra_env[])
 
 static int dev(int argc, char **argv)
 {
-    int port = 8080, admin = 7401;
+    int port = 8080, admin = 7401, dns_port = 8600, dns_admin = 7402;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--admin-port") == 0 && i + 1 < argc)
             admin = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--dns-port") == 0 && i + 1 < argc)
+            dns_port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--dns-admin-port") == 0 && i + 1 < argc)
+            dns_admin = atoi(argv[++i]);
         else {
             fprintf(stderr, "berth dev: unknown argument \"%s\"\n", argv[i]);
             return 2;
         }
     }
-    char dir[PATH_MAX], proxy[PATH_MAX + 32], demo[PATH_MAX + 32], tmpl[] = "/tmp/berth-dev-XXXXXX";
+    char dir[PATH_MAX], proxy[PATH_MAX + 32], demo[PATH_MAX + 32], dns[PATH_MAX + 32], tmpl[] = "/tmp/berth-dev-XXXXXX";
     tree_dir(dir, sizeof dir);
     snprintf(proxy, sizeof proxy, "%s/proxy/berth-proxy", dir);
+    snprintf(dns, sizeof dns, "%s/discovery/berth-dns", dir);
     snprintf(demo, sizeof demo, "%s/demo/berth-demo-web", dir);
     if (!mkdtemp(tmpl)) {
         perror("berth dev: mkdtemp");
@@ -91,17 +98,30 @@ static int dev(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     int base = 32000 + (int)(getpid() % 1000) * 10;
-    char targets[512] = "";
+    char targets[512] = "", instances[1024] = "";
     for (int i = 0; i < DEMO_TASKS; i++) {
         char penv[32], tenv[64], *av[] = {demo, NULL};
         snprintf(penv, sizeof penv, "PORT=%d", base + i);
         snprintf(tenv, sizeof tenv, "BERTH_TASK_ID=web-%d", i + 1);
         char *env[] = {penv, tenv, NULL};
         spawn(av, env);
-        char one[96];
+        char one[160];
         snprintf(one, sizeof one, "%s{\"address\":\"127.0.0.1:%d\",\"id\":\"web-%d\"}", i ? "," : "", base + i, i + 1);
         strcat(targets, one);
+        snprintf(one, sizeof one, "%s{\"id\":\"web-%d\",\"address\":\"127.0.0.1\",\"port\":%d,\"port_name\":\"http\"}",
+                 i ? "," : "", i + 1, base + i);
+        strcat(instances, one);
     }
+    char dconf[PATH_MAX + 32];
+    snprintf(dconf, sizeof dconf, "%s/dns.json", tmpl);
+    FILE *df = fopen(dconf, "w");
+    fprintf(df,
+            "{\"listen\":\"127.0.0.1:%d\",\"admin\":{\"listen\":\"127.0.0.1:%d\"},"
+            "\"namespaces\":[{\"name\":\"berth.internal\",\"services\":[{\"name\":\"web\",\"instances\":[%s]}]}]}\n",
+            dns_port, dns_admin, instances);
+    fclose(df);
+    char *dav[] = {dns, "-c", dconf, NULL};
+    spawn(dav, NULL);
     char conf[PATH_MAX + 32];
     snprintf(conf, sizeof conf, "%s/proxy.json", tmpl);
     FILE *f = fopen(conf, "w");
@@ -118,12 +138,13 @@ static int dev(int argc, char **argv)
     spawn(pav, NULL);
     printf("berth dev: running\n"
            "  proxy     http://127.0.0.1:%d/  (Host: web.localhost)   admin http://127.0.0.1:%d/v1/target-groups\n"
+           "  dns       127.0.0.1:%d (UDP+TCP): dig @127.0.0.1 -p %d web.berth.internal SRV   admin http://127.0.0.1:%d/\n"
            "  service   web: %d tasks on ports %d..%d\n"
            "  try       curl -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
            "            wrk -t2 -c32 -d10s -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
            "  config    %s\n"
            "Ctrl-C stops everything.\n",
-           port, admin, DEMO_TASKS, base, base + DEMO_TASKS - 1, port, port, conf);
+           port, admin, dns_port, dns_port, dns_admin, DEMO_TASKS, base, base + DEMO_TASKS - 1, port, port, conf);
     fflush(stdout);
     int status = 0;
     while (!stop) {
@@ -145,6 +166,7 @@ static int dev(int argc, char **argv)
         if (children[i] > 0)
             waitpid(children[i], NULL, 0);
     unlink(conf);
+    unlink(dconf);
     rmdir(tmpl);
     printf("berth dev: stopped\n");
     return 0;
