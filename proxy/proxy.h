@@ -160,6 +160,7 @@ struct proxy_target {
     struct httpc_req *hc_req;
     char hc_last[96];
     double healthy_since;
+    bool slow_start; /* turned healthy while others already were: ramp up (slow_start_s) */
     int outstanding;
     uint64_t requests, conn_errors;
     int consecutive_failures;

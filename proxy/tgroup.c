@@ -49,8 +49,15 @@ static void set_state(struct proxy_target *t, enum proxy_target_state st, const 
     log_info("target group %s: target %s (%s) %s -> %s%s%s", t->tg ? t->tg->conf.name : "-", t->addr_str,
              t->id ? t->id : "-", proxy_target_state_name(t->state), proxy_target_state_name(st), why ? ": " : "",
              why ? why : "");
-    if (st == TS_HEALTHY)
+    if (st == TS_HEALTHY) {
         t->healthy_since = util_now();
+        /* As ALB: only a target joining already-healthy ones starts slowly; the
+         * first targets of a group take the full load at once. */
+        t->slow_start = false;
+        for (size_t i = 0; t->tg && i < t->tg->ntargets; i++)
+            if (t->tg->targets[i] != t && t->tg->targets[i]->state == TS_HEALTHY)
+                t->slow_start = true;
+    }
     t->state = st;
 }
 
@@ -377,7 +384,7 @@ static bool eligible(const struct proxy_target *t, int pass, double now)
 static bool slow_start_skip(const struct proxy_tg *tg, const struct proxy_target *t, double now)
 {
     double ss = tg->conf.slow_start_s;
-    if (ss <= 0 || t->state != TS_HEALTHY || now - t->healthy_since >= ss)
+    if (ss <= 0 || !t->slow_start || t->state != TS_HEALTHY || now - t->healthy_since >= ss)
         return false;
     double share = (now - t->healthy_since) / ss;
     return (double)(util_rand64() % 1000000) / 1e6 >= share;
