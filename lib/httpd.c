@@ -343,10 +343,11 @@ void httpd_respond(struct httpd_req *req, int status, const char *content_type, 
 
 void httpd_respond_json(struct httpd_req *req, int status, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) {
-        httpd_respond(req, 500, "text/plain", "out of memory\n", 14);
+        static const char msg[] = "{\"error\":{\"code\":\"InternalError\",\"message\":\"response could not be encoded\"}}\n";
+        httpd_respond(req, 500, "application/json", msg, sizeof msg - 1);
         return;
     }
     size_t n = strlen(s);

@@ -124,10 +124,14 @@ class Daemon:
     """A berth daemon run with <config> (a dict) written to a temporary file, stderr kept in a log."""
 
     binary = None  # path below the build directory
+    api_in_listen = False  # the HTTP API is on "listen" rather than "admin.listen"
 
     def __init__(self, config, admin_port=None, check_ready=True):
         self.admin_port = admin_port or free_port()
-        config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
+        if self.api_in_listen:
+            config.setdefault("listen", f"127.0.0.1:{self.admin_port}")
+        else:
+            config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
         self.config = config
         name = os.path.basename(self.binary)
         fd, self.config_path = tempfile.mkstemp(prefix=name + "-", suffix=".json")
@@ -144,7 +148,8 @@ class Daemon:
         self.proc.send_signal(signal.SIGHUP)
 
     def rewrite(self, config):
-        config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
+        if not self.api_in_listen:
+            config.setdefault("admin", {"listen": f"127.0.0.1:{self.admin_port}"})
         with open(self.config_path, "w") as f:
             json.dump(config, f)
 
@@ -352,3 +357,14 @@ class Dns(Daemon):
         self.port = free_port()
         config.setdefault("listen", f"127.0.0.1:{self.port}")
         super().__init__(config)
+
+
+class Scheduler(Daemon):
+    """Runs build/scheduler/berth-scheduler with its API on a free port and <data_dir>."""
+
+    binary = "scheduler/berth-scheduler"
+    api_in_listen = True
+
+    def __init__(self, data_dir, admin_port=None):
+        self.data_dir = data_dir
+        super().__init__({"data_dir": data_dir}, admin_port=admin_port)

@@ -1,0 +1,289 @@
+/* api.c -- berth-scheduler HTTP API (SPEC §4): task definitions and services. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/buf.h"
+#include "berth/httpd.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "sched.h"
+
+struct pending {
+    struct httpd_req *req;
+    int status;
+    json_t *body;
+};
+
+/* Answers once the change is on disk: nothing is acknowledged before it is durable. */
+static void committed(void *arg, const char *err)
+{
+    struct pending *p = arg;
+    if (err) {
+        json_decref(p->body);
+        httpd_respond_error(p->req, 500, "ServerException", "the change could not be made durable: %s", err);
+    } else {
+        httpd_respond_json(p->req, p->status, p->body);
+    }
+    free(p);
+}
+
+static void write_then_respond(struct sched_store *s, struct httpd_req *req, const char *path, json_t *value,
+                               int status, json_t *body)
+{
+    struct pending *p = malloc(sizeof *p);
+    p->req = req;
+    p->status = status;
+    p->body = body;
+    sched_store_put(s, path, value, committed, p);
+}
+
+static void invalid(struct httpd_req *req, char *err)
+{
+    httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
+    free(err);
+}
+
+/* ---- task definitions ---- */
+
+/* Highest revision of <family>, optionally only ACTIVE ones; 0 if none. */
+static int latest_revision(struct sched_store *s, const char *family, bool active_only)
+{
+    char path[300];
+    snprintf(path, sizeof path, "taskdefs/%s", family);
+    json_t *revs = sched_store_get(s, path), *td;
+    const char *rev;
+    int best = 0;
+    json_object_foreach(revs, rev, td) {
+        int r = atoi(rev);
+        bool active = strcmp(json_string_value(json_object_get(td, "status")), "ACTIVE") == 0;
+        if (r > best && (active || !active_only))
+            best = r;
+    }
+    return best;
+}
+
+/* "family" or "family:rev" to the stored object (borrowed) or NULL. */
+static json_t *find_taskdef(struct sched_store *s, const char *ref, bool active_only)
+{
+    char family[256], path[300];
+    const char *colon = strchr(ref, ':');
+    int rev;
+    if (colon) {
+        snprintf(family, sizeof family, "%.*s", (int)(colon - ref), ref);
+        char *end;
+        rev = (int)strtol(colon + 1, &end, 10);
+        if (*end || rev <= 0)
+            return NULL;
+    } else {
+        snprintf(family, sizeof family, "%s", ref);
+        rev = latest_revision(s, family, true);
+    }
+    snprintf(path, sizeof path, "taskdefs/%s/%d", family, rev);
+    json_t *td = strchr(family, '/') ? NULL : sched_store_get(s, path);
+    if (td && active_only && strcmp(json_string_value(json_object_get(td, "status")), "ACTIVE") != 0)
+        return NULL;
+    return td;
+}
+
+static char *resolve_taskdef(void *ctx, const char *ref)
+{
+    json_t *td = find_taskdef(ctx, ref, true);
+    if (!td)
+        return NULL;
+    char *out = malloc(300);
+    snprintf(out, 300, "%s:%lld", json_string_value(json_object_get(td, "family")),
+             json_integer_value(json_object_get(td, "revision")));
+    return out;
+}
+
+static void taskdefs(struct sched_store *s, struct httpd_req *req)
+{
+    int n = req->nsegs;
+    enum http_method m = req->method_id;
+    if (n == 2 && m == HTTP_M_POST) {
+        json_t *body = httpd_body_json(req);
+        if (!body)
+            return;
+        char *err = NULL;
+        json_t *td = sched_taskdef_validate(body, &err);
+        json_decref(body);
+        if (!td) {
+            invalid(req, err);
+            return;
+        }
+        const char *family = json_string_value(json_object_get(td, "family"));
+        int rev = latest_revision(s, family, false) + 1;
+        char ts[40], path[300];
+        util_rfc3339(util_wall(), ts, sizeof ts);
+        json_object_set_new(td, "revision", json_integer(rev));
+        json_object_set_new(td, "status", json_string("ACTIVE"));
+        json_object_set_new(td, "registered_at", json_string(ts));
+        snprintf(path, sizeof path, "taskdefs/%s/%d", family, rev);
+        log_info("task definition %s:%d registered", family, rev);
+        write_then_respond(s, req, path, json_incref(td), 201, td);
+        return;
+    }
+    if (n == 2 && m == HTTP_M_GET) {
+        json_t *out = json_array(), *revs;
+        const char *family;
+        json_object_foreach(json_object_get(sched_store_state(s), "taskdefs"), family, revs) {
+            char ref[300];
+            int rev = latest_revision(s, family, true);
+            if (rev) {
+                snprintf(ref, sizeof ref, "%s:%d", family, rev);
+                json_array_append_new(out, json_string(ref));
+            }
+        }
+        httpd_respond_json(req, 200, json_pack("{s:o}", "task_definitions", out));
+        return;
+    }
+    if (n == 3 && (m == HTTP_M_GET || m == HTTP_M_DELETE)) {
+        json_t *td = find_taskdef(s, req->segs[2], false);
+        if (!td) {
+            httpd_respond_error(req, 404, "TaskDefinitionNotFound", "no task definition \"%s\"", req->segs[2]);
+            return;
+        }
+        if (m == HTTP_M_GET) {
+            httpd_respond_json(req, 200, json_deep_copy(td));
+            return;
+        }
+        if (!strchr(req->segs[2], ':')) {
+            httpd_respond_error(req, 400, "InvalidParameter", "deregister a revision: DELETE /v1/task-definitions/%s:REV",
+                                req->segs[2]);
+            return;
+        }
+        json_t *copy = json_deep_copy(td);
+        json_object_set_new(copy, "status", json_string("INACTIVE"));
+        char path[300];
+        snprintf(path, sizeof path, "taskdefs/%s/%lld", json_string_value(json_object_get(td, "family")),
+                 json_integer_value(json_object_get(td, "revision")));
+        write_then_respond(s, req, path, json_incref(copy), 200, copy);
+        return;
+    }
+    httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+}
+
+/* ---- services ---- */
+
+static void services(struct sched_store *s, struct httpd_req *req)
+{
+    int n = req->nsegs;
+    enum http_method m = req->method_id;
+    char path[300], *err = NULL;
+    if (n == 2 && m == HTTP_M_POST) {
+        json_t *body = httpd_body_json(req);
+        if (!body)
+            return;
+        json_t *svc = sched_service_validate(body, resolve_taskdef, s, &err);
+        json_decref(body);
+        if (!svc) {
+            invalid(req, err);
+            return;
+        }
+        const char *name = json_string_value(json_object_get(svc, "name"));
+        snprintf(path, sizeof path, "services/%s", name);
+        if (sched_store_get(s, path)) {
+            httpd_respond_error(req, 409, "ServiceAlreadyExists", "service \"%s\" exists", name);
+            json_decref(svc); /* <name> points into it */
+            return;
+        }
+        char ts[40];
+        util_rfc3339(util_wall(), ts, sizeof ts);
+        json_object_set_new(svc, "status", json_string("ACTIVE"));
+        json_object_set_new(svc, "created_at", json_string(ts));
+        log_info("service %s created: %s x %lld", name, json_string_value(json_object_get(svc, "task_definition")),
+                 json_integer_value(json_object_get(svc, "desired_count")));
+        write_then_respond(s, req, path, json_incref(svc), 201, svc);
+        return;
+    }
+    if (n == 2 && m == HTTP_M_GET) {
+        json_t *out = json_array(), *svc;
+        const char *name;
+        json_object_foreach(json_object_get(sched_store_state(s), "services"), name, svc)
+            json_array_append(out, svc);
+        httpd_respond_json(req, 200, json_pack("{s:o}", "services", out));
+        return;
+    }
+    if (n != 3) {
+        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+        return;
+    }
+    snprintf(path, sizeof path, "services/%s", req->segs[2]);
+    json_t *svc = strchr(req->segs[2], '/') ? NULL : sched_store_get(s, path);
+    if (!svc) {
+        httpd_respond_error(req, 404, "ServiceNotFound", "no service \"%s\"", req->segs[2]);
+        return;
+    }
+    if (m == HTTP_M_GET) {
+        httpd_respond_json(req, 200, json_deep_copy(svc));
+    } else if (m == HTTP_M_DELETE) {
+        log_info("service %s deleted", req->segs[2]);
+        write_then_respond(s, req, path, NULL, 200, json_pack("{s:s}", "deleted", req->segs[2]));
+    } else if (m == HTTP_M_PATCH) {
+        json_t *body = httpd_body_json(req);
+        if (!body)
+            return;
+        /* A PATCH is the stored service with the given fields replaced, validated as a whole;
+         * the name cannot change. */
+        json_t *merged = json_deep_copy(svc);
+        json_object_del(merged, "status");
+        json_object_del(merged, "created_at");
+        json_object_update(merged, body);
+        json_t *name = json_object_get(body, "name");
+        if (name && (!json_is_string(name) || strcmp(json_string_value(name), req->segs[2]) != 0)) {
+            httpd_respond_error(req, 400, "InvalidParameter", "name: a service cannot be renamed");
+        } else {
+            json_t *v = sched_service_validate(merged, resolve_taskdef, s, &err);
+            if (!v) {
+                invalid(req, err);
+            } else {
+                json_object_set(v, "status", json_object_get(svc, "status"));
+                json_object_set(v, "created_at", json_object_get(svc, "created_at"));
+                log_info("service %s updated", req->segs[2]);
+                write_then_respond(s, req, path, json_incref(v), 200, v);
+            }
+        }
+        json_decref(merged);
+        json_decref(body);
+    } else {
+        httpd_respond_error(req, 405, "InvalidParameter", "%s is not allowed on a service", req->method);
+    }
+}
+
+static void handle(struct httpd_req *req, void *arg)
+{
+    struct sched_store *s = arg;
+    int n = req->nsegs;
+    if (n == 1 && strcmp(req->segs[0], "healthz") == 0) {
+        httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
+        return;
+    }
+    if (n == 1 && strcmp(req->segs[0], "metrics") == 0) {
+        unsigned long long records, fsyncs;
+        sched_store_stats(s, &records, &fsyncs);
+        char body[512];
+        int len = snprintf(body, sizeof body,
+                           "# TYPE berth_scheduler_journal_records_total counter\nberth_scheduler_journal_records_total %llu\n"
+                           "# TYPE berth_scheduler_journal_fsyncs_total counter\nberth_scheduler_journal_fsyncs_total %llu\n",
+                           records, fsyncs);
+        httpd_respond(req, 200, "text/plain; version=0.0.4", body, (size_t)len);
+        return;
+    }
+    if (n >= 2 && strcmp(req->segs[0], "v1") == 0) {
+        if (strcmp(req->segs[1], "task-definitions") == 0) {
+            taskdefs(s, req);
+            return;
+        }
+        if (strcmp(req->segs[1], "services") == 0) {
+            services(s, req);
+            return;
+        }
+    }
+    httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+}
+
+struct httpd *sched_api_start(struct ev_loop *loop, const char *listen, struct sched_store *s, char **err)
+{
+    return httpd_start(loop, listen, handle, s, err);
+}
