@@ -251,9 +251,91 @@ static void services(struct sched_store *s, struct httpd_req *req)
     }
 }
 
+static void tasks_api(struct sched *sc, struct httpd_req *req)
+{
+    int n = req->nsegs;
+    enum http_method m = req->method_id;
+    char path[300], buf[128];
+    if (n == 2 && m == HTTP_M_GET) {
+        const char *svc = httpd_query_param(req, "service", buf, sizeof buf) ? buf : NULL;
+        char status[32];
+        const char *want = httpd_query_param(req, "status", status, sizeof status);
+        json_t *out = json_array(), *t;
+        const char *id;
+        json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+            const char *ts = json_string_value(json_object_get(t, "service"));
+            if (svc && (!ts || strcmp(ts, svc) != 0))
+                continue;
+            if (want && strcmp(json_string_value(json_object_get(t, "last_status")), want) != 0)
+                continue;
+            json_t *copy = json_deep_copy(t);
+            json_object_del(copy, "definition");
+            json_array_append_new(out, copy);
+        }
+        httpd_respond_json(req, 200, json_pack("{s:o}", "tasks", out));
+        return;
+    }
+    if (n == 2 && m == HTTP_M_POST) {
+        json_t *body = httpd_body_json(req);
+        if (!body)
+            return;
+        const char *ref = json_string_value(json_object_get(body, "task_definition"));
+        json_t *cnt = json_object_get(body, "count");
+        char *canon = ref ? resolve_taskdef(sc->store, ref) : NULL;
+        if (!canon || (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 1 || json_integer_value(cnt) > 100))) {
+            httpd_respond_error(req, 400, "InvalidParameter", "%s",
+                                !ref ? "task_definition: is required" : !canon ? "task_definition: no active task definition"
+                                                                               : "count: must be 1..100");
+        } else {
+            json_t *ids = json_array();
+            for (json_int_t k = 0; k < (cnt ? json_integer_value(cnt) : 1); k++) {
+                char id[40];
+                sched_run_task(sc, NULL, canon, id);
+                json_array_append_new(ids, json_string(id));
+            }
+            httpd_respond_json(req, 201, json_pack("{s:o}", "tasks", ids));
+        }
+        free(canon);
+        json_decref(body);
+        return;
+    }
+    snprintf(path, sizeof path, "tasks/%s", n >= 3 ? req->segs[2] : "");
+    json_t *t = n >= 3 && !strchr(req->segs[2], '/') ? sched_store_get(sc->store, path) : NULL;
+    if (!t) {
+        httpd_respond_error(req, 404, "TaskNotFound", "no task \"%s\"", n >= 3 ? req->segs[2] : "");
+        return;
+    }
+    if (n == 3 && m == HTTP_M_GET) {
+        httpd_respond_json(req, 200, json_deep_copy(t));
+    } else if (n == 4 && strcmp(req->segs[3], "stop") == 0 && m == HTTP_M_POST) {
+        sched_agent_stop(sc, req->segs[2], "UserInitiated", "Task stopped by the user");
+        httpd_respond_json(req, 200, json_deep_copy(sched_store_get(sc->store, path)));
+    } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET) {
+        const char *log = json_string_value(json_object_get(t, "log"));
+        FILE *f = log ? fopen(log, "r") : NULL;
+        struct buf b;
+        buf_init(&b, 1u << 20);
+        if (f) {
+            /* The last MiB at most. */
+            fseek(f, 0, SEEK_END);
+            long size = ftell(f);
+            fseek(f, size > (1 << 20) ? size - (1 << 20) : 0, SEEK_SET);
+            char *d = buf_reserve(&b, 1u << 20);
+            size_t got = d ? fread(d, 1, 1u << 20, f) : 0;
+            buf_commit(&b, got);
+            fclose(f);
+        }
+        httpd_respond(req, 200, "text/plain", b.len ? buf_head(&b) : "", b.len);
+        buf_free(&b);
+    } else {
+        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+    }
+}
+
 static void handle(struct httpd_req *req, void *arg)
 {
-    struct sched_store *s = arg;
+    struct sched *sc = arg;
+    struct sched_store *s = sc->store;
     int n = req->nsegs;
     if (n == 1 && strcmp(req->segs[0], "healthz") == 0) {
         httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
@@ -277,13 +359,31 @@ static void handle(struct httpd_req *req, void *arg)
         }
         if (strcmp(req->segs[1], "services") == 0) {
             services(s, req);
+            sched_kick(sc);
+            return;
+        }
+        if (strcmp(req->segs[1], "tasks") == 0) {
+            tasks_api(sc, req);
+            return;
+        }
+        if (strcmp(req->segs[1], "events") == 0 && req->nsegs == 2) {
+            char svc[128];
+            const char *want = httpd_query_param(req, "service", svc, sizeof svc);
+            json_t *out = json_array(), *e;
+            size_t i;
+            json_array_foreach(sc->events, i, e) {
+                const char *es = json_string_value(json_object_get(e, "service"));
+                if (!want || (es && strcmp(es, want) == 0))
+                    json_array_append(out, e);
+            }
+            httpd_respond_json(req, 200, json_pack("{s:o}", "events", out));
             return;
         }
     }
     httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
 }
 
-struct httpd *sched_api_start(struct ev_loop *loop, const char *listen, struct sched_store *s, char **err)
+struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err)
 {
-    return httpd_start(loop, listen, handle, s, err);
+    return httpd_start(sc->loop, listen, handle, sc, err);
 }

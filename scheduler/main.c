@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "berth/config.h"
 #include "berth/httpd.h"
@@ -11,12 +13,25 @@
 #include "sched.h"
 
 struct sched_config {
-    char *listen, *data_dir;
+    char *listen, *data_dir, *namespace, *dns_server;
+    bool embedded;
+    int cpu, memory_mib;
 };
 
 static const struct cfg_field fields[] = {
     {"listen", CFG_ADDR, offsetof(struct sched_config, listen), 0, 0, 0, "127.0.0.1:7400", NULL, false},
     {"data_dir", CFG_STRING, offsetof(struct sched_config, data_dir), 0, 0, 0, "berth-data", NULL, false},
+    {"namespace", CFG_STRING, offsetof(struct sched_config, namespace), 0, 0, 0, "berth.internal", NULL, false},
+    {"dns_server", CFG_ADDR, offsetof(struct sched_config, dns_server), 0, 0, 0, "127.0.0.1:8600", NULL, false},
+    {"agent", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    CFG_END,
+};
+
+static const struct cfg_field agent_fields[] = {
+    {"embedded", CFG_BOOL, offsetof(struct sched_config, embedded), 0, 0, 1, NULL, NULL, false},
+    {"cpu", CFG_INT, offsetof(struct sched_config, cpu), 0, 1 << 20, -1, NULL, NULL, false},
+    {"memory_mib", CFG_INT, offsetof(struct sched_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
+    {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
 
@@ -27,8 +42,10 @@ static void usage(FILE *f)
                "berth's control plane (the ECS of the plane). This version keeps task definitions and\n"
                "services durably (docs/scheduler.md); running tasks arrives with the node agent.\n"
                "\n"
-               "  -c, --config FILE     JSON config: {\"listen\": \"127.0.0.1:7400\", \"data_dir\": \"berth-data\"}\n"
+               "  -c, --config FILE     JSON config (docs/scheduler.md)\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
+               "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running\n"
+               "                        and a restarted scheduler adopts them)\n"
                "      --log-format F    text (default) or json\n"
                "      --log-level L     debug, info (default), warn, error\n"
                "  -h, --help            this help\n"
@@ -46,9 +63,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
         {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
+        {"stop-tasks", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *format = "text";
+    bool stop_tasks = false;
     enum log_level level = LOG_INFO;
     bool check = false;
     int o;
@@ -56,6 +75,7 @@ int main(int argc, char **argv)
         switch (o) {
         case 'c': path = optarg; break;
         case 't': check = true; break;
+        case 'S': stop_tasks = true; break;
         case 'F': format = optarg; break;
         case 'L':
             if (log_level_parse(optarg, &level) < 0) {
@@ -76,11 +96,35 @@ int main(int argc, char **argv)
     struct sched_config conf = {0};
     json_t *root = path ? cfg_load_file(path, &err) : json_object();
     char *inner = NULL;
-    if (!root || cfg_read(root, "", fields, &conf, &inner) < 0) {
-        fprintf(stderr, "berth-scheduler: %s%s%s\n", err ? err : path, inner ? ": " : "", inner ? inner : "");
+    int port_lo = 32000, port_hi = 60999;
+    if (root && cfg_read(root, "", fields, &conf, &inner) == 0 &&
+        cfg_read(json_object_get(root, "agent"), "agent", agent_fields, &conf, &inner) == 0) {
+        json_t *pr = json_object_get(json_object_get(root, "agent"), "port_range");
+        if (pr && !(json_is_array(pr) && json_array_size(pr) == 2 && json_is_integer(json_array_get(pr, 0)) &&
+                    json_is_integer(json_array_get(pr, 1)) && json_integer_value(json_array_get(pr, 0)) >= 1024 &&
+                    json_integer_value(json_array_get(pr, 0)) <= json_integer_value(json_array_get(pr, 1)) &&
+                    json_integer_value(json_array_get(pr, 1)) <= 65535))
+            cfg_error(&inner, "agent.port_range", "must be [LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535");
+        else if (pr) {
+            port_lo = (int)json_integer_value(json_array_get(pr, 0));
+            port_hi = (int)json_integer_value(json_array_get(pr, 1));
+        }
+        if (!inner && !conf.embedded)
+            cfg_error(&inner, "agent.embedded", "false is not supported yet: the embedded agent is the only node");
+    } else if (!inner && !err) {
+        cfg_error(&inner, "", "cannot read the config");
+    }
+    if (!root || inner) {
+        fprintf(stderr, "berth-scheduler: %s%s%s\n", err ? err : path ? path : "(defaults)", inner ? ": " : "",
+                inner ? inner : "");
         return 2;
     }
     json_decref(root);
+    /* This node's capacity: the machine's, unless the config says otherwise. */
+    if (conf.cpu < 0)
+        conf.cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) * 1024;
+    if (conf.memory_mib < 0)
+        conf.memory_mib = (int)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
     if (check) {
         printf("%s: ok\n", path ? path : "(defaults)");
         cfg_free(fields, &conf);
@@ -93,7 +137,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "berth-scheduler: %s\n", err);
         return 2;
     }
-    struct httpd *api = sched_api_start(loop, conf.listen, store, &err);
+    struct sched sc = {.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = conf.dns_server,
+                       .namespace = conf.namespace, .port_lo = port_lo, .port_hi = port_hi, .cpu = conf.cpu,
+                       .memory_mib = conf.memory_mib};
+    char tasks_dir[1024];
+    snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
+    mkdir(tasks_dir, 0755);
+    sched_start(&sc);
+    struct httpd *api = sched_api_start(&sc, conf.listen, &err);
     if (!api) {
         fprintf(stderr, "berth-scheduler: listen: %s\n", err);
         return 2;
@@ -103,9 +154,13 @@ int main(int argc, char **argv)
     ev_signal_init(&intr, on_term, SIGINT);
     ev_signal_start(loop, &term);
     ev_signal_start(loop, &intr);
-    log_info("berth-scheduler %s ready: API on %s, data in %s", BERTH_VERSION, conf.listen, conf.data_dir);
+    log_info("berth-scheduler %s ready: API on %s, data in %s, node capacity %d cpu / %d MiB, ports %d-%d", BERTH_VERSION,
+             conf.listen, conf.data_dir, conf.cpu, conf.memory_mib, port_lo, port_hi);
     ev_run(loop, 0);
+    if (stop_tasks)
+        sched_agent_stop_all(&sc);
     httpd_stop(api);
+    sched_stop(&sc);
     sched_store_close(store);
     cfg_free(fields, &conf);
     log_info("stopped");

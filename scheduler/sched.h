@@ -40,9 +40,57 @@ json_t *sched_taskdef_validate(json_t *body, char **err);
  * canonical "family:rev" or returns NULL. */
 json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const char *ref), void *ctx, char **err);
 
+/* ---- the scheduler: agent + service scheduler (agent.c, reconcile.c) ---- */
+
+#define SCHED_MAX_CONTAINERS 8
+
+struct sched_run; /* a running task on this node (agent.c) */
+
+struct sched {
+    struct ev_loop *loop;
+    struct sched_store *store;
+    char *data_dir;
+    char *dns;       /* BERTH_DNS given to tasks */
+    char *namespace; /* BERTH_NAMESPACE */
+    int port_lo, port_hi;
+    int cpu, memory_mib; /* this node's capacity */
+    struct sched_run *runs;
+    ev_timer tick;
+    json_t *events;  /* recent events, newest last */
+    json_t *backoff; /* per service: {"failures": n, "until": monotonic seconds} */
+    json_t *steady;  /* per service: whether it last was at its desired count */
+};
+
+/* agent.c: starts task <id> (its stored object says what to run); 0, or -1 with the task STOPPED. */
+int sched_agent_start(struct sched *sc, const char *id);
+/* Asks task <id> to stop: SIGTERM, then SIGKILL after each container's stop_timeout_s. */
+void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason);
+/* Re-attaches to task processes that survived a scheduler restart. */
+void sched_agent_adopt(struct sched *sc);
+/* Resources used by tasks that are not STOPPED. */
+void sched_agent_usage(struct sched *sc, int *cpu, int *memory_mib);
+/* Kills every running task (used when the scheduler stops with --stop-tasks). */
+void sched_agent_stop_all(struct sched *sc);
+/* Forgets the running tasks (at exit; the processes are not touched). */
+void sched_agent_release(struct sched *sc);
+
+/* reconcile.c */
+void sched_start(struct sched *sc);
+void sched_stop(struct sched *sc);
+/* Runs the service scheduler soon (after any change). */
+void sched_kick(struct sched *sc);
+/* Appends an event ("service" may be NULL). */
+void sched_event(struct sched *sc, const char *service, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Creates a task record for <taskdef_ref> ("family:rev") and starts it (or leaves it PENDING); returns its id. */
+const char *sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out);
+/* Tells the restart throttle that a task of <service> stopped after <ran_s> seconds, <failed> or not. */
+void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed);
+/* Updates fields of task <id> in the store (journaled, no wait). Steals <fields>. */
+void sched_task_update(struct sched *sc, const char *id, json_t *fields);
+
 /* ---- API (api.c) ---- */
 struct httpd;
-/* Serves the scheduler API on <listen> over <store>; NULL with *err. */
-struct httpd *sched_api_start(struct ev_loop *loop, const char *listen, struct sched_store *store, char **err);
+/* Serves the scheduler API on <listen>; NULL with *err. */
+struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err);
 
 #endif

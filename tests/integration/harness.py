@@ -124,6 +124,7 @@ class Daemon:
     """A berth daemon run with <config> (a dict) written to a temporary file, stderr kept in a log."""
 
     binary = None  # path below the build directory
+    extra_args = []
     api_in_listen = False  # the HTTP API is on "listen" rather than "admin.listen"
 
     def __init__(self, config, admin_port=None, check_ready=True):
@@ -139,7 +140,7 @@ class Daemon:
         os.close(fd)
         self.stderr_path = self.config_path + ".log"
         self.stderr = open(self.stderr_path, "w")
-        self.proc = spawn([os.path.join(BIN, self.binary), "-c", self.config_path],
+        self.proc = spawn([os.path.join(BIN, self.binary), "-c", self.config_path] + self.extra_args,
                           stderr=self.stderr, stdout=subprocess.DEVNULL)
         if check_ready and not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
             raise RuntimeError(f"{name} did not become ready:\n" + self.log())
@@ -360,11 +361,20 @@ class Dns(Daemon):
 
 
 class Scheduler(Daemon):
-    """Runs build/scheduler/berth-scheduler with its API on a free port and <data_dir>."""
+    """Runs build/scheduler/berth-scheduler with its API on a free port and <data_dir>.
+    Tasks it starts are killed when it stops (--stop-tasks), also if a test fails."""
 
     binary = "scheduler/berth-scheduler"
     api_in_listen = True
+    extra_args = ["--stop-tasks"]
 
-    def __init__(self, data_dir, admin_port=None):
+    def __init__(self, data_dir, admin_port=None, agent=None):
         self.data_dir = data_dir
-        super().__init__({"data_dir": data_dir}, admin_port=admin_port)
+        config = {"data_dir": data_dir}
+        if agent:
+            config["agent"] = agent
+        super().__init__(config, admin_port=admin_port)
+
+    def task_pids(self):
+        return [c["pid"] for t in self.admin("GET", "/v1/tasks")[1]["tasks"] for c in t.get("containers", [])
+                if c.get("pid") and t["last_status"] != "STOPPED"]

@@ -8,7 +8,7 @@ from harness import *
 t = Tap()
 data = tempfile.mkdtemp(prefix="berth-sched-")
 s = Scheduler(data)
-TD = {"family": "web", "containers": [{"name": "web", "command": ["berth-demo-web"], "environment": {"GREETING": "hi"},
+TD = {"family": "web", "containers": [{"name": "web", "command": ["sleep", "60"], "environment": {"GREETING": "hi"},
                                        "cpu": 256, "memory_mib": 64, "port_mappings": [{"name": "http"}],
                                        "health_check": {"command": ["true"], "interval_s": 5}}]}
 st, body = s.admin("POST", "/v1/task-definitions", TD)
@@ -67,13 +67,13 @@ bad_svcs = [
 for body_in, want in bad_svcs:
     st, body = s.admin("POST", "/v1/services", body_in)
     t.ok(st == 400 and body["error"]["message"].startswith(want), f"invalid service: {want}", body)
-st, body = s.admin("PATCH", "/v1/services/web", {"desired_count": 5})
-t.is_((st, body["desired_count"], body["task_definition"]), (200, 5, "web:1"), "PATCH desired_count")
+st, body = s.admin("PATCH", "/v1/services/web", {"desired_count": 0})
+t.is_((st, body["desired_count"], body["task_definition"]), (200, 0, "web:1"), "PATCH desired_count")
 st, body = s.admin("PATCH", "/v1/services/web", {"task_definition": "web"})
 t.is_(body["task_definition"], "web:2", "PATCH task_definition resolves to a revision")
 st, body = s.admin("PATCH", "/v1/services/web", {"desired_count": "lots"})
 t.ok(st == 400 and "desired_count" in body["error"]["message"], "a bad PATCH is rejected with the path")
-t.is_(s.admin("GET", "/v1/services/web")[1]["desired_count"], 5, "and changes nothing")
+t.is_(s.admin("GET", "/v1/services/web")[1]["desired_count"], 0, "and changes nothing")
 t.is_(s.admin("GET", "/v1/services/nope")[0], 404, "unknown service: 404")
 st, body = s.admin("DELETE", "/v1/task-definitions/web:1")
 t.is_((st, body["status"]), (200, "INACTIVE"), "deregister a revision")
@@ -86,7 +86,7 @@ acked, lock = [], threading.Lock()
 
 def writer(k):
     try:
-        st, _ = s.admin("POST", "/v1/services", {**SVC, "name": f"svc-{k}", "task_definition": "web:2"})
+        st, _ = s.admin("POST", "/v1/services", {**SVC, "name": f"svc-{k}", "task_definition": "web:2", "desired_count": 0})
         if st == 201:
             with lock:
                 acked.append(f"svc-{k}")
@@ -106,11 +106,11 @@ s2 = Scheduler(data, admin_port=s.admin_port)
 names = {x["name"] for x in s2.admin("GET", "/v1/services")[1]["services"]}
 missing = [n for n in acked if n not in names]
 t.is_(missing, [], "every acknowledged write survived kill -9")
-t.ok("web" in names and s2.admin("GET", "/v1/services/web")[1]["desired_count"] == 5, "earlier state too")
+t.ok("web" in names and s2.admin("GET", "/v1/services/web")[1]["task_definition"] == "web:2", "earlier state too")
 m0 = s2.admin("GET", "/metrics")[1]
 rec0 = int(m0.split("\nberth_scheduler_journal_records_total ")[1].split()[0])
 fs0 = int(m0.split("\nberth_scheduler_journal_fsyncs_total ")[1].split()[0])
-threads2 = [threading.Thread(target=lambda k=k: s2.admin("PATCH", f"/v1/services/web", {"desired_count": k % 7}))
+threads2 = [threading.Thread(target=lambda k=k: s2.admin("PATCH", f"/v1/services/svc-{acked[k % len(acked)][4:]}", {"desired_count": 0}))
             for k in range(64)]
 [x.start() for x in threads2]
 [x.join(30) for x in threads2]

@@ -1,0 +1,445 @@
+/* agent.c -- the embedded node agent: runs a task's containers as processes, watches and stops them. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth/log.h"
+#include "berth/util.h"
+#include "sched.h"
+
+extern char **environ;
+
+struct sched_run {
+    struct sched_run *next;
+    struct sched *sc;
+    char id[40];
+    int n;
+    pid_t pid[SCHED_MAX_CONTAINERS];
+    bool essential[SCHED_MAX_CONTAINERS], exited[SCHED_MAX_CONTAINERS];
+    int exit_code[SCHED_MAX_CONTAINERS];
+    double stop_timeout[SCHED_MAX_CONTAINERS];
+    ev_child child[SCHED_MAX_CONTAINERS];
+    ev_io pidfd_io[SCHED_MAX_CONTAINERS]; /* adopted processes are not our children */
+    int pidfd[SCHED_MAX_CONTAINERS];
+    ev_timer kill_timer;
+    double started; /* monotonic */
+    bool stopping;
+    char stop_code[40], reason[200];
+};
+
+static struct sched_run *find_run(struct sched *sc, const char *id)
+{
+    for (struct sched_run *r = sc->runs; r; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+static void run_free(struct sched_run *r)
+{
+    struct sched *sc = r->sc;
+    for (struct sched_run **pp = &sc->runs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    for (int i = 0; i < r->n; i++) {
+        ev_child_stop(sc->loop, &r->child[i]);
+        ev_io_stop(sc->loop, &r->pidfd_io[i]);
+        if (r->pidfd[i] >= 0)
+            close(r->pidfd[i]);
+    }
+    ev_timer_stop(sc->loop, &r->kill_timer);
+    free(r);
+}
+
+static json_t *task_get(struct sched *sc, const char *id)
+{
+    char path[80];
+    snprintf(path, sizeof path, "tasks/%s", id);
+    return sched_store_get(sc->store, path);
+}
+
+void sched_agent_usage(struct sched *sc, int *cpu, int *memory_mib)
+{
+    *cpu = *memory_mib = 0;
+    const char *id;
+    json_t *t;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+        const char *st = json_string_value(json_object_get(t, "last_status"));
+        if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0)
+            continue;
+        *cpu += (int)json_integer_value(json_object_get(t, "cpu"));
+        *memory_mib += (int)json_integer_value(json_object_get(t, "memory_mib"));
+    }
+}
+
+/* ---- exits ---- */
+
+static void signal_all(struct sched_run *r, int sig)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!r->exited[i] && r->pid[i] > 0)
+            kill(-r->pid[i], sig); /* the container's whole process group */
+}
+
+static void kill_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sched_run *r = w->data;
+    log_warn("task %s: still running after its stop timeout, sending SIGKILL", r->id);
+    signal_all(r, SIGKILL);
+}
+
+static void begin_stop(struct sched_run *r)
+{
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    signal_all(r, SIGTERM);
+    double t = 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->stop_timeout[i] > t)
+            t = r->stop_timeout[i];
+    ev_timer_init(&r->kill_timer, kill_timeout, t > 0 ? t : 0.01, 0);
+    r->kill_timer.data = r;
+    ev_timer_start(r->sc->loop, &r->kill_timer);
+}
+
+static void finish_if_done(struct sched_run *r);
+
+static void container_exited(struct sched_run *r, int i, int code)
+{
+    struct sched *sc = r->sc;
+    if (r->exited[i])
+        return;
+    r->exited[i] = true;
+    r->exit_code[i] = code;
+    json_t *t = task_get(sc, r->id);
+    json_t *cs = t ? json_deep_copy(json_object_get(t, "containers")) : json_array();
+    json_t *c = json_array_get(cs, (size_t)i);
+    if (c)
+        json_object_set_new(c, "exit_code", code >= 0 ? json_integer(code) : json_null());
+    if (!r->stopping && r->essential[i]) {
+        snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
+        snprintf(r->reason, sizeof r->reason, "Essential container in task exited (%s, exit code %d)",
+                 c ? json_string_value(json_object_get(c, "name")) : "?", code);
+        sched_task_update(sc, r->id, json_pack("{s:o,s:s,s:s}", "containers", json_incref(cs), "desired_status", "STOPPED",
+                                               "last_status", "STOPPING"));
+        begin_stop(r);
+    } else {
+        sched_task_update(sc, r->id, json_pack("{s:o}", "containers", json_incref(cs)));
+    }
+    json_decref(cs);
+    finish_if_done(r);
+}
+
+/* Once every container has exited: the task is STOPPED and the scheduler looks again. */
+static void finish_if_done(struct sched_run *r)
+{
+    struct sched *sc = r->sc;
+    for (int k = 0; k < r->n; k++)
+        if (!r->exited[k])
+            return;
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    sched_task_update(sc, r->id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                           "stop_code", r->stop_code, "stopped_reason", r->reason, "stopped_at", ts));
+    json_t *t = task_get(sc, r->id);
+    const char *svc = json_string_value(json_object_get(t, "service"));
+    sched_event(sc, svc, "task %s stopped: %s", r->id, r->reason);
+    sched_task_stopped(sc, svc, util_now() - r->started, strcmp(r->stop_code, "EssentialContainerExited") == 0);
+    run_free(r);
+    sched_kick(sc);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct sched_run *r = w->data;
+    int i = (int)(w - r->child);
+    int st = w->rstatus;
+    ev_child_stop(loop, w);
+    container_exited(r, i, WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
+}
+
+static void pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct sched_run *r = w->data;
+    int i = (int)(w - r->pidfd_io);
+    ev_io_stop(loop, w);
+    container_exited(r, i, -1); /* not our child after a restart: the exit code is not ours to read */
+}
+
+/* ---- start ---- */
+
+static bool port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static bool port_taken(struct sched *sc, int port)
+{
+    const char *id;
+    json_t *t;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+        const char *st = json_string_value(json_object_get(t, "last_status"));
+        if (st && strcmp(st, "STOPPED") == 0)
+            continue;
+        const char *k;
+        json_t *p;
+        json_object_foreach(json_object_get(t, "ports"), k, p)
+            if (json_integer_value(p) == port)
+                return true;
+    }
+    return false;
+}
+
+static int alloc_port(struct sched *sc)
+{
+    static int next;
+    int span = sc->port_hi - sc->port_lo + 1;
+    for (int k = 0; k < span; k++) {
+        int port = sc->port_lo + (next++ % span);
+        if (!port_taken(sc, port) && port_free(port))
+            return port;
+    }
+    return -1;
+}
+
+static void fail_task(struct sched *sc, const char *id, const char *why)
+{
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                        "stop_code", "TaskFailedToStart", "stopped_reason", why, "stopped_at", ts));
+    json_t *t = task_get(sc, id);
+    const char *svc = json_string_value(json_object_get(t, "service"));
+    sched_event(sc, svc, "task %s failed to start: %s", id, why);
+    sched_task_stopped(sc, svc, 0, true);
+}
+
+int sched_agent_start(struct sched *sc, const char *id)
+{
+    json_t *t = task_get(sc, id);
+    json_t *td = json_object_get(t, "definition");
+    json_t *cs = json_object_get(td, "containers");
+    size_t n = json_array_size(cs);
+    if (n == 0 || n > SCHED_MAX_CONTAINERS) {
+        fail_task(sc, id, "task definition has no containers, or more than 8");
+        return -1;
+    }
+    /* One host port per port mapping, handed over as PORT and BERTH_PORT_<NAME>. */
+    json_t *ports = json_object(), *c, *pm;
+    size_t i, k;
+    json_array_foreach(cs, i, c) {
+        json_array_foreach(json_object_get(c, "port_mappings"), k, pm) {
+            int port = alloc_port(sc);
+            if (port < 0) {
+                json_decref(ports);
+                fail_task(sc, id, "no free host port in port_range");
+                return -1;
+            }
+            json_object_set_new(ports, json_string_value(json_object_get(pm, "name")), json_integer(port));
+        }
+    }
+    char logpath[1024];
+    snprintf(logpath, sizeof logpath, "%s/tasks/%s.log", sc->data_dir, id);
+    struct sched_run *r = calloc(1, sizeof *r);
+    r->sc = sc;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->n = (int)n;
+    snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
+    snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
+    const char *svc = json_string_value(json_object_get(t, "service"));
+    json_t *states = json_array();
+    json_array_foreach(cs, i, c) {
+        r->pidfd[i] = -1;
+        r->essential[i] = json_is_true(json_object_get(c, "essential"));
+        r->stop_timeout[i] = json_number_value(json_object_get(c, "stop_timeout_s"));
+        json_t *cmd = json_object_get(c, "command");
+        char **argv = calloc(json_array_size(cmd) + 1, sizeof *argv);
+        for (k = 0; k < json_array_size(cmd); k++)
+            argv[k] = strdup(json_string_value(json_array_get(cmd, k)));
+        /* Environment: ours, the container's, then berth's variables. */
+        json_t *env = json_object();
+        for (char **e = environ; *e; e++) {
+            const char *eq = strchr(*e, '=');
+            if (eq) {
+                char key[256];
+                snprintf(key, sizeof key, "%.*s", (int)(eq - *e), *e);
+                json_object_set_new(env, key, json_string(eq + 1));
+            }
+        }
+        json_object_update(env, json_object_get(c, "environment"));
+        /* PORT: the container's first port mapping, else the task's first. */
+        const char *first = json_string_value(json_object_get(json_array_get(json_object_get(c, "port_mappings"), 0), "name"));
+        const char *pk;
+        json_t *pv;
+        json_object_foreach(ports, pk, pv) {
+            char key[128];
+            int w = snprintf(key, sizeof key, "BERTH_PORT_");
+            for (const char *q = pk; *q && w < (int)sizeof key - 1; q++)
+                key[w++] = (char)(isalnum((unsigned char)*q) ? toupper((unsigned char)*q) : '_');
+            key[w] = 0;
+            json_object_set_new(env, key, json_sprintf("%lld", json_integer_value(pv)));
+            if (!first)
+                first = pk;
+            if (strcmp(first, pk) == 0)
+                json_object_set_new(env, "PORT", json_sprintf("%lld", json_integer_value(pv)));
+        }
+        json_object_set_new(env, "BERTH_TASK_ID", json_string(id));
+        json_object_set_new(env, "BERTH_SERVICE", json_string(svc ? svc : ""));
+        json_object_set_new(env, "BERTH_DNS", json_string(sc->dns));
+        json_object_set_new(env, "BERTH_NAMESPACE", json_string(sc->namespace));
+        char **envp = calloc(json_object_size(env) + 1, sizeof *envp);
+        size_t ne = 0;
+        json_object_foreach(env, pk, pv) {
+            size_t len = strlen(pk) + json_string_length(pv) + 2;
+            envp[ne] = malloc(len);
+            snprintf(envp[ne++], len, "%s=%s", pk, json_string_value(pv));
+        }
+        json_decref(env);
+        pid_t pid = fork();
+        if (pid == 0) {
+            setpgid(0, 0); /* its own process group, so a stop reaches its children too */
+            int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+            int devnull = open("/dev/null", O_RDONLY);
+            if (devnull >= 0)
+                dup2(devnull, 0);
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            signal(SIGPIPE, SIG_DFL);
+            execvpe(argv[0], argv, envp);
+            dprintf(2, "berth: cannot run %s: %s\n", argv[0], strerror(errno));
+            _exit(127);
+        }
+        for (k = 0; argv[k]; k++)
+            free(argv[k]);
+        free(argv);
+        for (k = 0; k < ne; k++)
+            free(envp[k]);
+        free(envp);
+        if (pid > 0)
+            setpgid(pid, pid);
+        r->pid[i] = pid;
+        ev_child_init(&r->child[i], child_cb, pid, 0);
+        r->child[i].data = r;
+        if (pid > 0)
+            ev_child_start(sc->loop, &r->child[i]);
+        else
+            r->exited[i] = true;
+        ev_init(&r->pidfd_io[i], pidfd_cb);
+        json_array_append_new(states, json_pack("{s:s,s:i}", "name", json_string_value(json_object_get(c, "name")), "pid",
+                                                (int)pid));
+    }
+    r->next = sc->runs;
+    sc->runs = r;
+    r->started = util_now();
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    sched_task_update(sc, id, json_pack("{s:s,s:o,s:o,s:s,s:s}", "last_status", "RUNNING", "containers", states, "ports",
+                                        ports, "started_at", ts, "log", logpath));
+    return 0;
+}
+
+void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason)
+{
+    struct sched_run *r = find_run(sc, id);
+    json_t *t = task_get(sc, id);
+    if (!t || strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
+        return;
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    if (!r) { /* PENDING: nothing runs yet */
+        sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                            "stop_code", stop_code, "stopped_reason", reason, "stopped_at", ts));
+        return;
+    }
+    snprintf(r->stop_code, sizeof r->stop_code, "%s", stop_code);
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    sched_task_update(sc, id, json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING",
+                                        "stopping_at", ts));
+    begin_stop(r);
+}
+
+void sched_agent_stop_all(struct sched *sc)
+{
+    for (struct sched_run *r = sc->runs; r; r = r->next)
+        signal_all(r, SIGKILL);
+}
+
+void sched_agent_release(struct sched *sc)
+{
+    while (sc->runs)
+        run_free(sc->runs);
+}
+
+void sched_agent_adopt(struct sched *sc)
+{
+    const char *id;
+    json_t *t;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+        const char *st = json_string_value(json_object_get(t, "last_status"));
+        if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0 || find_run(sc, id))
+            continue;
+        json_t *cs = json_object_get(t, "containers"), *c;
+        json_t *defs = json_object_get(json_object_get(t, "definition"), "containers");
+        struct sched_run *r = calloc(1, sizeof *r);
+        r->sc = sc;
+        snprintf(r->id, sizeof r->id, "%s", id);
+        r->n = (int)json_array_size(cs);
+        snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
+        snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
+        size_t i;
+        int alive = 0;
+        json_array_foreach(cs, i, c) {
+            json_t *def = json_array_get(defs, i);
+            r->essential[i] = json_is_true(json_object_get(def, "essential"));
+            r->stop_timeout[i] = json_number_value(json_object_get(def, "stop_timeout_s"));
+            r->pid[i] = (pid_t)json_integer_value(json_object_get(c, "pid"));
+            r->pidfd[i] = -1;
+            ev_init(&r->child[i], child_cb);
+            ev_init(&r->pidfd_io[i], pidfd_cb);
+            r->pidfd_io[i].data = r;
+            int fd = r->pid[i] > 0 && !json_object_get(c, "exit_code") ? (int)syscall(SYS_pidfd_open, r->pid[i], 0) : -1;
+            if (fd < 0) {
+                r->exited[i] = true;
+                continue;
+            }
+            r->pidfd[i] = fd;
+            ev_io_set(&r->pidfd_io[i], fd, EV_READ);
+            ev_io_start(sc->loop, &r->pidfd_io[i]);
+            alive++;
+        }
+        r->next = sc->runs;
+        sc->runs = r;
+        if (alive) {
+            log_info("task %s: adopted %d running process(es)", id, alive);
+            sched_event(sc, json_string_value(json_object_get(t, "service")), "task %s adopted after a restart", id);
+        } else {
+            snprintf(r->stop_code, sizeof r->stop_code, "TaskLost");
+            snprintf(r->reason, sizeof r->reason, "Task processes exited while the scheduler was down");
+            finish_if_done(r);
+        }
+    }
+}

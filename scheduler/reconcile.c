@@ -1,0 +1,300 @@
+/* reconcile.c -- the service scheduler: a level-triggered loop that keeps each service at its desired count. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "berth/log.h"
+#include "berth/util.h"
+#include "sched.h"
+
+#define TICK_S 1.0
+#define MAX_EVENTS 1000
+#define KEEP_STOPPED 20      /* stopped tasks kept per service (and for one-off tasks) */
+#define HEALTHY_RUN_S 10.0   /* a task that ran this long resets its service's restart backoff */
+#define BACKOFF_MAX_S 60.0
+
+void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
+{
+    char msg[512], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    json_t *e = json_pack("{s:s,s:s}", "created_at", ts, "message", msg);
+    if (service)
+        json_object_set_new(e, "service", json_string(service));
+    json_array_append_new(sc->events, e);
+    if (json_array_size(sc->events) > MAX_EVENTS)
+        json_array_remove(sc->events, 0);
+    log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
+}
+
+void sched_task_update(struct sched *sc, const char *id, json_t *fields)
+{
+    char path[80];
+    snprintf(path, sizeof path, "tasks/%s", id);
+    json_t *t = sched_store_get(sc->store, path);
+    json_t *copy = t ? json_deep_copy(t) : json_object();
+    json_object_update(copy, fields);
+    json_decref(fields);
+    sched_store_put(sc->store, path, copy, NULL, NULL);
+}
+
+/* Cpu and memory a task definition asks for (the sum over its containers). */
+static void needs(json_t *td, int *cpu, int *mem)
+{
+    json_t *c;
+    size_t i;
+    *cpu = *mem = 0;
+    json_array_foreach(json_object_get(td, "containers"), i, c) {
+        *cpu += (int)json_integer_value(json_object_get(c, "cpu"));
+        *mem += (int)json_integer_value(json_object_get(c, "memory_mib"));
+    }
+}
+
+/* Starts PENDING task <id> if the node has room; else records why it waits. */
+static void try_place(struct sched *sc, const char *id, json_t *t)
+{
+    int cpu, mem, used_cpu, used_mem;
+    needs(json_object_get(t, "definition"), &cpu, &mem);
+    sched_agent_usage(sc, &used_cpu, &used_mem);
+    char why[200] = "";
+    if (used_mem + mem > sc->memory_mib)
+        snprintf(why, sizeof why, "insufficient memory: the task needs %d MiB, %d MiB of %d are free", mem,
+                 sc->memory_mib - used_mem, sc->memory_mib);
+    else if (used_cpu + cpu > sc->cpu)
+        snprintf(why, sizeof why, "insufficient cpu: the task needs %d units, %d of %d are free", cpu, sc->cpu - used_cpu,
+                 sc->cpu);
+    if (*why) {
+        const char *old = json_string_value(json_object_get(t, "pending_reason"));
+        if (!old || strcmp(old, why) != 0) {
+            /* The update replaces <t>: take what the event needs first. */
+            char svc[128];
+            snprintf(svc, sizeof svc, "%s", json_is_string(json_object_get(t, "service"))
+                                               ? json_string_value(json_object_get(t, "service")) : "");
+            sched_task_update(sc, id, json_pack("{s:s}", "pending_reason", why));
+            sched_event(sc, *svc ? svc : NULL, "unable to place task %s: %s", id, why);
+        }
+        return;
+    }
+    sched_task_update(sc, id, json_pack("{s:s,s:i,s:i,s:n}", "last_status", "PROVISIONING", "cpu", cpu, "memory_mib", mem,
+                                        "pending_reason"));
+    sched_agent_start(sc, id);
+}
+
+const char *sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out)
+{
+    char family[256], path[300];
+    const char *colon = strchr(taskdef_ref, ':');
+    snprintf(family, sizeof family, "%.*s", colon ? (int)(colon - taskdef_ref) : (int)strlen(taskdef_ref), taskdef_ref);
+    snprintf(path, sizeof path, "taskdefs/%s/%s", family, colon ? colon + 1 : "");
+    json_t *td = sched_store_get(sc->store, path);
+    util_random_id(id_out);
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    json_t *t = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "id", id_out, "task_definition", taskdef_ref, "last_status",
+                          "PENDING", "desired_status", "RUNNING", "health_status", "UNKNOWN", "created_at", ts, "definition",
+                          td ? td : json_null());
+    json_object_set_new(t, "service", service ? json_string(service) : json_null());
+    json_object_set_new(t, "node", json_string("local"));
+    snprintf(path, sizeof path, "tasks/%s", id_out);
+    sched_store_put(sc->store, path, t, NULL, NULL);
+    try_place(sc, id_out, sched_store_get(sc->store, path));
+    return id_out;
+}
+
+static bool active(json_t *t)
+{
+    return strcmp(json_string_value(json_object_get(t, "desired_status")), "RUNNING") == 0;
+}
+
+static double age_s(json_t *t, const char *field)
+{
+    const char *ts = json_string_value(json_object_get(t, field));
+    struct tm tm = {0};
+    int ms = 0;
+    if (!ts || sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                      &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return util_wall() - ((double)timegm(&tm) + ms / 1000.0);
+}
+
+/* Restart throttling, as ECS: tasks of a service that keep failing soon after
+ * starting are started again after a growing delay (0.5 s, 1 s, 2 s ... 60 s). */
+void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed)
+{
+    if (!service)
+        return;
+    json_t *b = json_object_get(sc->backoff, service);
+    if (!b) {
+        b = json_pack("{s:i,s:f}", "failures", 0, "until", 0.0);
+        json_object_set_new(sc->backoff, service, b);
+    }
+    if (!failed || ran_s >= HEALTHY_RUN_S) {
+        json_object_set_new(b, "failures", json_integer(0));
+        return;
+    }
+    json_int_t n = json_integer_value(json_object_get(b, "failures")) + 1;
+    double delay = 0.5;
+    for (json_int_t k = 1; k < n && delay < BACKOFF_MAX_S; k++)
+        delay *= 2;
+    if (delay > BACKOFF_MAX_S)
+        delay = BACKOFF_MAX_S;
+    json_object_set_new(b, "failures", json_integer(n));
+    json_object_set_new(b, "until", json_real(util_now() + delay));
+    sched_event(sc, service, "tasks keep failing to start (%lld in a row); the next start waits %.1fs", (long long)n, delay);
+}
+
+/* Deletes all but the newest KEEP_STOPPED stopped tasks of each service. */
+static void prune(struct sched *sc)
+{
+    json_t *tasks = json_object_get(sched_store_state(sc->store), "tasks"), *t;
+    json_t *count = json_object();
+    const char *id;
+    json_t *ids = json_array();
+    json_object_foreach(tasks, id, t)
+        if (strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
+            json_array_append_new(ids, json_string(id));
+    /* Newest first. */
+    size_t n = json_array_size(ids);
+    for (size_t i = 1; i < n; i++)
+        for (size_t k = i; k > 0; k--) {
+            const char *a = json_string_value(json_object_get(json_object_get(tasks, json_string_value(json_array_get(ids, k - 1))), "stopped_at"));
+            const char *b = json_string_value(json_object_get(json_object_get(tasks, json_string_value(json_array_get(ids, k))), "stopped_at"));
+            if (!a || !b || strcmp(a, b) >= 0)
+                break;
+            json_t *x = json_incref(json_array_get(ids, k - 1));
+            json_array_set(ids, k - 1, json_array_get(ids, k));
+            json_array_set_new(ids, k, x);
+        }
+    for (size_t i = 0; i < n; i++) {
+        const char *tid = json_string_value(json_array_get(ids, i));
+        json_t *svc = json_object_get(json_object_get(tasks, tid), "service");
+        const char *key = json_is_string(svc) ? json_string_value(svc) : "";
+        json_int_t c = json_integer_value(json_object_get(count, key)) + 1;
+        json_object_set_new(count, key, json_integer(c));
+        if (c > KEEP_STOPPED) {
+            char path[80];
+            snprintf(path, sizeof path, "tasks/%s", tid);
+            sched_store_put(sc->store, path, NULL, NULL, NULL);
+        }
+    }
+    json_decref(ids);
+    json_decref(count);
+}
+
+/* One pass over every service: start or stop tasks toward the desired count. */
+static void reconcile(struct sched *sc)
+{
+    json_t *state = sched_store_state(sc->store);
+    json_t *tasks = json_object_get(state, "tasks"), *t, *svc;
+    const char *id, *name;
+    /* Pending tasks first: capacity may have freed up. */
+    json_object_foreach(tasks, id, t)
+        if (active(t) && strcmp(json_string_value(json_object_get(t, "last_status")), "PENDING") == 0)
+            try_place(sc, id, t);
+    json_object_foreach(json_object_get(state, "services"), name, svc) {
+        int desired = (int)json_integer_value(json_object_get(svc, "desired_count"));
+        const char *tdref = json_string_value(json_object_get(svc, "task_definition"));
+        int n = 0, running = 0;
+        json_object_foreach(tasks, id, t) {
+            const char *ts = json_string_value(json_object_get(t, "service"));
+            if (!ts || strcmp(ts, name) != 0 || !active(t))
+                continue;
+            n++;
+            bool is_running = strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0;
+            running += is_running;
+            if (is_running && age_s(t, "started_at") >= HEALTHY_RUN_S)
+                sched_task_stopped(sc, name, HEALTHY_RUN_S, false); /* healthy long enough: forget failures */
+        }
+        json_t *b = json_object_get(sc->backoff, name);
+        if (n < desired && b && util_now() < json_real_value(json_object_get(b, "until"))) {
+            /* Restart throttled; the tick comes back when the delay is over. */
+        } else if (n < desired) {
+            char ids[512] = "", one[40];
+            for (int k = n; k < desired; k++) {
+                sched_run_task(sc, name, tdref, one);
+                if (strlen(ids) + 40 < sizeof ids)
+                    snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%s", k > n ? ", " : "", one);
+            }
+            sched_event(sc, name, "has started %d tasks: %s", desired - n, ids);
+        } else if (n > desired) {
+            /* Newest first: the longest-running tasks stay. */
+            int extra = n - desired;
+            while (extra > 0) {
+                const char *newest = NULL, *newest_at = "";
+                json_object_foreach(tasks, id, t) {
+                    const char *ts = json_string_value(json_object_get(t, "service"));
+                    const char *at = json_string_value(json_object_get(t, "created_at"));
+                    if (ts && strcmp(ts, name) == 0 && active(t) && strcmp(at, newest_at) >= 0) {
+                        newest = id;
+                        newest_at = at;
+                    }
+                }
+                if (!newest)
+                    break;
+                sched_event(sc, name, "stopping task %s (desired count %d)", newest, desired);
+                sched_agent_stop(sc, newest, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
+                extra--;
+            }
+        }
+        /* The scheduler's own view, not part of the user's service object. */
+        bool steady = n == desired && running == desired;
+        if (steady != json_is_true(json_object_get(sc->steady, name))) {
+            json_object_set_new(sc->steady, name, json_boolean(steady));
+            if (steady)
+                sched_event(sc, name, "has reached a steady state");
+        }
+    }
+    /* Tasks of services that no longer exist. */
+    json_object_foreach(tasks, id, t) {
+        const char *ts = json_string_value(json_object_get(t, "service"));
+        char path[300];
+        if (!ts || !active(t))
+            continue;
+        snprintf(path, sizeof path, "services/%s", ts);
+        if (!sched_store_get(sc->store, path))
+            sched_agent_stop(sc, id, "ServiceSchedulerInitiated", "The service was deleted");
+    }
+}
+
+static void tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sched *sc = w->data;
+    reconcile(sc);
+    prune(sc);
+    w->repeat = TICK_S;
+    ev_timer_again(loop, w);
+}
+
+void sched_kick(struct sched *sc)
+{
+    /* Soon, but outside the caller's stack (it may be walking the state). */
+    sc->tick.repeat = 0.01;
+    ev_timer_again(sc->loop, &sc->tick);
+}
+
+void sched_stop(struct sched *sc)
+{
+    ev_timer_stop(sc->loop, &sc->tick);
+    sched_agent_release(sc);
+    json_decref(sc->events);
+    json_decref(sc->backoff);
+    json_decref(sc->steady);
+}
+
+void sched_start(struct sched *sc)
+{
+    sc->events = json_array();
+    sc->backoff = json_object();
+    sc->steady = json_object();
+    sched_agent_adopt(sc);
+    ev_init(&sc->tick, tick);
+    sc->tick.data = sc;
+    sched_kick(sc);
+}
