@@ -19,6 +19,9 @@
 
 extern char **environ;
 
+#define DRAIN_POLL_S 0.25
+#define DRAIN_MAX_S 60.0
+
 struct sched_run {
     struct sched_run *next;
     struct sched *sc;
@@ -32,6 +35,10 @@ struct sched_run {
     ev_io pidfd_io[SCHED_MAX_CONTAINERS]; /* adopted processes are not our children */
     int pidfd[SCHED_MAX_CONTAINERS];
     ev_timer kill_timer;
+    ev_timer drain_timer; /* DEACTIVATING: polls the proxy until the task has drained */
+    double drain_started;
+    int drain_wait;
+    bool drain_all_gone;
     double started; /* monotonic */
     bool stopping;
     char stop_code[40], reason[200];
@@ -60,6 +67,7 @@ static void run_free(struct sched_run *r)
             close(r->pidfd[i]);
     }
     ev_timer_stop(sc->loop, &r->kill_timer);
+    ev_timer_stop(sc->loop, &r->drain_timer);
     free(r);
 }
 
@@ -105,6 +113,7 @@ static void begin_stop(struct sched_run *r)
     if (r->stopping)
         return;
     r->stopping = true;
+    ev_timer_stop(r->sc->loop, &r->drain_timer);
     signal_all(r, SIGTERM);
     double t = 0;
     for (int i = 0; i < r->n; i++)
@@ -160,6 +169,7 @@ static void finish_if_done(struct sched_run *r)
     sched_task_stopped(sc, svc, util_now() - r->started, strcmp(r->stop_code, "EssentialContainerExited") == 0);
     run_free(r);
     sched_kick(sc);
+    sched_sync_kick(sc);
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
@@ -359,7 +369,58 @@ int sched_agent_start(struct sched *sc, const char *id)
     util_rfc3339(util_wall(), ts, sizeof ts);
     sched_task_update(sc, id, json_pack("{s:s,s:o,s:o,s:s,s:s}", "last_status", "RUNNING", "containers", states, "ports",
                                         ports, "started_at", ts, "log", logpath));
+    sched_sync_kick(sc);
     return 0;
+}
+
+/* DEACTIVATING: the task has left the proxy's groups and DNS (sync); poll the
+ * proxy until each group has drained it, then signal the processes. */
+static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sched_run *r = w->data;
+    struct sched *sc = r->sc;
+    if (util_now() - r->drain_started > DRAIN_MAX_S) {
+        log_warn("task %s: still draining after %.0fs, stopping it anyway", r->id, DRAIN_MAX_S);
+        begin_stop(r);
+        return;
+    }
+    json_t *t = task_get(sc, r->id);
+    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"),
+                                  json_string_value(json_object_get(t, "service")));
+    json_t *lb;
+    size_t i;
+    r->drain_wait = 0;
+    r->drain_all_gone = true;
+    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
+        json_t *port = json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
+        if (!port)
+            continue;
+        char addr[64];
+        snprintf(addr, sizeof addr, "127.0.0.1:%lld", json_integer_value(port));
+        r->drain_wait++;
+        sched_drain_poll(sc, r->id, json_string_value(json_object_get(lb, "target_group")), addr);
+    }
+    if (r->drain_wait == 0)
+        begin_stop(r);
+}
+
+void sched_agent_drained(struct sched *sc, const char *task, bool gone)
+{
+    struct sched_run *r = find_run(sc, task);
+    if (!r || r->stopping || r->drain_wait == 0)
+        return;
+    r->drain_all_gone &= gone;
+    if (--r->drain_wait > 0)
+        return;
+    if (r->drain_all_gone) {
+        char ts[40];
+        util_rfc3339(util_wall(), ts, sizeof ts);
+        sched_task_update(sc, task, json_pack("{s:s,s:s}", "last_status", "STOPPING", "stopping_at", ts));
+        begin_stop(r);
+    } else {
+        ev_timer_set(&r->drain_timer, DRAIN_POLL_S, 0);
+        ev_timer_start(sc->loop, &r->drain_timer);
+    }
 }
 
 void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason)
@@ -377,6 +438,21 @@ void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, c
     }
     snprintf(r->stop_code, sizeof r->stop_code, "%s", stop_code);
     snprintf(r->reason, sizeof r->reason, "%s", reason);
+    if (r->stopping || ev_is_active(&r->drain_timer))
+        return;
+    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"),
+                                  json_string_value(json_object_get(t, "service")));
+    if (sc->proxy_admin.len && json_array_size(json_object_get(svc, "load_balancers")) &&
+        strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0) {
+        /* Leave the load balancer first: no new requests, in-flight ones finish (no 502s on deploys). */
+        sched_task_update(sc, id, json_pack("{s:s,s:s}", "desired_status", "STOPPED", "last_status", "DEACTIVATING"));
+        sched_sync_kick(sc);
+        r->drain_started = util_now();
+        ev_timer_init(&r->drain_timer, drain_tick, DRAIN_POLL_S, 0);
+        r->drain_timer.data = r;
+        ev_timer_start(sc->loop, &r->drain_timer);
+        return;
+    }
     sched_task_update(sc, id, json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING",
                                         "stopping_at", ts));
     begin_stop(r);

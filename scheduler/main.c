@@ -13,7 +13,7 @@
 #include "sched.h"
 
 struct sched_config {
-    char *listen, *data_dir, *namespace, *dns_server;
+    char *listen, *data_dir, *namespace, *dns_server, *proxy_admin, *dns_admin, *proxy_listener;
     bool embedded;
     int cpu, memory_mib;
 };
@@ -24,8 +24,24 @@ static const struct cfg_field fields[] = {
     {"namespace", CFG_STRING, offsetof(struct sched_config, namespace), 0, 0, 0, "berth.internal", NULL, false},
     {"dns_server", CFG_ADDR, offsetof(struct sched_config, dns_server), 0, 0, 0, "127.0.0.1:8600", NULL, false},
     {"agent", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"proxy_admin", CFG_STRING, offsetof(struct sched_config, proxy_admin), 0, 0, 0, NULL, NULL, false},
+    {"dns_admin", CFG_STRING, offsetof(struct sched_config, dns_admin), 0, 0, 0, NULL, NULL, false},
+    {"proxy_listener", CFG_STRING, offsetof(struct sched_config, proxy_listener), 0, 0, 0, "http", NULL, false},
     CFG_END,
 };
+
+/* "http://IP:PORT[/]" to an address; 0 or -1. */
+static int parse_admin_url(const char *url, struct net_addr *out)
+{
+    char hostport[128];
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    snprintf(hostport, sizeof hostport, "%s", url + 7);
+    size_t n = strlen(hostport);
+    if (n && hostport[n - 1] == '/')
+        hostport[n - 1] = 0;
+    return net_parse_addr(hostport, out);
+}
 
 static const struct cfg_field agent_fields[] = {
     {"embedded", CFG_BOOL, offsetof(struct sched_config, embedded), 0, 0, 1, NULL, NULL, false},
@@ -97,6 +113,7 @@ int main(int argc, char **argv)
     json_t *root = path ? cfg_load_file(path, &err) : json_object();
     char *inner = NULL;
     int port_lo = 32000, port_hi = 60999;
+    struct net_addr proxy_admin = {0}, dns_admin = {0};
     if (root && cfg_read(root, "", fields, &conf, &inner) == 0 &&
         cfg_read(json_object_get(root, "agent"), "agent", agent_fields, &conf, &inner) == 0) {
         json_t *pr = json_object_get(json_object_get(root, "agent"), "port_range");
@@ -111,6 +128,10 @@ int main(int argc, char **argv)
         }
         if (!inner && !conf.embedded)
             cfg_error(&inner, "agent.embedded", "false is not supported yet: the embedded agent is the only node");
+        if (!inner && conf.proxy_admin && parse_admin_url(conf.proxy_admin, &proxy_admin) < 0)
+            cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);
+        if (!inner && conf.dns_admin && parse_admin_url(conf.dns_admin, &dns_admin) < 0)
+            cfg_error(&inner, "dns_admin", "\"%s\" must be a URL like http://127.0.0.1:7402", conf.dns_admin);
     } else if (!inner && !err) {
         cfg_error(&inner, "", "cannot read the config");
     }
@@ -139,11 +160,13 @@ int main(int argc, char **argv)
     }
     struct sched sc = {.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = conf.dns_server,
                        .namespace = conf.namespace, .port_lo = port_lo, .port_hi = port_hi, .cpu = conf.cpu,
-                       .memory_mib = conf.memory_mib};
+                       .memory_mib = conf.memory_mib, .proxy_admin = proxy_admin, .dns_admin = dns_admin,
+                       .proxy_listener = conf.proxy_listener};
     char tasks_dir[1024];
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
     sched_start(&sc);
+    sched_sync_start(&sc);
     struct httpd *api = sched_api_start(&sc, conf.listen, &err);
     if (!api) {
         fprintf(stderr, "berth-scheduler: listen: %s\n", err);
@@ -160,6 +183,7 @@ int main(int argc, char **argv)
     if (stop_tasks)
         sched_agent_stop_all(&sc);
     httpd_stop(api);
+    sched_sync_stop(&sc);
     sched_stop(&sc);
     sched_store_close(store);
     cfg_free(fields, &conf);

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "berth/net.h"
+
 /* ---- store: a JSON document changed only through journaled records ----
  * The state is {"taskdefs": {FAMILY: {REV: obj}}, "services": {NAME: obj},
  * "tasks": {ID: obj}, "seq": {...}}. A change is a record {"op": "put"|"del",
@@ -59,7 +61,21 @@ struct sched {
     json_t *events;  /* recent events, newest last */
     json_t *backoff; /* per service: {"failures": n, "until": monotonic seconds} */
     json_t *steady;  /* per service: whether it last was at its desired count */
+    struct net_addr proxy_admin, dns_admin; /* len 0: not configured */
+    const char *proxy_listener;             /* listener that gets services' host rules */
+    ev_timer sync_timer;
+    struct call *calls;                     /* data plane requests in flight (sync.c) */
 };
+
+/* sync.c: registration of running tasks in the proxy and DNS. */
+void sched_sync_start(struct sched *sc);
+void sched_sync_stop(struct sched *sc);
+/* Syncs soon (after a task started or is leaving). */
+void sched_sync_kick(struct sched *sc);
+/* Asks the proxy whether <address> has left group <tg>; answers through sched_agent_drained. */
+void sched_drain_poll(struct sched *sc, const char *task, const char *tg, const char *address);
+/* agent.c: the drain poll's answer for <task>. */
+void sched_agent_drained(struct sched *sc, const char *task, bool gone);
 
 /* agent.c: starts task <id> (its stored object says what to run); 0, or -1 with the task STOPPED. */
 int sched_agent_start(struct sched *sc, const char *id);

@@ -368,9 +368,9 @@ class Scheduler(Daemon):
     api_in_listen = True
     extra_args = ["--stop-tasks"]
 
-    def __init__(self, data_dir, admin_port=None, agent=None):
+    def __init__(self, data_dir, admin_port=None, agent=None, **extra):
         self.data_dir = data_dir
-        config = {"data_dir": data_dir}
+        config = {"data_dir": data_dir, **extra}
         if agent:
             config["agent"] = agent
         super().__init__(config, admin_port=admin_port)

@@ -44,8 +44,15 @@ t.ok("serving on" in logs, "stdout/stderr are kept per task", logs)
 victim = tasks[0]
 os.kill(victim["containers"][0]["pid"], signal.SIGKILL)
 t0 = time.time()
-t.ok(wait_until(lambda: len(running()) == 3 and victim["id"] not in [x["id"] for x in running()], 5, 0.05),
-     "a replacement is RUNNING within 5 s")
+before = {x["id"] for x in tasks}
+
+
+def replaced():
+    ids = {x["id"] for x in running()}
+    return len(ids) == 3 and victim["id"] not in ids and len(ids - before) == 1
+
+
+t.ok(wait_until(replaced, 5, 0.05), "a replacement is RUNNING within 5 s")
 t.diag(f"replaced after {time.time() - t0:.2f}s")
 dead = s.admin("GET", f"/v1/tasks/{victim['id']}")[1]
 t.ok(dead["last_status"] == "STOPPED" and dead["containers"][0]["exit_code"] == 137 and dead["stop_code"] == "EssentialContainerExited",
