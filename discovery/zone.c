@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "berth/config.h"
+#include "berth/util.h"
 #include "dns.h"
 
 /* ---- owner-name hash (case-insensitive) ---- */
@@ -315,18 +316,6 @@ static const struct cfg_field inst_fields[] = {
     CFG_END,
 };
 
-/* A DNS label: 1..63 of letters, digits, '-' and '_'. */
-static bool valid_label(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
-
 struct dns_instance *dns_instance_parse(json_t *v, const char *id, const char *path, char **err)
 {
     struct inst_conf c = {0};
@@ -347,12 +336,12 @@ struct dns_instance *dns_instance_parse(json_t *v, const char *id, const char *p
         cfg_error(err, p, "is required");
         goto fail;
     }
-    if (!valid_label(c.id)) {
+    if (!util_dns_label(c.id)) {
         cfg_path_key(p, sizeof p, path, "id");
         cfg_error(err, p, "\"%s\" must be a DNS label (1-63 letters, digits, '-', '_')", c.id);
         goto fail;
     }
-    if (!valid_label(c.port_name)) {
+    if (!util_dns_label(c.port_name)) {
         cfg_path_key(p, sizeof p, path, "port_name");
         cfg_error(err, p, "\"%s\" must be a DNS label", c.port_name);
         goto fail;

@@ -87,6 +87,19 @@ bool util_glob_match(const char *pat, const char *s, size_t len, bool icase)
     return *pat == 0;
 }
 
+bool util_dns_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
 bool util_ieq(const char *a, size_t alen, const char *b)
 {
     if (strlen(b) != alen)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "berth/config.h"
+#include "berth/util.h"
 #include "sched.h"
 
 enum jkind { J_INT, J_NUM, J_BOOL, J_LABEL, J_STR, J_STRARR, J_STRMAP, J_OBJ, J_OBJARR, J_ENUM };
@@ -18,17 +19,6 @@ struct jfield {
     const struct jfield *sub;    /* J_OBJ, J_OBJARR */
     const char *const *choices;  /* J_ENUM */
 };
-
-static bool label_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
-            return false;
-    return true;
-}
 
 static int check(json_t *obj, const char *path, const struct jfield *fields, char **err);
 
@@ -46,7 +36,7 @@ static int check_value(json_t *v, const char *p, const struct jfield *f, char **
     case J_BOOL:
         return json_is_boolean(v) ? 0 : cfg_error(err, p, "must be true or false");
     case J_LABEL:
-        if (!json_is_string(v) || !label_ok(json_string_value(v)))
+        if (!json_is_string(v) || !util_dns_label(json_string_value(v)))
             return cfg_error(err, p, "must be 1-63 letters, digits, '-' or '_'");
         return 0;
     case J_STR:

@@ -18,6 +18,8 @@ uint64_t util_rand64(void);
 void util_random_id(char *dst);
 /* Case-insensitive glob match of <s>[0..len) against <pat> with '*' and '?'. */
 bool util_glob_match(const char *pat, const char *s, size_t len, bool icase);
+/* True for a DNS label of 1..63 letters, digits, '-' or '_'. */
+bool util_dns_label(const char *s);
 /* Case-insensitive compare of <a>[0..alen) with NUL-terminated <b>. */
 bool util_ieq(const char *a, size_t alen, const char *b);
 
