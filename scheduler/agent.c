@@ -21,6 +21,7 @@ extern char **environ;
 
 #define DRAIN_POLL_S 0.25
 #define DRAIN_MAX_S 60.0
+#define READY_MAX_S 60.0
 
 struct sched_run {
     struct sched_run *next;
@@ -36,6 +37,7 @@ struct sched_run {
     int pidfd[SCHED_MAX_CONTAINERS];
     ev_timer kill_timer;
     ev_timer drain_timer; /* DEACTIVATING: polls the proxy until the task has drained */
+    ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
     double drain_started;
     int drain_wait;
     bool drain_all_gone;
@@ -68,6 +70,7 @@ static void run_free(struct sched_run *r)
     }
     ev_timer_stop(sc->loop, &r->kill_timer);
     ev_timer_stop(sc->loop, &r->drain_timer);
+    ev_timer_stop(sc->loop, &r->ready_timer);
     free(r);
 }
 
@@ -114,6 +117,7 @@ static void begin_stop(struct sched_run *r)
         return;
     r->stopping = true;
     ev_timer_stop(r->sc->loop, &r->drain_timer);
+    ev_timer_stop(r->sc->loop, &r->ready_timer);
     signal_all(r, SIGTERM);
     double t = 0;
     for (int i = 0; i < r->n; i++)
@@ -166,7 +170,10 @@ static void finish_if_done(struct sched_run *r)
     json_t *t = task_get(sc, r->id);
     const char *svc = json_string_value(json_object_get(t, "service"));
     sched_event(sc, svc, "task %s stopped: %s", r->id, r->reason);
-    sched_task_stopped(sc, svc, util_now() - r->started, strcmp(r->stop_code, "EssentialContainerExited") == 0);
+    bool failed = strcmp(r->stop_code, "EssentialContainerExited") == 0;
+    sched_task_stopped(sc, svc, util_now() - r->started, failed);
+    if (failed && svc && util_now() - r->started < 10)
+        sched_deployment_task_failed(sc, svc, json_string_value(json_object_get(t, "task_definition")));
     run_free(r);
     sched_kick(sc);
     sched_sync_kick(sc);
@@ -230,6 +237,45 @@ static int alloc_port(struct sched *sc)
     return -1;
 }
 
+/* True when something accepts TCP connections on 127.0.0.1:<port>. */
+static bool accepting(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0; /* loopback: no wait */
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* ACTIVATING: a task is RUNNING (and registered) once every host port it was given accepts connections. */
+static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sched_run *r = w->data;
+    struct sched *sc = r->sc;
+    json_t *t = task_get(sc, r->id), *p;
+    const char *k;
+    bool ready = true;
+    json_object_foreach(json_object_get(t, "ports"), k, p)
+        ready = ready && accepting((int)json_integer_value(p));
+    if (!ready) {
+        if (util_now() - r->started > READY_MAX_S) {
+            snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
+            snprintf(r->reason, sizeof r->reason, "its ports did not accept connections within %.0fs", READY_MAX_S);
+            begin_stop(r);
+            return;
+        }
+        ev_timer_set(w, 0.05, 0);
+        ev_timer_start(loop, w);
+        return;
+    }
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    sched_task_update(sc, r->id, json_pack("{s:s,s:s}", "last_status", "RUNNING", "started_at", ts));
+    sched_sync_kick(sc);
+    sched_kick(sc);
+}
+
 static void fail_task(struct sched *sc, const char *id, const char *why)
 {
     char ts[40];
@@ -240,6 +286,8 @@ static void fail_task(struct sched *sc, const char *id, const char *why)
     const char *svc = json_string_value(json_object_get(t, "service"));
     sched_event(sc, svc, "task %s failed to start: %s", id, why);
     sched_task_stopped(sc, svc, 0, true);
+    if (svc)
+        sched_deployment_task_failed(sc, svc, json_string_value(json_object_get(t, "task_definition")));
 }
 
 int sched_agent_start(struct sched *sc, const char *id)
@@ -365,11 +413,11 @@ int sched_agent_start(struct sched *sc, const char *id)
     r->next = sc->runs;
     sc->runs = r;
     r->started = util_now();
-    char ts[40];
-    util_rfc3339(util_wall(), ts, sizeof ts);
-    sched_task_update(sc, id, json_pack("{s:s,s:o,s:o,s:s,s:s}", "last_status", "RUNNING", "containers", states, "ports",
-                                        ports, "started_at", ts, "log", logpath));
-    sched_sync_kick(sc);
+    sched_task_update(sc, id, json_pack("{s:s,s:o,s:o,s:s}", "last_status", "ACTIVATING", "containers", states, "ports",
+                                        ports, "log", logpath));
+    ev_timer_init(&r->ready_timer, ready_tick, 0.02, 0);
+    r->ready_timer.data = r;
+    ev_timer_start(sc->loop, &r->ready_timer);
     return 0;
 }
 

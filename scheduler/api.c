@@ -166,8 +166,9 @@ static void taskdefs(struct sched_store *s, struct httpd_req *req)
 
 /* ---- services ---- */
 
-static void services(struct sched_store *s, struct httpd_req *req)
+static void services(struct sched *sc, struct httpd_req *req)
 {
+    struct sched_store *s = sc->store;
     int n = req->nsegs;
     enum http_method m = req->method_id;
     char path[300], *err = NULL;
@@ -216,7 +217,25 @@ static void services(struct sched_store *s, struct httpd_req *req)
         return;
     }
     if (m == HTTP_M_GET) {
-        httpd_respond_json(req, 200, json_deep_copy(svc));
+        json_t *out = json_deep_copy(svc);
+        char dpath[300];
+        snprintf(dpath, sizeof dpath, "deployments/%s", req->segs[2]);
+        json_t *dep = sched_store_get(s, dpath), *t;
+        if (dep)
+            json_object_set_new(out, "current_deployment", json_deep_copy(dep));
+        int running = 0, pending = 0;
+        const char *id;
+        json_object_foreach(json_object_get(sched_store_state(s), "tasks"), id, t) {
+            const char *ts = json_string_value(json_object_get(t, "service"));
+            const char *st = json_string_value(json_object_get(t, "last_status"));
+            if (!ts || strcmp(ts, req->segs[2]) != 0)
+                continue;
+            running += strcmp(st, "RUNNING") == 0;
+            pending += strcmp(st, "PENDING") == 0 || strcmp(st, "PROVISIONING") == 0 || strcmp(st, "ACTIVATING") == 0;
+        }
+        json_object_set_new(out, "running_count", json_integer(running));
+        json_object_set_new(out, "pending_count", json_integer(pending));
+        httpd_respond_json(req, 200, out);
     } else if (m == HTTP_M_DELETE) {
         log_info("service %s deleted", req->segs[2]);
         write_then_respond(s, req, path, NULL, 200, json_pack("{s:s}", "deleted", req->segs[2]));
@@ -240,6 +259,10 @@ static void services(struct sched_store *s, struct httpd_req *req)
             } else {
                 json_object_set(v, "status", json_object_get(svc, "status"));
                 json_object_set(v, "created_at", json_object_get(svc, "created_at"));
+                const char *old_td = json_string_value(json_object_get(svc, "task_definition"));
+                const char *new_td = json_string_value(json_object_get(v, "task_definition"));
+                if (strcmp(old_td, new_td) != 0)
+                    sched_deployment_start(sc, req->segs[2], old_td, new_td);
                 log_info("service %s updated", req->segs[2]);
                 write_then_respond(s, req, path, json_incref(v), 200, v);
             }
@@ -358,7 +381,7 @@ static void handle(struct httpd_req *req, void *arg)
             return;
         }
         if (strcmp(req->segs[1], "services") == 0) {
-            services(s, req);
+            services(sc, req);
             sched_kick(sc);
             return;
         }

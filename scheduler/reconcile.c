@@ -188,6 +188,179 @@ static void prune(struct sched *sc)
     json_decref(count);
 }
 
+/* The newest (or oldest) active task of <service> whose task definition is (or is not) <td>. */
+static const char *pick(json_t *tasks, const char *service, const char *td, bool same_td, bool newest)
+{
+    const char *best = NULL, *best_at = NULL, *id;
+    json_t *t;
+    json_object_foreach(tasks, id, t) {
+        const char *ts = json_string_value(json_object_get(t, "service"));
+        if (!ts || strcmp(ts, service) != 0 || !active(t))
+            continue;
+        if ((strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0) != same_td)
+            continue;
+        const char *at = json_string_value(json_object_get(t, "created_at"));
+        if (!best || (newest ? strcmp(at, best_at) > 0 : strcmp(at, best_at) < 0)) {
+            best = id;
+            best_at = at;
+        }
+    }
+    return best;
+}
+
+void sched_deployment_start(struct sched *sc, const char *service, const char *previous, const char *current)
+{
+    char path[300];
+    snprintf(path, sizeof path, "deployments/%s", service);
+    sched_store_put(sc->store, path,
+                    json_pack("{s:s,s:s,s:i,s:s}", "previous", previous, "current", current, "failed", 0, "status", "IN_PROGRESS"),
+                    NULL, NULL);
+    sched_task_stopped(sc, service, 0, false); /* a new deployment starts without delay */
+    sched_event(sc, service, "deployment from %s to %s started", previous, current);
+}
+
+/* Deployment state of a service, kept durably at deployments/NAME:
+ * {"previous": TD, "current": TD, "failed": N, "status": IN_PROGRESS|COMPLETED|FAILED|ROLLED_BACK}. */
+static json_t *deployment(struct sched *sc, const char *service)
+{
+    char path[300];
+    snprintf(path, sizeof path, "deployments/%s", service);
+    return sched_store_get(sc->store, path);
+}
+
+static void deployment_set(struct sched *sc, const char *service, json_t *fields)
+{
+    char path[300];
+    snprintf(path, sizeof path, "deployments/%s", service);
+    json_t *d = sched_store_get(sc->store, path);
+    json_t *copy = d ? json_deep_copy(d) : json_object();
+    json_object_update(copy, fields);
+    json_decref(fields);
+    sched_store_put(sc->store, path, copy, NULL, NULL);
+}
+
+void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td)
+{
+    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), service);
+    json_t *d = deployment(sc, service);
+    if (!svc || !d || strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") != 0 ||
+        strcmp(json_string_value(json_object_get(d, "current")), td) != 0)
+        return;
+    json_int_t failed = json_integer_value(json_object_get(d, "failed")) + 1;
+    /* deployment_set replaces <d>: keep copies of what is needed afterwards. */
+    char prev_td[300] = "", cur_td[300];
+    if (json_is_string(json_object_get(d, "previous")))
+        snprintf(prev_td, sizeof prev_td, "%s", json_string_value(json_object_get(d, "previous")));
+    snprintf(cur_td, sizeof cur_td, "%s", td);
+    td = cur_td;
+    deployment_set(sc, service, json_pack("{s:I}", "failed", failed));
+    json_t *cb = json_object_get(json_object_get(svc, "deployment"), "circuit_breaker");
+    if (!json_is_true(json_object_get(cb, "enable")))
+        return;
+    /* ECS: half the desired count, clamped to 3..200. */
+    json_int_t desired = json_integer_value(json_object_get(svc, "desired_count"));
+    json_int_t threshold = (desired + 1) / 2;
+    threshold = threshold < 3 ? 3 : threshold > 200 ? 200 : threshold;
+    if (failed < threshold)
+        return;
+    const char *prev = prev_td;
+    if (json_is_true(json_object_get(cb, "rollback")) && *prev) {
+        sched_event(sc, service, "deployment to %s failed: %lld tasks failed to start (circuit breaker); rolling back to %s", td,
+                    (long long)failed, prev);
+        json_t *copy = json_deep_copy(svc);
+        json_object_set_new(copy, "task_definition", json_string(prev));
+        char path[300];
+        snprintf(path, sizeof path, "services/%s", service);
+        deployment_set(sc, service, json_pack("{s:s}", "status", "ROLLED_BACK"));
+        sched_store_put(sc->store, path, copy, NULL, NULL);
+        sched_task_stopped(sc, service, 0, false); /* the rollback starts without delay */
+    } else {
+        sched_event(sc, service, "deployment to %s failed: %lld tasks failed to start (circuit breaker)", td, (long long)failed);
+        deployment_set(sc, service, json_pack("{s:s}", "status", "FAILED"));
+    }
+}
+
+/* One service: a rolling deployment toward <desired> tasks of its task definition. Plain
+ * scaling is the case without old tasks. minimum_healthy_percent bounds how many RUNNING tasks
+ * may be stopped, maximum_percent how many may run in all. */
+static void reconcile_service(struct sched *sc, const char *name, json_t *svc, json_t *tasks)
+{
+    int desired = (int)json_integer_value(json_object_get(svc, "desired_count"));
+    const char *td = json_string_value(json_object_get(svc, "task_definition"));
+    json_t *dep = json_object_get(svc, "deployment");
+    int maxp = (int)json_integer_value(json_object_get(dep, "maximum_percent"));
+    int minp = (int)json_integer_value(json_object_get(dep, "minimum_healthy_percent"));
+    int max_total = desired * maxp / 100, min_healthy = (desired * minp + 99) / 100;
+    if (max_total <= min_healthy && desired > 0)
+        max_total = min_healthy + 1; /* 100/100 could never move */
+    int new_n = 0, new_running = 0, old_n = 0, old_running = 0;
+    const char *id;
+    json_t *t;
+    json_object_foreach(tasks, id, t) {
+        const char *ts = json_string_value(json_object_get(t, "service"));
+        if (!ts || strcmp(ts, name) != 0 || !active(t))
+            continue;
+        bool is_new = strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0;
+        bool is_running = strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0;
+        *(is_new ? &new_n : &old_n) += 1;
+        *(is_new ? &new_running : &old_running) += is_running;
+        if (is_running && age_s(t, "started_at") >= HEALTHY_RUN_S)
+            sched_task_stopped(sc, name, HEALTHY_RUN_S, false); /* healthy long enough: forget failures */
+    }
+    json_t *d = deployment(sc, name);
+    bool failed = d && strcmp(json_string_value(json_object_get(d, "status")), "FAILED") == 0 &&
+                  strcmp(json_string_value(json_object_get(d, "current")), td) == 0;
+    json_t *b = json_object_get(sc->backoff, name);
+    bool throttled = b && util_now() < json_real_value(json_object_get(b, "until"));
+    /* Start tasks of the current definition, within maximum_percent. */
+    int start = desired - new_n;
+    if (start > max_total - new_n - old_n)
+        start = max_total - new_n - old_n;
+    if (start > 0 && !throttled && !failed) {
+        char ids[512] = "", one[40];
+        for (int k = 0; k < start; k++) {
+            sched_run_task(sc, name, td, one);
+            if (strlen(ids) + 40 < sizeof ids)
+                snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%s", k ? ", " : "", one);
+        }
+        sched_event(sc, name, "has started %d tasks: %s", start, ids);
+    }
+    /* Stop old tasks while enough RUNNING ones remain (minimum_healthy_percent). */
+    int can_stop = new_running + old_running - min_healthy;
+    int stop_old = old_n - old_running; /* old ones not yet running serve nothing */
+    if (can_stop > 0)
+        stop_old += can_stop < old_running ? can_stop : old_running;
+    if (new_running >= desired)
+        stop_old = old_n;
+    for (int k = 0; k < stop_old; k++) {
+        const char *victim = pick(tasks, name, td, false, false);
+        if (!victim)
+            break;
+        sched_event(sc, name, "stopping task %s (%s)", victim, "replaced by the deployment of the current task definition");
+        sched_agent_stop(sc, victim, "ServiceSchedulerInitiated", "Deployment replaced the task");
+    }
+    /* Scale in: the newest go first. */
+    for (int extra = new_n - desired; extra > 0; extra--) {
+        const char *victim = pick(tasks, name, td, true, true);
+        if (!victim)
+            break;
+        sched_event(sc, name, "stopping task %s (desired count %d)", victim, desired);
+        sched_agent_stop(sc, victim, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
+    }
+    if (d && old_n == 0 && new_running == desired && strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") == 0 &&
+        strcmp(json_string_value(json_object_get(d, "current")), td) == 0) {
+        sched_event(sc, name, "deployment to %s completed", td);
+        deployment_set(sc, name, json_pack("{s:s}", "status", "COMPLETED"));
+    }
+    /* The scheduler's own view, not part of the user's service object. */
+    bool steady = old_n == 0 && new_n == desired && new_running == desired;
+    if (steady != json_is_true(json_object_get(sc->steady, name))) {
+        json_object_set_new(sc->steady, name, json_boolean(steady));
+        if (steady)
+            sched_event(sc, name, "has reached a steady state");
+    }
+}
+
 /* One pass over every service: start or stop tasks toward the desired count. */
 static void reconcile(struct sched *sc)
 {
@@ -198,59 +371,8 @@ static void reconcile(struct sched *sc)
     json_object_foreach(tasks, id, t)
         if (active(t) && strcmp(json_string_value(json_object_get(t, "last_status")), "PENDING") == 0)
             try_place(sc, id, t);
-    json_object_foreach(json_object_get(state, "services"), name, svc) {
-        int desired = (int)json_integer_value(json_object_get(svc, "desired_count"));
-        const char *tdref = json_string_value(json_object_get(svc, "task_definition"));
-        int n = 0, running = 0;
-        json_object_foreach(tasks, id, t) {
-            const char *ts = json_string_value(json_object_get(t, "service"));
-            if (!ts || strcmp(ts, name) != 0 || !active(t))
-                continue;
-            n++;
-            bool is_running = strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0;
-            running += is_running;
-            if (is_running && age_s(t, "started_at") >= HEALTHY_RUN_S)
-                sched_task_stopped(sc, name, HEALTHY_RUN_S, false); /* healthy long enough: forget failures */
-        }
-        json_t *b = json_object_get(sc->backoff, name);
-        if (n < desired && b && util_now() < json_real_value(json_object_get(b, "until"))) {
-            /* Restart throttled; the tick comes back when the delay is over. */
-        } else if (n < desired) {
-            char ids[512] = "", one[40];
-            for (int k = n; k < desired; k++) {
-                sched_run_task(sc, name, tdref, one);
-                if (strlen(ids) + 40 < sizeof ids)
-                    snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%s", k > n ? ", " : "", one);
-            }
-            sched_event(sc, name, "has started %d tasks: %s", desired - n, ids);
-        } else if (n > desired) {
-            /* Newest first: the longest-running tasks stay. */
-            int extra = n - desired;
-            while (extra > 0) {
-                const char *newest = NULL, *newest_at = "";
-                json_object_foreach(tasks, id, t) {
-                    const char *ts = json_string_value(json_object_get(t, "service"));
-                    const char *at = json_string_value(json_object_get(t, "created_at"));
-                    if (ts && strcmp(ts, name) == 0 && active(t) && strcmp(at, newest_at) >= 0) {
-                        newest = id;
-                        newest_at = at;
-                    }
-                }
-                if (!newest)
-                    break;
-                sched_event(sc, name, "stopping task %s (desired count %d)", newest, desired);
-                sched_agent_stop(sc, newest, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
-                extra--;
-            }
-        }
-        /* The scheduler's own view, not part of the user's service object. */
-        bool steady = n == desired && running == desired;
-        if (steady != json_is_true(json_object_get(sc->steady, name))) {
-            json_object_set_new(sc->steady, name, json_boolean(steady));
-            if (steady)
-                sched_event(sc, name, "has reached a steady state");
-        }
-    }
+    json_object_foreach(json_object_get(state, "services"), name, svc)
+        reconcile_service(sc, name, svc, tasks);
     /* Tasks of services that no longer exist. */
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));

@@ -99,6 +99,10 @@ void sched_kick(struct sched *sc);
 void sched_event(struct sched *sc, const char *service, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Creates a task record for <taskdef_ref> ("family:rev") and starts it (or leaves it PENDING); returns its id. */
 const char *sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out);
+/* Records a deployment of <service> from <previous> to <current> (task definitions). */
+void sched_deployment_start(struct sched *sc, const char *service, const char *previous, const char *current);
+/* A task of <service> with task definition <td> failed: counts toward the circuit breaker. */
+void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td);
 /* Tells the restart throttle that a task of <service> stopped after <ran_s> seconds, <failed> or not. */
 void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed);
 /* Updates fields of task <id> in the store (journaled, no wait). Steals <fields>. */
