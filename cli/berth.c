@@ -1,5 +1,8 @@
 /* berth.c -- the berth CLI. Today: `berth dev`, a local plane of proxy + demo service. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <limits.h>
 #include <signal.h>
@@ -15,7 +18,7 @@
 
 #define DEMO_TASKS 2
 
-static pid_t children[DEMO_TASKS + 2];
+static pid_t children[4];
 static int nchildren;
 static volatile sig_atomic_t stop;
 
@@ -28,10 +31,11 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berth COMMAND [ARGS]\n\n"
                "commands:\n"
-               "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N]\n"
-               "                                    run a local plane: berth-proxy on 127.0.0.1:8080 in front of\n"
-               "                                    %d berth-demo-web tasks, reachable as http://web.localhost:8080/,\n"
-               "                                    and berth-dns on 127.0.0.1:8600 answering web.berth.internal\n"
+               "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N] [--scheduler-port N]\n"
+               "                                    run a local plane: berth-scheduler (API on 127.0.0.1:7400)\n"
+               "                                    deploys %d berth-demo-web tasks behind berth-proxy\n"
+               "                                    (http://web.localhost:8080/) and in berth-dns (127.0.0.1:8600,\n"
+               "                                    web.berth.internal); Ctrl-C stops everything, tasks included\n"
                "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
                "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
                "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
@@ -67,9 +71,57 @@ static pid_t spawn(char *const argv[], char *const extra_env[])
     return pid;
 }
 
+/* One blocking HTTP/1.1 request to 127.0.0.1:<port>; returns the status, or -1. */
+static int http_call(int port, const char *method, const char *path, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[8192];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, body ? strlen(body) : 0, body ? body : "");
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    char resp[256] = "";
+    ssize_t got = read(fd, resp, sizeof resp - 1);
+    close(fd);
+    int status = -1;
+    if (got > 12)
+        sscanf(resp, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+static bool wait_http(int port, double seconds)
+{
+    for (int i = 0; i < (int)(seconds * 20); i++) {
+        if (http_call(port, "GET", "/healthz", NULL) == 200)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void stop_children(void)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] > 0)
+            kill(children[i], SIGTERM);
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] > 0)
+            waitpid(children[i], NULL, 0);
+}
+
 static int dev(int argc, char **argv)
 {
-    int port = 8080, admin = 7401, dns_port = 8600, dns_admin = 7402;
+    int port = 8080, admin = 7401, dns_port = 8600, dns_admin = 7402, sched_port = 7400;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
@@ -79,15 +131,19 @@ static int dev(int argc, char **argv)
             dns_port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--dns-admin-port") == 0 && i + 1 < argc)
             dns_admin = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--scheduler-port") == 0 && i + 1 < argc)
+            sched_port = atoi(argv[++i]);
         else {
             fprintf(stderr, "berth dev: unknown argument \"%s\"\n", argv[i]);
             return 2;
         }
     }
-    char dir[PATH_MAX], proxy[PATH_MAX + 32], demo[PATH_MAX + 32], dns[PATH_MAX + 32], tmpl[] = "/tmp/berth-dev-XXXXXX";
+    char dir[PATH_MAX], proxy[PATH_MAX + 32], demo[PATH_MAX + 32], dns[PATH_MAX + 32], sched[PATH_MAX + 40];
+    char tmpl[] = "/tmp/berth-dev-XXXXXX";
     tree_dir(dir, sizeof dir);
     snprintf(proxy, sizeof proxy, "%s/proxy/berth-proxy", dir);
     snprintf(dns, sizeof dns, "%s/discovery/berth-dns", dir);
+    snprintf(sched, sizeof sched, "%s/scheduler/berth-scheduler", dir);
     snprintf(demo, sizeof demo, "%s/demo/berth-demo-web", dir);
     if (!mkdtemp(tmpl)) {
         perror("berth dev: mkdtemp");
@@ -97,54 +153,66 @@ static int dev(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int base = 32000 + (int)(getpid() % 1000) * 10;
-    char targets[512] = "", instances[1024] = "";
-    for (int i = 0; i < DEMO_TASKS; i++) {
-        char penv[32], tenv[64], *av[] = {demo, NULL};
-        snprintf(penv, sizeof penv, "PORT=%d", base + i);
-        snprintf(tenv, sizeof tenv, "BERTH_TASK_ID=web-%d", i + 1);
-        char *env[] = {penv, tenv, NULL};
-        spawn(av, env);
-        char one[160];
-        snprintf(one, sizeof one, "%s{\"address\":\"127.0.0.1:%d\",\"id\":\"web-%d\"}", i ? "," : "", base + i, i + 1);
-        strcat(targets, one);
-        snprintf(one, sizeof one, "%s{\"id\":\"web-%d\",\"address\":\"127.0.0.1\",\"port\":%d,\"port_name\":\"http\"}",
-                 i ? "," : "", i + 1, base + i);
-        strcat(instances, one);
-    }
-    char dconf[PATH_MAX + 32];
+    char pconf[PATH_MAX + 32], dconf[PATH_MAX + 32], sconf[PATH_MAX + 32], data[PATH_MAX + 32];
+    snprintf(pconf, sizeof pconf, "%s/proxy.json", tmpl);
     snprintf(dconf, sizeof dconf, "%s/dns.json", tmpl);
-    FILE *df = fopen(dconf, "w");
-    fprintf(df,
-            "{\"listen\":\"127.0.0.1:%d\",\"admin\":{\"listen\":\"127.0.0.1:%d\"},"
-            "\"namespaces\":[{\"name\":\"berth.internal\",\"services\":[{\"name\":\"web\",\"instances\":[%s]}]}]}\n",
-            dns_port, dns_admin, instances);
-    fclose(df);
-    char *dav[] = {dns, "-c", dconf, NULL};
-    spawn(dav, NULL);
-    char conf[PATH_MAX + 32];
-    snprintf(conf, sizeof conf, "%s/proxy.json", tmpl);
-    FILE *f = fopen(conf, "w");
+    snprintf(sconf, sizeof sconf, "%s/scheduler.json", tmpl);
+    snprintf(data, sizeof data, "%s/data", tmpl);
+    FILE *f = fopen(pconf, "w");
     fprintf(f,
             "{\"admin\":{\"listen\":\"127.0.0.1:%d\"},\"listeners\":[{\"name\":\"http\",\"listen\":\"127.0.0.1:%d\","
-            "\"rules\":[{\"priority\":10,\"conditions\":{\"host_header\":[\"web.localhost\"]},"
-            "\"action\":{\"forward\":[{\"target_group\":\"web\"}]}}],"
-            "\"default_action\":{\"fixed_response\":{\"status\":404,\"body\":\"no service for this host\\n\"}}}],"
-            "\"target_groups\":[{\"name\":\"web\",\"health_check\":{\"path\":\"/health\",\"interval_s\":2,"
-            "\"timeout_s\":1},\"deregistration_delay_s\":5,\"targets\":[%s]}]}\n",
-            admin, port, targets);
+            "\"default_action\":{\"fixed_response\":{\"status\":404,\"body\":\"no service for this host\\n\"}}}]}\n",
+            admin, port);
     fclose(f);
-    char *pav[] = {proxy, "-c", conf, NULL};
+    f = fopen(dconf, "w");
+    fprintf(f,
+            "{\"listen\":\"127.0.0.1:%d\",\"admin\":{\"listen\":\"127.0.0.1:%d\"},"
+            "\"namespaces\":[{\"name\":\"berth.internal\"}]}\n",
+            dns_port, dns_admin);
+    fclose(f);
+    f = fopen(sconf, "w");
+    fprintf(f,
+            "{\"listen\":\"127.0.0.1:%d\",\"data_dir\":\"%s\",\"proxy_admin\":\"http://127.0.0.1:%d\","
+            "\"dns_admin\":\"http://127.0.0.1:%d\",\"dns_server\":\"127.0.0.1:%d\"}\n",
+            sched_port, data, admin, dns_admin, dns_port);
+    fclose(f);
+    char *dav[] = {dns, "-c", dconf, NULL}, *pav[] = {proxy, "-c", pconf, NULL},
+         *sav[] = {sched, "-c", sconf, "--stop-tasks", NULL};
+    spawn(dav, NULL);
     spawn(pav, NULL);
+    spawn(sav, NULL);
+    if (!wait_http(admin, 10) || !wait_http(dns_admin, 10) || !wait_http(sched_port, 10)) {
+        fprintf(stderr, "berth dev: the plane did not come up (ports %d, %d, %d in use?)\n", admin, dns_admin, sched_port);
+        stop_children();
+        return 1;
+    }
+    char body[PATH_MAX + 512];
+    snprintf(body, sizeof body,
+             "{\"family\":\"web\",\"containers\":[{\"name\":\"web\",\"command\":[\"%s\"],\"memory_mib\":32,"
+             "\"environment\":{\"GREETING\":\"hello\"},\"stop_timeout_s\":2,\"port_mappings\":[{\"name\":\"http\"}]}]}",
+             demo);
+    int st1 = http_call(sched_port, "POST", "/v1/task-definitions", body);
+    int st2 = http_call(sched_port, "POST", "/v1/services",
+                        "{\"name\":\"web\",\"task_definition\":\"web\",\"desired_count\":2,"
+                        "\"load_balancers\":[{\"target_group\":\"web\",\"container_name\":\"web\",\"port_name\":\"http\","
+                        "\"host_header\":[\"web.localhost\"]}],"
+                        "\"service_registries\":[{\"name\":\"web\",\"port_name\":\"http\"}]}");
+    if (st1 != 201 || st2 != 201) {
+        fprintf(stderr, "berth dev: deploying the demo service failed (HTTP %d, %d)\n", st1, st2);
+        stop_children();
+        return 1;
+    }
     printf("berth dev: running\n"
-           "  proxy     http://127.0.0.1:%d/  (Host: web.localhost)   admin http://127.0.0.1:%d/v1/target-groups\n"
-           "  dns       127.0.0.1:%d (UDP+TCP): dig @127.0.0.1 -p %d web.berth.internal SRV   admin http://127.0.0.1:%d/\n"
-           "  service   web: %d tasks on ports %d..%d\n"
-           "  try       curl -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
-           "            wrk -t2 -c32 -d10s -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
-           "  config    %s\n"
+           "  proxy      http://127.0.0.1:%d/  (Host: web.localhost)   admin http://127.0.0.1:%d/v1/target-groups\n"
+           "  dns        127.0.0.1:%d (UDP+TCP): dig @127.0.0.1 -p %d web.berth.internal SRV   admin http://127.0.0.1:%d/\n"
+           "  scheduler  http://127.0.0.1:%d/v1/services/web   tasks: http://127.0.0.1:%d/v1/tasks\n"
+           "  service    web: 2 tasks of berth-demo-web\n"
+           "  try        curl -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
+           "             wrk -t2 -c32 -d10s -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
+           "             curl -X PATCH http://127.0.0.1:%d/v1/services/web -d '{\"desired_count\":4}'\n"
+           "  data       %s\n"
            "Ctrl-C stops everything.\n",
-           port, admin, dns_port, dns_port, dns_admin, DEMO_TASKS, base, base + DEMO_TASKS - 1, port, port, conf);
+           port, admin, dns_port, dns_port, dns_admin, sched_port, sched_port, port, port, sched_port, tmpl);
     fflush(stdout);
     int status = 0;
     while (!stop) {
@@ -159,15 +227,11 @@ static int dev(int argc, char **argv)
         if (pid < 0 && errno != EINTR)
             break;
     }
-    for (int i = 0; i < nchildren; i++)
-        if (children[i] > 0)
-            kill(children[i], SIGTERM);
-    for (int i = 0; i < nchildren; i++)
-        if (children[i] > 0)
-            waitpid(children[i], NULL, 0);
-    unlink(conf);
-    unlink(dconf);
-    rmdir(tmpl);
+    stop_children();
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
+    if (system(cmd) != 0)
+        fprintf(stderr, "berth dev: could not remove %s\n", tmpl);
     printf("berth dev: stopped\n");
     return 0;
 }

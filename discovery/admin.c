@@ -131,9 +131,15 @@ static void handle(struct httpd_req *req, void *arg)
         if (dns_instances_parse(arr, "instances", &inst, &cnt, &err) < 0) {
             httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
         } else {
+            uint32_t serial = z->serial;
+            size_t before = svc->n;
             dns_zone_replace(z, svc, inst, cnt);
             free(inst);
-            log_info("%s.%s: %zu instances (replaced)", svc->name, ns->name, cnt);
+            /* Registrars re-send full lists periodically: only a change in size is news. */
+            if (before != cnt)
+                log_info("%s.%s: %zu instances (was %zu)", svc->name, ns->name, cnt, before);
+            else
+                log_debug("%s.%s: %zu instances replaced (serial %u -> %u)", svc->name, ns->name, cnt, serial, z->serial);
             httpd_respond_json(req, 200, json_pack("{s:i}", "instances", (int)cnt));
         }
         free(err);

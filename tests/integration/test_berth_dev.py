@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""berth dev: one command runs the plane; the demo service answers through the proxy and by name in
-DNS; Ctrl-C (SIGINT) stops everything with no process left behind."""
+"""berth dev: one command runs scheduler, proxy and DNS and deploys the demo service through the
+scheduler; it answers through the proxy (web.localhost) and by name in DNS; Ctrl-C (SIGINT) stops
+everything, tasks included, with no process left behind."""
+import urllib.request
 from harness import *
 import dnsclient as dc
 
 t = Tap()
-ports = {k: free_port() for k in ("port", "admin-port", "dns-port", "dns-admin-port")}
+ports = {k: free_port() for k in ("port", "admin-port", "dns-port", "dns-admin-port", "scheduler-port")}
 args = [os.path.join(BIN, "cli", "berth"), "dev"] + [x for k, v in ports.items() for x in (f"--{k}", str(v))]
 dev = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 banner = ""
@@ -14,20 +16,35 @@ while "Ctrl-C" not in banner:
     if not line:
         break
     banner += line
-t.ok(f"http://127.0.0.1:{ports['port']}/" in banner and "web.berth.internal" in banner, "berth dev prints what is where",
-     banner)
-ok = wait_until(lambda: http_request("127.0.0.1", ports["port"], headers={"Host": "web.localhost"})[0] == 200, 15)
-t.ok(ok, "http://web.localhost/ answers through the proxy")
-bodies = {http_request("127.0.0.1", ports["port"], headers={"Host": "web.localhost"})[2] for _ in range(6)}
-t.is_(bodies, {b"hello from web-1\n", b"hello from web-2\n"}, "from both demo tasks")
+t.ok(f"http://127.0.0.1:{ports['port']}/" in banner and "web.berth.internal" in banner and
+     f"127.0.0.1:{ports['scheduler-port']}" in banner, "berth dev prints what is where", banner)
+
+
+def tasks():
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['scheduler-port']}/v1/tasks?service=web&status=RUNNING", timeout=5) as r:
+        return json.loads(r.read())["tasks"]
+
+
+t.ok(wait_until(lambda: len(tasks()) == 2, 15), "the scheduler runs two demo tasks")
+ids = {x["id"] for x in tasks()}
+pids = [x["containers"][0]["pid"] for x in tasks()]
+
+
+def bodies():
+    return {http_request("127.0.0.1", ports["port"], headers={"Host": "web.localhost"})[2] for _ in range(8)}
+
+
+t.ok(wait_until(lambda: bodies() == {f"hello from {i}\n".encode() for i in ids}, 15),
+     "http://web.localhost/ answers through the proxy from both tasks")
 t.is_(http_request("127.0.0.1", ports["port"], headers={"Host": "other"})[0], 404, "other hosts get the default 404")
-r = dc.parse(dc.udp(ports["dns-port"], dc.query("web.berth.internal", "SRV")))
-t.is_(len(r["an"]), 2, "web.berth.internal SRV lists both tasks")
+t.ok(wait_until(lambda: len(dc.parse(dc.udp(ports["dns-port"], dc.query("web.berth.internal", "SRV")))["an"]) == 2, 10),
+     "web.berth.internal SRV lists both tasks")
 kids = subprocess.run(["pgrep", "-P", str(dev.pid)], capture_output=True, text=True).stdout.split()
-t.is_(len(kids), 4, "four processes: two tasks, proxy, dns")
+t.is_(len(kids), 3, "three daemons: scheduler, proxy, dns")
 dev.send_signal(signal.SIGINT)
-t.is_(dev.wait(15), 0, "berth dev exits 0 on Ctrl-C")
-time.sleep(0.3)
-t.ok(not any(os.path.exists(f"/proc/{k}") and open(f"/proc/{k}/stat").read().split()[2] != "Z" for k in kids),
-     "no berth or task process left behind")
+t.is_(dev.wait(20), 0, "berth dev exits 0 on Ctrl-C")
+time.sleep(0.5)
+alive = [p for p in kids + [str(p) for p in pids]
+         if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+t.is_(alive, [], "no berth or task process left behind")
 t.done()
