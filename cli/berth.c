@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "berth/lookup.h"
+#include "client.h"
 
 #define DEMO_TASKS 2
 
@@ -39,6 +40,13 @@ static void usage(FILE *f)
                "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
                "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
                "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
+               "  taskdef register -f FILE | taskdef ls\n"
+               "  service create -f FILE | ls | describe NAME | scale NAME N | update NAME --task-definition TD\n"
+               "          | delete NAME\n"
+               "  task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID\n"
+               "  node ls | events [--service S]\n"
+               "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400);\n"
+               "                                    tables for people, --json for scripts; non-zero exit on failure\n"
                "  help                              this help\n"
                "  version                           print the version\n",
                DEMO_TASKS);
@@ -71,32 +79,14 @@ static pid_t spawn(char *const argv[], char *const extra_env[])
     return pid;
 }
 
-/* One blocking HTTP/1.1 request to 127.0.0.1:<port>; returns the status, or -1. */
+/* One request to 127.0.0.1:<port>; the status or -1. */
 static int http_call(int port, const char *method, const char *path, const char *body)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    char req[8192];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, body ? strlen(body) : 0, body ? body : "");
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    char resp[256] = "";
-    ssize_t got = read(fd, resp, sizeof resp - 1);
-    close(fd);
-    int status = -1;
-    if (got > 12)
-        sscanf(resp, "HTTP/1.%*d %d", &status);
-    return status;
+    char addr[32], *resp;
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int st = cli_http(addr, method, path, body, &resp);
+    free(resp);
+    return st;
 }
 
 static bool wait_http(int port, double seconds)
@@ -313,6 +303,10 @@ int main(int argc, char **argv)
         return dev(argc - 2, argv + 2);
     if (strcmp(argv[1], "lookup") == 0)
         return lookup_cmd(argc - 2, argv + 2);
+    static const char *const sched_cmds[] = {"taskdef", "service", "task", "node", "events", NULL};
+    for (int i = 0; sched_cmds[i]; i++)
+        if (strcmp(argv[1], sched_cmds[i]) == 0)
+            return cli_scheduler(argc - 1, argv + 1);
     fprintf(stderr, "berth: unknown command \"%s\" (try berth help)\n", argv[1]);
     return 2;
 }

@@ -389,6 +389,22 @@ static void handle(struct httpd_req *req, void *arg)
             tasks_api(sc, req);
             return;
         }
+        if (strcmp(req->segs[1], "nodes") == 0 && req->nsegs == 2 && req->method_id == HTTP_M_GET) {
+            /* The embedded agent is the only node so far. */
+            int cpu, mem, running = 0;
+            sched_agent_usage(sc, &cpu, &mem);
+            const char *id;
+            json_t *t;
+            json_object_foreach(json_object_get(sched_store_state(s), "tasks"), id, t)
+                running += strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") != 0 &&
+                           strcmp(json_string_value(json_object_get(t, "last_status")), "PENDING") != 0;
+            httpd_respond_json(req, 200,
+                               json_pack("{s:[{s:s,s:s,s:b,s:i,s:i,s:i,s:i,s:i,s:[i,i]}]}", "nodes", "id", "local", "status",
+                                         "ACTIVE", "embedded", 1, "cpu", sc->cpu, "cpu_used", cpu, "memory_mib",
+                                         sc->memory_mib, "memory_mib_used", mem, "running_tasks", running, "port_range",
+                                         sc->port_lo, sc->port_hi));
+            return;
+        }
         if (strcmp(req->segs[1], "events") == 0 && req->nsegs == 2) {
             char svc[128];
             const char *want = httpd_query_param(req, "service", svc, sizeof svc);

@@ -1,0 +1,331 @@
+/* client.c -- the berth CLI: a blocking HTTP client and the scheduler commands (like `aws ecs`). */
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "berth/net.h"
+#include "client.h"
+
+int cli_http(const char *addr, const char *method, const char *path, const char *req_body, char **body)
+{
+    char hostport[128];
+    struct net_addr a;
+    snprintf(hostport, sizeof hostport, "%s", strncmp(addr, "http://", 7) == 0 ? addr + 7 : addr);
+    size_t hl = strlen(hostport);
+    if (hl && hostport[hl - 1] == '/')
+        hostport[hl - 1] = 0;
+    *body = NULL;
+    if (net_parse_addr(hostport, &a) < 0) {
+        *body = strdup("the address must look like http://127.0.0.1:7400");
+        return -1;
+    }
+    int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a.ss, a.len) < 0) {
+        *body = strdup(strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t blen = req_body ? strlen(req_body) : 0;
+    char *req = malloc(blen + 1024);
+    int n = snprintf(req, blen + 1024,
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     method, path, hostport, blen, req_body ? req_body : "");
+    for (int off = 0; off < n;) {
+        ssize_t w = write(fd, req + off, (size_t)(n - off));
+        if (w <= 0)
+            break;
+        off += (int)w;
+    }
+    free(req);
+    size_t cap = 65536, len = 0;
+    char *resp = malloc(cap);
+    for (;;) {
+        if (len + 4096 > cap)
+            resp = realloc(resp, cap *= 2);
+        ssize_t r = read(fd, resp + len, cap - len - 1);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    resp[len] = 0;
+    int status = -1;
+    char *sep = strstr(resp, "\r\n\r\n");
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || !sep) {
+        free(resp);
+        *body = strdup("malformed response");
+        return -1;
+    }
+    *body = strdup(sep + 4);
+    free(resp);
+    return status;
+}
+
+static const char *addr(void)
+{
+    const char *a = getenv("BERTH_ADDR");
+    return a && *a ? a : "http://127.0.0.1:7400";
+}
+
+/* Sends a request; on failure prints a one-line reason and returns NULL. */
+static json_t *call(const char *method, const char *path, json_t *body)
+{
+    char *req = body ? json_dumps(body, JSON_COMPACT) : NULL, *resp;
+    int st = cli_http(addr(), method, path, req, &resp);
+    free(req);
+    if (st < 0) {
+        fprintf(stderr, "berth: cannot reach the scheduler at %s: %s\n", addr(), resp);
+        free(resp);
+        return NULL;
+    }
+    json_t *j = json_loads(resp, 0, NULL);
+    if (st >= 300) {
+        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        fprintf(stderr, "berth: %s\n", msg ? msg : resp);
+        json_decref(j);
+        j = NULL;
+    } else if (!j) {
+        j = json_string(resp);
+    }
+    free(resp);
+    return j;
+}
+
+static json_t *read_file_arg(int argc, char **argv)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--file") == 0) {
+            json_error_t je;
+            json_t *j = json_load_file(argv[i + 1], 0, &je);
+            if (!j)
+                fprintf(stderr, "berth: %s:%d:%d: %s\n", argv[i + 1], je.line, je.column, je.text);
+            return j;
+        }
+    fprintf(stderr, "berth: -f FILE is required\n");
+    return NULL;
+}
+
+static const char *opt(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return argv[i + 1];
+    return NULL;
+}
+
+static bool flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    printf("%s\n", s);
+    free(s);
+    json_decref(j);
+    return 0;
+}
+
+#define S(o, k) (json_is_string(json_object_get(o, k)) ? json_string_value(json_object_get(o, k)) : "-")
+#define I(o, k) ((long long)json_integer_value(json_object_get(o, k)))
+
+static int usage_error(const char *what)
+{
+    fprintf(stderr, "berth: usage: berth %s (try berth help)\n", what);
+    return 2;
+}
+
+int cli_scheduler(int argc, char **argv)
+{
+    const char *noun = argv[0], *verb = argc > 1 ? argv[1] : "";
+    bool js = flag(argc, argv, "--json");
+    char path[512];
+    json_t *r = NULL;
+    if (strcmp(noun, "taskdef") == 0) {
+        if (strcmp(verb, "register") == 0) {
+            json_t *b = read_file_arg(argc, argv);
+            if (!b || !(r = call("POST", "/v1/task-definitions", b))) {
+                json_decref(b);
+                return 1;
+            }
+            json_decref(b);
+            if (js)
+                return print_json(r);
+            printf("registered %s:%lld\n", S(r, "family"), I(r, "revision"));
+        } else if (strcmp(verb, "ls") == 0) {
+            if (!(r = call("GET", "/v1/task-definitions", NULL)))
+                return 1;
+            if (js)
+                return print_json(r);
+            json_t *x;
+            size_t i;
+            printf("TASK DEFINITION\n");
+            json_array_foreach(json_object_get(r, "task_definitions"), i, x) printf("%s\n", json_string_value(x));
+        } else {
+            return usage_error("taskdef register -f FILE | taskdef ls");
+        }
+    } else if (strcmp(noun, "service") == 0) {
+        const char *name = argc > 2 ? argv[2] : NULL;
+        if (strcmp(verb, "create") == 0) {
+            json_t *b = read_file_arg(argc, argv);
+            if (!b || !(r = call("POST", "/v1/services", b))) {
+                json_decref(b);
+                return 1;
+            }
+            json_decref(b);
+            if (js)
+                return print_json(r);
+            printf("created service %s (%s x %lld)\n", S(r, "name"), S(r, "task_definition"), I(r, "desired_count"));
+        } else if (strcmp(verb, "ls") == 0) {
+            if (!(r = call("GET", "/v1/services", NULL)))
+                return 1;
+            if (js)
+                return print_json(r);
+            printf("%-20s %-20s %8s\n", "NAME", "TASK DEFINITION", "DESIRED");
+            json_t *x;
+            size_t i;
+            json_array_foreach(json_object_get(r, "services"), i, x)
+                printf("%-20s %-20s %8lld\n", S(x, "name"), S(x, "task_definition"), I(x, "desired_count"));
+        } else if (strcmp(verb, "describe") == 0 && name) {
+            snprintf(path, sizeof path, "/v1/services/%s", name);
+            if (!(r = call("GET", path, NULL)))
+                return 1;
+            if (js)
+                return print_json(r);
+            json_t *d = json_object_get(r, "current_deployment");
+            printf("service         %s\ntask definition %s\ndesired         %lld\nrunning         %lld\npending         %lld\n",
+                   S(r, "name"), S(r, "task_definition"), I(r, "desired_count"), I(r, "running_count"), I(r, "pending_count"));
+            if (d)
+                printf("deployment      %s -> %s: %s (%lld failed tasks)\n", S(d, "previous"), S(d, "current"), S(d, "status"),
+                       I(d, "failed"));
+            snprintf(path, sizeof path, "/v1/events?service=%s", name);
+            json_t *ev = call("GET", path, NULL), *x;
+            size_t n = json_array_size(json_object_get(ev, "events")), i;
+            printf("events\n");
+            json_array_foreach(json_object_get(ev, "events"), i, x) if (i + 10 >= n) printf("  %s  %s\n", S(x, "created_at"),
+                                                                                              S(x, "message"));
+            json_decref(ev);
+        } else if ((strcmp(verb, "scale") == 0 && argc > 3) || (strcmp(verb, "update") == 0 && name)) {
+            json_t *b;
+            if (strcmp(verb, "scale") == 0) {
+                char *end;
+                long n = strtol(argv[3], &end, 10);
+                if (*end || n < 0)
+                    return usage_error("service scale NAME COUNT");
+                b = json_pack("{s:i}", "desired_count", (int)n);
+            } else {
+                const char *td = opt(argc, argv, "--task-definition");
+                if (!td)
+                    return usage_error("service update NAME --task-definition FAMILY[:REV]");
+                b = json_pack("{s:s}", "task_definition", td);
+            }
+            snprintf(path, sizeof path, "/v1/services/%s", name);
+            r = call("PATCH", path, b);
+            json_decref(b);
+            if (!r)
+                return 1;
+            if (js)
+                return print_json(r);
+            printf("service %s: %s x %lld\n", S(r, "name"), S(r, "task_definition"), I(r, "desired_count"));
+        } else if (strcmp(verb, "delete") == 0 && name) {
+            snprintf(path, sizeof path, "/v1/services/%s", name);
+            if (!(r = call("DELETE", path, NULL)))
+                return 1;
+            if (js)
+                return print_json(r);
+            printf("deleted service %s\n", name);
+        } else {
+            return usage_error("service create -f FILE | ls | describe NAME | scale NAME N | update NAME --task-definition TD | delete NAME");
+        }
+    } else if (strcmp(noun, "task") == 0) {
+        const char *id = argc > 2 ? argv[2] : NULL;
+        if (strcmp(verb, "run") == 0 && id) {
+            const char *count = opt(argc, argv, "--count");
+            json_t *b = json_pack("{s:s,s:i}", "task_definition", id, "count", count ? atoi(count) : 1);
+            r = call("POST", "/v1/tasks", b);
+            json_decref(b);
+            if (!r)
+                return 1;
+            if (js)
+                return print_json(r);
+            json_t *x;
+            size_t i;
+            json_array_foreach(json_object_get(r, "tasks"), i, x) printf("started task %s\n", json_string_value(x));
+        } else if (strcmp(verb, "ls") == 0) {
+            const char *svc = opt(argc, argv, "--service"), *st = opt(argc, argv, "--status");
+            snprintf(path, sizeof path, "/v1/tasks?%s%s%s%s", svc ? "service=" : "", svc ? svc : "", st ? "&status=" : "",
+                     st ? st : "");
+            if (!(r = call("GET", path, NULL)))
+                return 1;
+            if (js)
+                return print_json(r);
+            printf("%-34s %-12s %-10s %-12s %s\n", "TASK", "SERVICE", "TASK DEF", "STATUS", "PORTS / REASON");
+            json_t *x;
+            size_t i;
+            json_array_foreach(json_object_get(r, "tasks"), i, x) {
+                char ports[128] = "";
+                const char *k;
+                json_t *p;
+                json_object_foreach(json_object_get(x, "ports"), k, p)
+                    snprintf(ports + strlen(ports), sizeof ports - strlen(ports), "%s%s=%lld", *ports ? "," : "", k,
+                             (long long)json_integer_value(p));
+                const char *why = json_is_string(json_object_get(x, "pending_reason")) ? S(x, "pending_reason")
+                                  : json_is_string(json_object_get(x, "stopped_reason")) ? S(x, "stopped_reason") : ports;
+                printf("%-34s %-12s %-10s %-12s %s\n", S(x, "id"), S(x, "service"), S(x, "task_definition"),
+                       S(x, "last_status"), why);
+            }
+        } else if ((strcmp(verb, "describe") == 0 || strcmp(verb, "stop") == 0 || strcmp(verb, "logs") == 0) && id) {
+            bool stop = strcmp(verb, "stop") == 0, logs = strcmp(verb, "logs") == 0;
+            snprintf(path, sizeof path, "/v1/tasks/%s%s", id, stop ? "/stop" : logs ? "/logs" : "");
+            if (!(r = call(stop ? "POST" : "GET", path, NULL)))
+                return 1;
+            if (logs) {
+                fputs(json_string_value(r) ? json_string_value(r) : "", stdout);
+                json_decref(r);
+                return 0;
+            }
+            if (js || !stop)
+                return print_json(r);
+            printf("task %s: %s\n", id, S(r, "last_status"));
+        } else {
+            return usage_error("task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID");
+        }
+    } else if (strcmp(noun, "node") == 0 && strcmp(verb, "ls") == 0) {
+        if (!(r = call("GET", "/v1/nodes", NULL)))
+            return 1;
+        if (js)
+            return print_json(r);
+        printf("%-10s %-8s %12s %16s %6s\n", "NODE", "STATUS", "CPU USED", "MEMORY USED", "TASKS");
+        json_t *x;
+        size_t i;
+        json_array_foreach(json_object_get(r, "nodes"), i, x)
+            printf("%-10s %-8s %5lld/%-6lld %7lld/%-8lld %6lld\n", S(x, "id"), S(x, "status"), I(x, "cpu_used"), I(x, "cpu"),
+                   I(x, "memory_mib_used"), I(x, "memory_mib"), I(x, "running_tasks"));
+    } else if (strcmp(noun, "events") == 0) {
+        const char *svc = opt(argc, argv, "--service");
+        snprintf(path, sizeof path, "/v1/events%s%s", svc ? "?service=" : "", svc ? svc : "");
+        if (!(r = call("GET", path, NULL)))
+            return 1;
+        if (js)
+            return print_json(r);
+        json_t *x;
+        size_t i;
+        json_array_foreach(json_object_get(r, "events"), i, x)
+            printf("%s  %-12s %s\n", S(x, "created_at"), S(x, "service"), S(x, "message"));
+    } else {
+        return usage_error("taskdef|service|task|node|events ...");
+    }
+    json_decref(r);
+    return 0;
+}
