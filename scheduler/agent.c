@@ -38,6 +38,15 @@ struct sched_run {
     ev_timer kill_timer;
     ev_timer drain_timer; /* DEACTIVATING: polls the proxy until the task has drained */
     ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
+    struct health {
+        struct sched_run *r;
+        int i;              /* container index */
+        ev_timer timer;     /* next check, or the running check's timeout */
+        ev_child child;     /* the running check command */
+        pid_t pid;
+        int failures;
+        double started;     /* this check */
+    } health[SCHED_MAX_CONTAINERS];
     double drain_started;
     int drain_wait;
     bool drain_all_gone;
@@ -71,6 +80,12 @@ static void run_free(struct sched_run *r)
     ev_timer_stop(sc->loop, &r->kill_timer);
     ev_timer_stop(sc->loop, &r->drain_timer);
     ev_timer_stop(sc->loop, &r->ready_timer);
+    for (int i = 0; i < r->n; i++) {
+        ev_timer_stop(sc->loop, &r->health[i].timer);
+        ev_child_stop(sc->loop, &r->health[i].child);
+        if (r->health[i].pid > 0)
+            kill(-r->health[i].pid, SIGKILL);
+    }
     free(r);
 }
 
@@ -237,6 +252,113 @@ static int alloc_port(struct sched *sc)
     return -1;
 }
 
+/* ---- container health checks (ECS semantics: command, interval, timeout, retries, start period) ---- */
+
+static json_t *health_conf(struct sched_run *r, int i)
+{
+    json_t *t = task_get(r->sc, r->id);
+    return json_object_get(json_array_get(json_object_get(json_object_get(t, "definition"), "containers"), (size_t)i),
+                           "health_check");
+}
+
+static void health_result(struct health *h, bool ok)
+{
+    struct sched_run *r = h->r;
+    struct sched *sc = r->sc;
+    json_t *hc = health_conf(r, h->i);
+    h->pid = 0;
+    h->failures = ok ? 0 : h->failures + 1;
+    const char *status = ok ? "HEALTHY" : h->failures >= json_integer_value(json_object_get(hc, "retries")) ? "UNHEALTHY" : NULL;
+    json_t *t = task_get(sc, r->id);
+    if (status && strcmp(json_string_value(json_object_get(t, "health_status")), status) != 0)
+        sched_task_update(sc, r->id, json_pack("{s:s}", "health_status", status));
+    if (status && strcmp(status, "UNHEALTHY") == 0 && r->essential[h->i] && !r->stopping) {
+        sched_event(sc, json_string_value(json_object_get(task_get(sc, r->id), "service")),
+                    "task %s failed container health checks (%d in a row)", r->id, h->failures);
+        sched_agent_stop(sc, r->id, "TaskFailedHealthChecks", "Task failed container health checks");
+        return;
+    }
+    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "interval_s")), 0);
+    ev_timer_start(sc->loop, &h->timer);
+}
+
+static void health_exit(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct health *h = w->data;
+    ev_child_stop(loop, w);
+    ev_timer_stop(loop, &h->timer);
+    health_result(h, WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 0);
+}
+
+static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct health *h = w->data;
+    struct sched_run *r = h->r;
+    if (h->pid > 0) { /* the check outlived timeout_s: a failure */
+        kill(-h->pid, SIGKILL);
+        ev_child_stop(loop, &h->child);
+        health_result(h, false);
+        return;
+    }
+    if (r->stopping)
+        return;
+    json_t *hc = health_conf(r, h->i), *cmd = json_object_get(hc, "command");
+    char **argv = calloc(json_array_size(cmd) + 1, sizeof *argv);
+    for (size_t k = 0; k < json_array_size(cmd); k++)
+        argv[k] = (char *)json_string_value(json_array_get(cmd, k));
+    /* The check sees the task's environment (PORT and friends), as the container does. */
+    json_t *t = task_get(r->sc, r->id), *p;
+    const char *k;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        json_object_foreach(json_object_get(t, "ports"), k, p) {
+            char v[16];
+            snprintf(v, sizeof v, "%lld", json_integer_value(p));
+            setenv("PORT", v, 0);
+        }
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    free(argv);
+    if (pid < 0) {
+        health_result(h, false);
+        return;
+    }
+    setpgid(pid, pid);
+    h->pid = pid;
+    ev_child_init(&h->child, health_exit, pid, 0);
+    h->child.data = h;
+    ev_child_start(loop, &h->child);
+    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "timeout_s")), 0);
+    ev_timer_start(loop, &h->timer);
+}
+
+static void health_start(struct sched_run *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        json_t *hc = health_conf(r, i);
+        struct health *h = &r->health[i];
+        h->r = r;
+        h->i = i;
+        ev_init(&h->timer, health_tick);
+        h->timer.data = h;
+        ev_init(&h->child, health_exit);
+        if (!hc)
+            continue;
+        /* The first check after start_period_s (failures before it would not count anyway). */
+        double first = json_number_value(json_object_get(hc, "start_period_s"));
+        ev_timer_set(&h->timer, first > 0 ? first : 0.01, 0);
+        ev_timer_start(r->sc->loop, &h->timer);
+    }
+}
+
 /* True when something accepts TCP connections on 127.0.0.1:<port>. */
 static bool accepting(int port)
 {
@@ -272,6 +394,7 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
     sched_task_update(sc, r->id, json_pack("{s:s,s:s}", "last_status", "RUNNING", "started_at", ts));
+    health_start(r);
     sched_sync_kick(sc);
     sched_kick(sc);
 }
@@ -558,6 +681,7 @@ void sched_agent_adopt(struct sched *sc)
         r->next = sc->runs;
         sc->runs = r;
         if (alive) {
+            health_start(r);
             log_info("task %s: adopted %d running process(es)", id, alive);
             sched_event(sc, json_string_value(json_object_get(t, "service")), "task %s adopted after a restart", id);
         } else {
