@@ -1,11 +1,11 @@
 /* main.c -- berth-dns: flags, config, signals, event loop. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "berth/config.h"
+#include "berth/daemon.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "dns.h"
@@ -67,39 +67,12 @@ static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
-        {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
-    };
-    const char *format = "text";
-    enum log_level level = LOG_INFO;
-    bool check = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c': config_path = optarg; break;
-        case 't': check = true; break;
-        case 'F': format = optarg; break;
-        case 'L':
-            if (log_level_parse(optarg, &level) < 0) {
-                fprintf(stderr, "berth-dns: --log-level: unknown level \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("berth-dns %s\n", BERTH_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "berth-dns: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
-    }
-    if (log_init("berth-dns", format, level) < 0) {
-        fprintf(stderr, "berth-dns: --log-format must be text or json\n");
-        return 2;
-    }
+    struct daemon_args args;
+    int rc = daemon_args_parse(argc, argv, "berth-dns", usage, NULL, &args);
+    if (rc >= 0)
+        return rc;
+    config_path = args.config;
+    bool check = args.check;
     char *err = NULL;
     struct dns_config *c = load(&err);
     if (!c) {

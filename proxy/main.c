@@ -1,5 +1,4 @@
 /* main.c -- berth-proxy: flags, config, signals, event loop. */
-#include <getopt.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <unistd.h>
 
 #include "berth/config.h"
+#include "berth/daemon.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "proxy.h"
@@ -92,42 +92,18 @@ static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
-        {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
-        {"worker", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
-    };
-    const char *format = "text", *level_name = "info";
-    enum log_level level = LOG_INFO;
-    bool check = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c': px.config_path = optarg; break;
-        case 't': check = true; break;
-        case 'F': format = optarg; break;
-        case 'W': worker_fd = atoi(optarg); break;
-        case 'L':
-            level_name = optarg;
-            if (log_level_parse(optarg, &level) < 0) {
-                fprintf(stderr, "berth-proxy: --log-level: unknown level \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("berth-proxy %s\n", BERTH_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "berth-proxy: unexpected argument \"%s\"\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    if (log_init(worker_fd >= 0 ? "berth-proxy worker" : "berth-proxy", format, level) < 0) {
-        fprintf(stderr, "berth-proxy: --log-format must be text or json\n");
-        return 2;
+    const char *worker = NULL;
+    const struct daemon_extra extra[] = {{"worker", 1, &worker}, {NULL, 0, NULL}};
+    struct daemon_args args;
+    int rc = daemon_args_parse(argc, argv, "berth-proxy", usage, extra, &args);
+    if (rc >= 0)
+        return rc;
+    px.config_path = (char *)args.config;
+    bool check = args.check;
+    const char *format = args.log_format, *level_name = args.log_level_name;
+    if (worker) {
+        worker_fd = atoi(worker);
+        log_init("berth-proxy worker", format, args.log_level);
     }
     char *err = NULL;
     struct proxy_config *conf = load(px.config_path, &err);
@@ -158,7 +134,7 @@ int main(int argc, char **argv)
         wargv[k++] = "--worker";
         int slot = k++;
         wargv[k] = NULL;
-        int rc = proxy_master_run(conf, wargv, slot);
+        rc = proxy_master_run(conf, wargv, slot);
         proxy_config_free(conf);
         return rc;
     }

@@ -1,5 +1,4 @@
 /* main.c -- berth-scheduler: flags, config, the durable store and the API. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include <unistd.h>
 
 #include "berth/config.h"
+#include "berth/daemon.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "sched.h"
@@ -76,38 +76,14 @@ static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
-        {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
-        {"stop-tasks", no_argument, NULL, 'S'}, {NULL, 0, NULL, 0},
-    };
-    const char *path = NULL, *format = "text";
-    bool stop_tasks = false;
-    enum log_level level = LOG_INFO;
-    bool check = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c': path = optarg; break;
-        case 't': check = true; break;
-        case 'S': stop_tasks = true; break;
-        case 'F': format = optarg; break;
-        case 'L':
-            if (log_level_parse(optarg, &level) < 0) {
-                fprintf(stderr, "berth-scheduler: --log-level: unknown level \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("berth-scheduler %s\n", BERTH_VERSION); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc || log_init("berth-scheduler", format, level) < 0) {
-        usage(stderr);
-        return 2;
-    }
+    const char *stop_flag = NULL;
+    const struct daemon_extra extra[] = {{"stop-tasks", 0, &stop_flag}, {NULL, 0, NULL}};
+    struct daemon_args args;
+    int rc = daemon_args_parse(argc, argv, "berth-scheduler", usage, extra, &args);
+    if (rc >= 0)
+        return rc;
+    const char *path = args.config;
+    bool check = args.check, stop_tasks = stop_flag != NULL;
     char *err = NULL;
     struct sched_config conf = {0};
     json_t *root = path ? cfg_load_file(path, &err) : json_object();

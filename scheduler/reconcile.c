@@ -36,11 +36,7 @@ void sched_task_update(struct sched *sc, const char *id, json_t *fields)
 {
     char path[80];
     snprintf(path, sizeof path, "tasks/%s", id);
-    json_t *t = sched_store_get(sc->store, path);
-    json_t *copy = t ? json_deep_copy(t) : json_object();
-    json_object_update(copy, fields);
-    json_decref(fields);
-    sched_store_put(sc->store, path, copy, NULL, NULL);
+    sched_store_merge(sc->store, path, fields);
 }
 
 /* Cpu and memory a task definition asks for (the sum over its containers). */
@@ -232,11 +228,7 @@ static void deployment_set(struct sched *sc, const char *service, json_t *fields
 {
     char path[300];
     snprintf(path, sizeof path, "deployments/%s", service);
-    json_t *d = sched_store_get(sc->store, path);
-    json_t *copy = d ? json_deep_copy(d) : json_object();
-    json_object_update(copy, fields);
-    json_decref(fields);
-    sched_store_put(sc->store, path, copy, NULL, NULL);
+    sched_store_merge(sc->store, path, fields);
 }
 
 void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td)

@@ -28,6 +28,10 @@ json_t *sched_store_state(struct sched_store *s);
 /* Applies put (<value> stolen; NULL means delete) at <path> ("a/b/c") now, and
  * journals it; <cb> runs once the record is on disk (or failed). */
 void sched_store_put(struct sched_store *s, const char *path, json_t *value, sched_commit_cb cb, void *arg);
+/* Replaces the object at <path> with a copy updated by <fields> (stolen), journaled without
+ * waiting for the disk. Objects in the state are never changed in place, so pointers taken
+ * before stay valid until a put at the same path. */
+void sched_store_merge(struct sched_store *s, const char *path, json_t *fields);
 /* Looks up <path> ("a/b/c") in the state; borrowed or NULL. */
 json_t *sched_store_get(struct sched_store *s, const char *path);
 /* Records written and fsyncs done since start (for metrics and benchmarks). */

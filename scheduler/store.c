@@ -86,6 +86,15 @@ json_t *sched_store_get(struct sched_store *s, const char *path)
     return parent ? json_object_get(parent, key) : NULL;
 }
 
+void sched_store_merge(struct sched_store *s, const char *path, json_t *fields)
+{
+    json_t *cur = sched_store_get(s, path);
+    json_t *copy = cur ? json_deep_copy(cur) : json_object();
+    json_object_update(copy, fields);
+    json_decref(fields);
+    sched_store_put(s, path, copy, NULL, NULL);
+}
+
 json_t *sched_store_state(struct sched_store *s)
 {
     return s->state;

@@ -1,0 +1,32 @@
+/* daemon.h -- the command-line flags every berth daemon takes. */
+#ifndef BERTH_DAEMON_H
+#define BERTH_DAEMON_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "berth/log.h"
+
+struct daemon_args {
+    const char *config;        /* -c FILE, or NULL for the defaults */
+    const char *log_format;    /* --log-format (text, json) */
+    const char *log_level_name;
+    enum log_level log_level;  /* --log-level */
+    bool check;                /* -t: validate the config and exit */
+};
+
+/* A flag one daemon adds: <has_arg> as for getopt_long; *<seen> gets its argument ("" without one). */
+struct daemon_extra {
+    const char *name;
+    int has_arg;
+    const char **seen;
+};
+
+/* Parses -c FILE, -t, --log-format, --log-level, -h/--help (prints <usage>), -V/--version and
+ * <extra> (terminated by a row with name NULL; may be NULL), then initialises logging as
+ * <program>. Returns -1 to go on, or the status to exit with: 0 after --help or --version, 2 for
+ * a bad flag (with a one-line reason on stderr). */
+int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(FILE *),
+                      const struct daemon_extra *extra, struct daemon_args *out);
+
+#endif
