@@ -84,13 +84,26 @@ static json_t *tg_json(const struct proxy_tg *tg)
     for (size_t i = 0; i < c->ntargets; i++)
         if (c->targets[i].dns)
             json_array_append_new(dns, json_pack("{s:s,s:i}", "dns", c->targets[i].dns, "port", c->targets[i].port));
-    return json_pack("{s:s,s:s,s:{s:b,s:s,s:i,s:f,s:f,s:i,s:i,s:s},s:f,s:f,s:f,s:f,s:o,s:o}", "name", c->name,
+    /* Response times since start, per bucket (not cumulative; the last bucket is
+     * everything above the last bound): readers take differences for recent figures. */
+    json_t *le = json_array(), *counts = json_array(), *classes = json_object();
+    for (int k = 0; k < LAT_BUCKETS; k++) {
+        if (k < LAT_BUCKETS - 1)
+            json_array_append_new(le, json_real(proxy_lat_bounds[k]));
+        json_array_append_new(counts, json_integer((json_int_t)tg->lat_hist[k]));
+    }
+    for (int k = 1; k <= 5; k++) {
+        char key[4] = {(char)('0' + k), 'x', 'x', 0};
+        json_object_set_new(classes, key, json_integer((json_int_t)tg->by_class[k]));
+    }
+    json_t *stats = json_pack("{s:o,s:o,s:o}", "latency_le_s", le, "latency_counts", counts, "responses", classes);
+    return json_pack("{s:s,s:s,s:{s:b,s:s,s:i,s:f,s:f,s:i,s:i,s:s},s:f,s:f,s:f,s:f,s:o,s:o,s:o}", "name", c->name,
                      "algorithm", algos[c->algorithm], "health_check", "enabled", c->hc.enabled, "path", c->hc.path,
                      "port", c->hc.port, "interval_s", c->hc.interval_s, "timeout_s", c->hc.timeout_s,
                      "healthy_threshold", c->hc.healthy_threshold, "unhealthy_threshold", c->hc.unhealthy_threshold,
                      "matcher", c->hc.matcher, "deregistration_delay_s", c->deregistration_delay_s, "slow_start_s",
                      c->slow_start_s, "connect_timeout_s", c->connect_timeout_s, "response_timeout_s",
-                     c->response_timeout_s, "targets", targets, "dns_targets", dns);
+                     c->response_timeout_s, "targets", targets, "dns_targets", dns, "stats", stats);
 }
 
 /* ---- metrics ---- */

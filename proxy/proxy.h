@@ -132,7 +132,7 @@ bool proxy_hc_matches(const struct proxy_hc_conf *hc, int status);
 enum proxy_target_state { TS_INITIAL, TS_HEALTHY, TS_UNHEALTHY, TS_DRAINING, TS_UNUSED };
 
 #define RATE_SLOTS 16
-#define RATE_WINDOW_S 5
+#define RATE_WINDOW_S 3
 
 /* Per-second request counts for a sliding request rate. */
 struct proxy_rate {

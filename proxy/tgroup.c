@@ -27,17 +27,26 @@ void proxy_rate_add(struct proxy_rate *r, double now)
 double proxy_rate_get(const struct proxy_rate *r, double now)
 {
     /* Requests over the last RATE_WINDOW_S whole seconds plus the current
-     * partial second, divided by the time that covers. */
+     * partial second, divided by the time that covers -- counted from the
+     * oldest second that saw a request, so a target that just started taking
+     * traffic (or a load that just began) shows its real rate at once rather
+     * than one diluted by idle seconds. At least one second, so a lone
+     * request does not read as a burst. */
     int64_t s = (int64_t)now;
     uint64_t sum = 0;
+    int oldest = -1;
     for (int k = 0; k <= RATE_WINDOW_S; k++) {
         int64_t sec = s - k;
         int i = (int)(sec % RATE_SLOTS);
-        if (r->sec[i] == sec)
+        if (r->sec[i] == sec && r->count[i]) {
             sum += r->count[i];
+            oldest = k;
+        }
     }
-    double span = RATE_WINDOW_S + (now - (double)s);
-    return (double)sum / span;
+    if (oldest < 0)
+        return 0;
+    double span = oldest + (now - (double)s);
+    return (double)sum / (span < 1.0 ? 1.0 : span);
 }
 
 /* ---- health checks ---- */

@@ -162,38 +162,53 @@ static void merge_metrics(struct fanout *f, struct buf *out)
     json_decref(sums);
 }
 
-/* Adds other workers' per-target figures into worker 0's view of a group. */
+/* Adds <b>'s number to <a>'s (integers stay integers). */
+static json_t *sum_numbers(json_t *a, json_t *b)
+{
+    return json_is_integer(a) && json_is_integer(b) ? json_integer(json_integer_value(a) + json_integer_value(b))
+                                                    : json_real(json_number_value(a) + json_number_value(b));
+}
+
+/* Adds other workers' per-target figures and group statistics into worker 0's view of a group. */
 static void merge_group(json_t *g0, json_t **others, int n, const char *name)
 {
     static const char *const fields[] = {"requests", "request_rate", "in_flight", "connection_errors", NULL};
-    json_t *t0;
-    size_t i;
-    json_array_foreach(json_object_get(g0, "targets"), i, t0) {
-        const char *addr = json_string_value(json_object_get(t0, "address"));
-        for (int k = 0; k < n; k++) {
-            json_t *g = others[k];
-            if (json_object_get(g, "target_groups")) { /* list form: find the group */
-                json_t *x;
-                size_t j;
-                json_t *found = NULL;
-                json_array_foreach(json_object_get(g, "target_groups"), j, x)
-                    if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
-                        found = x;
-                g = found;
-            }
-            json_t *t;
+    for (int k = 0; k < n; k++) {
+        json_t *g = others[k];
+        if (json_object_get(g, "target_groups")) { /* list form: find the group */
+            json_t *x, *found = NULL;
             size_t j;
-            json_array_foreach(g ? json_object_get(g, "targets") : NULL, j, t) {
+            json_array_foreach(json_object_get(g, "target_groups"), j, x)
+                if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
+                    found = x;
+            g = found;
+        }
+        if (!g)
+            continue;
+        json_t *t0, *t;
+        size_t i, j;
+        json_array_foreach(json_object_get(g0, "targets"), i, t0) {
+            const char *addr = json_string_value(json_object_get(t0, "address"));
+            json_array_foreach(json_object_get(g, "targets"), j, t) {
                 if (!addr || strcmp(addr, json_string_value(json_object_get(t, "address"))) != 0)
                     continue;
                 for (int f = 0; fields[f]; f++) {
                     json_t *a = json_object_get(t0, fields[f]), *b = json_object_get(t, fields[f]);
                     if (a && b)
-                        json_object_set_new(t0, fields[f], json_is_integer(a) && json_is_integer(b)
-                                                               ? json_integer(json_integer_value(a) + json_integer_value(b))
-                                                               : json_real(json_number_value(a) + json_number_value(b)));
+                        json_object_set_new(t0, fields[f], sum_numbers(a, b));
                 }
             }
+        }
+        json_t *s0 = json_object_get(g0, "stats"), *s = json_object_get(g, "stats");
+        json_t *c0 = json_object_get(s0, "latency_counts"), *c = json_object_get(s, "latency_counts");
+        for (i = 0; i < json_array_size(c0) && i < json_array_size(c); i++)
+            json_array_set_new(c0, i, sum_numbers(json_array_get(c0, i), json_array_get(c, i)));
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(s0, "responses"), key, v) {
+            json_t *w = json_object_get(json_object_get(s, "responses"), key);
+            if (w)
+                json_object_set_new(json_object_get(s0, "responses"), key, sum_numbers(v, w));
         }
     }
 }

@@ -166,6 +166,32 @@ static void taskdefs(struct sched_store *s, struct httpd_req *req)
 
 /* ---- services ---- */
 
+/* A service as the API shows it: the stored object plus its deployment, task counts and what the
+ * proxy sees of it. */
+static json_t *service_view(struct sched *sc, const char *name, json_t *svc)
+{
+    json_t *out = json_deep_copy(svc);
+    char dpath[300];
+    snprintf(dpath, sizeof dpath, "deployments/%s", name);
+    json_t *dep = sched_store_get(sc->store, dpath), *t;
+    if (dep)
+        json_object_set_new(out, "current_deployment", json_deep_copy(dep));
+    int running = 0, pending = 0;
+    const char *id;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+        const char *ts = json_string_value(json_object_get(t, "service"));
+        const char *st = json_string_value(json_object_get(t, "last_status"));
+        if (!ts || strcmp(ts, name) != 0)
+            continue;
+        running += strcmp(st, "RUNNING") == 0;
+        pending += strcmp(st, "PENDING") == 0 || strcmp(st, "PROVISIONING") == 0 || strcmp(st, "ACTIVATING") == 0;
+    }
+    json_object_set_new(out, "running_count", json_integer(running));
+    json_object_set_new(out, "pending_count", json_integer(pending));
+    sched_metrics_describe(sc, name, out);
+    return out;
+}
+
 static void services(struct sched *sc, struct httpd_req *req)
 {
     struct sched_store *s = sc->store;
@@ -202,7 +228,7 @@ static void services(struct sched *sc, struct httpd_req *req)
         json_t *out = json_array(), *svc;
         const char *name;
         json_object_foreach(json_object_get(sched_store_state(s), "services"), name, svc)
-            json_array_append(out, svc);
+            json_array_append_new(out, service_view(sc, name, svc));
         httpd_respond_json(req, 200, json_pack("{s:o}", "services", out));
         return;
     }
@@ -217,25 +243,7 @@ static void services(struct sched *sc, struct httpd_req *req)
         return;
     }
     if (m == HTTP_M_GET) {
-        json_t *out = json_deep_copy(svc);
-        char dpath[300];
-        snprintf(dpath, sizeof dpath, "deployments/%s", req->segs[2]);
-        json_t *dep = sched_store_get(s, dpath), *t;
-        if (dep)
-            json_object_set_new(out, "current_deployment", json_deep_copy(dep));
-        int running = 0, pending = 0;
-        const char *id;
-        json_object_foreach(json_object_get(sched_store_state(s), "tasks"), id, t) {
-            const char *ts = json_string_value(json_object_get(t, "service"));
-            const char *st = json_string_value(json_object_get(t, "last_status"));
-            if (!ts || strcmp(ts, req->segs[2]) != 0)
-                continue;
-            running += strcmp(st, "RUNNING") == 0;
-            pending += strcmp(st, "PENDING") == 0 || strcmp(st, "PROVISIONING") == 0 || strcmp(st, "ACTIVATING") == 0;
-        }
-        json_object_set_new(out, "running_count", json_integer(running));
-        json_object_set_new(out, "pending_count", json_integer(pending));
-        httpd_respond_json(req, 200, out);
+        httpd_respond_json(req, 200, service_view(sc, req->segs[2], svc));
     } else if (m == HTTP_M_DELETE) {
         log_info("service %s deleted", req->segs[2]);
         write_then_respond(s, req, path, NULL, 200, json_pack("{s:s}", "deleted", req->segs[2]));
@@ -249,6 +257,11 @@ static void services(struct sched *sc, struct httpd_req *req)
         json_object_del(merged, "status");
         json_object_del(merged, "created_at");
         json_object_update(merged, body);
+        const char *key;
+        json_t *val;
+        json_object_foreach(body, key, val)
+            if (json_is_null(val)) /* {"autoscaling": null} turns it off */
+                json_object_del(merged, key);
         json_t *name = json_object_get(body, "name");
         if (name && (!json_is_string(name) || strcmp(json_string_value(name), req->segs[2]) != 0)) {
             httpd_respond_error(req, 400, "InvalidParameter", "name: a service cannot be renamed");

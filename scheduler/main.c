@@ -16,6 +16,7 @@ struct sched_config {
     char *listen, *data_dir, *namespace, *dns_server, *proxy_admin, *dns_admin, *proxy_listener;
     bool embedded;
     int cpu, memory_mib;
+    double autoscale_interval_s;
 };
 
 static const struct cfg_field fields[] = {
@@ -27,6 +28,7 @@ static const struct cfg_field fields[] = {
     {"proxy_admin", CFG_STRING, offsetof(struct sched_config, proxy_admin), 0, 0, 0, NULL, NULL, false},
     {"dns_admin", CFG_STRING, offsetof(struct sched_config, dns_admin), 0, 0, 0, NULL, NULL, false},
     {"proxy_listener", CFG_STRING, offsetof(struct sched_config, proxy_listener), 0, 0, 0, "http", NULL, false},
+    {"autoscale_interval_s", CFG_DOUBLE, offsetof(struct sched_config, autoscale_interval_s), 0.1, 60, 2, NULL, NULL, false},
     CFG_END,
 };
 
@@ -137,12 +139,13 @@ int main(int argc, char **argv)
     struct sched sc = {.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = conf.dns_server,
                        .namespace = conf.namespace, .port_lo = port_lo, .port_hi = port_hi, .cpu = conf.cpu,
                        .memory_mib = conf.memory_mib, .proxy_admin = proxy_admin, .dns_admin = dns_admin,
-                       .proxy_listener = conf.proxy_listener};
+                       .proxy_listener = conf.proxy_listener, .autoscale_interval_s = conf.autoscale_interval_s};
     char tasks_dir[1024];
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
     sched_start(&sc);
     sched_sync_start(&sc);
+    sched_metrics_start(&sc);
     struct httpd *api = sched_api_start(&sc, conf.listen, &err);
     if (!api) {
         fprintf(stderr, "berth-scheduler: listen: %s\n", err);
@@ -160,6 +163,7 @@ int main(int argc, char **argv)
         sched_agent_stop_all(&sc);
     httpd_stop(api);
     sched_sync_stop(&sc);
+    sched_metrics_stop(&sc);
     sched_stop(&sc);
     sched_store_close(store);
     cfg_free(fields, &conf);

@@ -107,7 +107,7 @@ static bool active(json_t *t)
     return strcmp(json_string_value(json_object_get(t, "desired_status")), "RUNNING") == 0;
 }
 
-static double age_s(json_t *t, const char *field)
+double sched_task_age_s(json_t *t, const char *field)
 {
     const char *ts = json_string_value(json_object_get(t, field));
     struct tm tm = {0};
@@ -296,7 +296,7 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         bool is_running = strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0;
         *(is_new ? &new_n : &old_n) += 1;
         *(is_new ? &new_running : &old_running) += is_running;
-        if (is_running && age_s(t, "started_at") >= HEALTHY_RUN_S)
+        if (is_running && sched_task_age_s(t, "started_at") >= HEALTHY_RUN_S)
             sched_task_stopped(sc, name, HEALTHY_RUN_S, false); /* healthy long enough: forget failures */
     }
     json_t *d = deployment(sc, name);

@@ -69,9 +69,27 @@ struct sched {
     const char *proxy_listener;             /* listener that gets services' host rules */
     ev_timer sync_timer;
     struct call *calls;                     /* data plane requests in flight (sync.c) */
+    bool stopping;                          /* sched_sync_stop is cancelling the calls in flight */
+    double autoscale_interval_s;            /* how often metrics are read and autoscaling evaluated */
+    ev_timer metrics_timer;
+    struct svc_metrics *metrics;            /* per service (metrics.c) */
 };
 
+/* metrics.c: reads each load-balanced service's targets from the proxy every autoscale_interval_s:
+ * request rate, p99 latency and target health; replaces tasks the proxy finds unhealthy (after
+ * health_check_grace_period_s) and runs the autoscaling policy. */
+void sched_metrics_start(struct sched *sc);
+void sched_metrics_stop(struct sched *sc);
+/* Adds "metrics" and "autoscaling_status" of <service> to <out> (GET /v1/services). */
+void sched_metrics_describe(struct sched *sc, const char *service, json_t *out);
+
 /* sync.c: registration of running tasks in the proxy and DNS. */
+struct httpc_response;
+typedef void (*sched_call_cb)(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg);
+/* Sends a body-less request to a data plane admin API; <cb> always runs once (with <err> set on failure,
+ * also when the scheduler stops first). */
+void sched_call(struct sched *sc, const struct net_addr *to, const char *method, const char *path, sched_call_cb cb,
+                void *arg);
 void sched_sync_start(struct sched *sc);
 void sched_sync_stop(struct sched *sc);
 /* Syncs soon (after a task started or is leaving). */
@@ -109,6 +127,8 @@ void sched_deployment_start(struct sched *sc, const char *service, const char *p
 void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td);
 /* Tells the restart throttle that a task of <service> stopped after <ran_s> seconds, <failed> or not. */
 void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed);
+/* Seconds since the task's timestamp <field> ("started_at", ...); 0 when it has none. */
+double sched_task_age_s(json_t *t, const char *field);
 /* Updates fields of task <id> in the store (journaled, no wait). Steals <fields>. */
 void sched_task_update(struct sched *sc, const char *id, json_t *fields);
 

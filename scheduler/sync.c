@@ -18,6 +18,8 @@ struct call {
     char method[8], path[512];
     char *body;
     int kind; /* 0: plain, 1: target list (404 creates the group), 2: drain poll, 3: group created (add rules) */
+    sched_call_cb cb; /* set: the answer goes to cb (sched_call) */
+    void *arg;
     char tg[128], task[40], address[64], host_rule_service[128];
 };
 
@@ -47,7 +49,9 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
     struct call *c = arg;
     struct sched *sc = c->sc;
     unlink_call(c);
-    if (err) {
+    if (c->cb) {
+        c->cb(sc, resp, err, c->arg);
+    } else if (err) {
         log_debug("data plane %s %s: %s", c->method, c->path, err);
     } else if (c->kind == 1 && resp->status == 404) {
         /* The group does not exist (new, or the proxy restarted): create it with the list. */
@@ -110,6 +114,17 @@ static void send_call(struct sched *sc, const struct net_addr *to, struct call *
                            c->body ? strlen(c->body) : 0, 5.0, done, c);
     if (!c->req)
         done(NULL, "cannot connect", c);
+}
+
+void sched_call(struct sched *sc, const struct net_addr *to, const char *method, const char *path, sched_call_cb cb,
+                void *arg)
+{
+    struct call *c = calloc(1, sizeof *c);
+    snprintf(c->method, sizeof c->method, "%s", method);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    c->cb = cb;
+    c->arg = arg;
+    send_call(sc, to, c);
 }
 
 void sched_drain_poll(struct sched *sc, const char *task, const char *tg, const char *address)
@@ -220,11 +235,14 @@ void sched_sync_start(struct sched *sc)
 
 void sched_sync_stop(struct sched *sc)
 {
+    sc->stopping = true;
     ev_timer_stop(sc->loop, &sc->sync_timer);
     while (sc->calls) {
         struct call *c = sc->calls;
         unlink_call(c);
         httpc_cancel(c->req);
+        if (c->cb)
+            c->cb(sc, NULL, "the scheduler is stopping", c->arg);
         free(c->body);
         free(c);
     }

@@ -282,6 +282,10 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
         cfg_error(err, "autoscaling.max", "must be at least autoscaling.min");
         goto fail;
     }
+    if (as && !json_array_size(json_object_get(svc, "load_balancers"))) {
+        cfg_error(err, "autoscaling", "needs load_balancers: the request rates come from the proxy's target groups");
+        goto fail;
+    }
     json_t *c;
     size_t i;
     json_array_foreach(json_object_get(svc, "placement_constraints"), i, c) {

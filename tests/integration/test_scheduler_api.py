@@ -62,6 +62,7 @@ bad_svcs = [
     ({**SVC, "name": "x", "load_balancers": [{"target_group": "web"}]}, "load_balancers[0].container_name: is required"),
     ({**SVC, "name": "x", "autoscaling": {"min": 5, "max": 2, "target_tracking": {"target_per_s": 1}}},
      "autoscaling.max: must be at least autoscaling.min"),
+    ({**SVC, "name": "x", "load_balancers": []}, "autoscaling: needs load_balancers"),
     ({**SVC, "name": "x", "colour": "red"}, "colour: unknown field"),
 ]
 for body_in, want in bad_svcs:
@@ -74,6 +75,8 @@ t.is_(body["task_definition"], "web:2", "PATCH task_definition resolves to a rev
 st, body = s.admin("PATCH", "/v1/services/web", {"desired_count": "lots"})
 t.ok(st == 400 and "desired_count" in body["error"]["message"], "a bad PATCH is rejected with the path")
 t.is_(s.admin("GET", "/v1/services/web")[1]["desired_count"], 0, "and changes nothing")
+st, body = s.admin("PATCH", "/v1/services/web", {"autoscaling": None})
+t.ok(st == 200 and "autoscaling" not in body, "PATCH autoscaling: null turns autoscaling off", body)
 t.is_(s.admin("GET", "/v1/services/nope")[0], 404, "unknown service: 404")
 st, body = s.admin("DELETE", "/v1/task-definitions/web:1")
 t.is_((st, body["status"]), (200, "INACTIVE"), "deregister a revision")
