@@ -1,6 +1,7 @@
 /* berth.c -- the berth CLI. Today: `berth dev`, a local plane of proxy + demo service. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <stdbool.h>
@@ -17,7 +18,10 @@
 #include "berth/lookup.h"
 #include "client.h"
 
-#define DEMO_TASKS 2
+#define DEMO_TASKS 2        /* web: the initial count and the autoscaling minimum */
+#define DEMO_MAX 8
+#define DEMO_TARGET 500     /* req/s per task */
+#define DEMO_IN_COOLDOWN 30
 
 static pid_t children[4];
 static int nchildren;
@@ -34,9 +38,10 @@ static void usage(FILE *f)
                "commands:\n"
                "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N] [--scheduler-port N]\n"
                "                                    run a local plane: berth-scheduler (API on 127.0.0.1:7400)\n"
-               "                                    deploys %d berth-demo-web tasks behind berth-proxy\n"
-               "                                    (http://web.localhost:8080/) and in berth-dns (127.0.0.1:8600,\n"
-               "                                    web.berth.internal); Ctrl-C stops everything, tasks included\n"
+               "                                    deploys web (%d..%d autoscaled berth-demo-web tasks behind\n"
+               "                                    berth-proxy at http://web.localhost:8080/) and api (called by\n"
+               "                                    web on /api by name through berth-dns at 127.0.0.1:8600);\n"
+               "                                    prints events as they come; Ctrl-C stops everything\n"
                "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
                "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
                "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
@@ -44,12 +49,12 @@ static void usage(FILE *f)
                "  service create -f FILE | ls | describe NAME | scale NAME N | update NAME --task-definition TD\n"
                "          | delete NAME\n"
                "  task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID\n"
-               "  node ls | events [--service S]\n"
+               "  node ls | events [--service S] | top [--interval S] [--count N | --once]\n"
                "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400);\n"
                "                                    tables for people, --json for scripts; non-zero exit on failure\n"
                "  help                              this help\n"
                "  version                           print the version\n",
-               DEMO_TASKS);
+               DEMO_TASKS, DEMO_MAX);
 }
 
 /* Directory holding this executable's build tree siblings (../proxy, ../demo). */
@@ -107,6 +112,35 @@ static void stop_children(void)
     for (int i = 0; i < nchildren; i++)
         if (children[i] > 0)
             waitpid(children[i], NULL, 0);
+}
+
+/* Prints the scheduler's events that came after <last> (created_at + message of the last one printed). */
+static void print_new_events(int sched_port, char *last, size_t lastlen)
+{
+    char a[64], *body;
+    snprintf(a, sizeof a, "http://127.0.0.1:%d", sched_port);
+    int st = cli_http(a, "GET", "/v1/events", NULL, &body);
+    json_t *r = st == 200 ? json_loads(body, 0, NULL) : NULL, *ev = json_object_get(r, "events");
+    free(body);
+    size_t n = json_array_size(ev), start = 0;
+    for (size_t i = n; *last && i > 0; i--) {
+        json_t *e = json_array_get(ev, i - 1);
+        char key[600];
+        snprintf(key, sizeof key, "%s %s", json_string_value(json_object_get(e, "created_at")),
+                 json_string_value(json_object_get(e, "message")));
+        if (strcmp(key, last) == 0) {
+            start = i;
+            break;
+        }
+    }
+    for (size_t i = start; i < n; i++) {
+        json_t *e = json_array_get(ev, i);
+        const char *at = json_string_value(json_object_get(e, "created_at")), *svc = json_string_value(json_object_get(e, "service"));
+        printf("  %.8s  %-6s %s\n", at && strlen(at) > 11 ? at + 11 : "", svc ? svc : "", json_string_value(json_object_get(e, "message")));
+        snprintf(last, lastlen, "%s %s", at, json_string_value(json_object_get(e, "message")));
+    }
+    fflush(stdout);
+    json_decref(r);
 }
 
 static int dev(int argc, char **argv)
@@ -176,37 +210,56 @@ static int dev(int argc, char **argv)
         stop_children();
         return 1;
     }
+    /* The demo: web (autoscaled, behind the proxy) calls api by name (DNS) on /api. */
     char body[PATH_MAX + 512];
+    int st[4];
     snprintf(body, sizeof body,
              "{\"family\":\"web\",\"containers\":[{\"name\":\"web\",\"command\":[\"%s\"],\"memory_mib\":32,"
-             "\"environment\":{\"GREETING\":\"hello\"},\"stop_timeout_s\":2,\"port_mappings\":[{\"name\":\"http\"}]}]}",
+             "\"environment\":{\"GREETING\":\"hello\",\"API_SERVICE\":\"api\"},\"stop_timeout_s\":2,"
+             "\"port_mappings\":[{\"name\":\"http\"}]}]}",
              demo);
-    int st1 = http_call(sched_port, "POST", "/v1/task-definitions", body);
-    int st2 = http_call(sched_port, "POST", "/v1/services",
-                        "{\"name\":\"web\",\"task_definition\":\"web\",\"desired_count\":2,"
-                        "\"load_balancers\":[{\"target_group\":\"web\",\"container_name\":\"web\",\"port_name\":\"http\","
-                        "\"host_header\":[\"web.localhost\"]}],"
-                        "\"service_registries\":[{\"name\":\"web\",\"port_name\":\"http\"}]}");
-    if (st1 != 201 || st2 != 201) {
-        fprintf(stderr, "berth dev: deploying the demo service failed (HTTP %d, %d)\n", st1, st2);
+    st[0] = http_call(sched_port, "POST", "/v1/task-definitions", body);
+    snprintf(body, sizeof body,
+             "{\"family\":\"api\",\"containers\":[{\"name\":\"api\",\"command\":[\"%s\"],\"memory_mib\":32,"
+             "\"environment\":{\"GREETING\":\"api\"},\"stop_timeout_s\":2,\"port_mappings\":[{\"name\":\"http\"}]}]}",
+             demo);
+    st[1] = http_call(sched_port, "POST", "/v1/task-definitions", body);
+    snprintf(body, sizeof body,
+             "{\"name\":\"web\",\"task_definition\":\"web\",\"desired_count\":%d,"
+             "\"load_balancers\":[{\"target_group\":\"web\",\"container_name\":\"web\",\"port_name\":\"http\","
+             "\"host_header\":[\"web.localhost\"]}],"
+             "\"service_registries\":[{\"name\":\"web\",\"port_name\":\"http\"}],"
+             "\"autoscaling\":{\"min\":%d,\"max\":%d,\"target_tracking\":{\"target_per_s\":%d},"
+             "\"scale_out_cooldown_s\":10,\"scale_in_cooldown_s\":%d}}",
+             DEMO_TASKS, DEMO_TASKS, DEMO_MAX, DEMO_TARGET, DEMO_IN_COOLDOWN);
+    st[2] = http_call(sched_port, "POST", "/v1/services", body);
+    st[3] = http_call(sched_port, "POST", "/v1/services",
+                      "{\"name\":\"api\",\"task_definition\":\"api\",\"desired_count\":1,"
+                      "\"service_registries\":[{\"name\":\"api\",\"port_name\":\"http\"}]}");
+    if (st[0] != 201 || st[1] != 201 || st[2] != 201 || st[3] != 201) {
+        fprintf(stderr, "berth dev: deploying the demo services failed (HTTP %d, %d, %d, %d)\n", st[0], st[1], st[2], st[3]);
         stop_children();
         return 1;
     }
     printf("berth dev: running\n"
            "  proxy      http://127.0.0.1:%d/  (Host: web.localhost)   admin http://127.0.0.1:%d/v1/target-groups\n"
            "  dns        127.0.0.1:%d (UDP+TCP): dig @127.0.0.1 -p %d web.berth.internal SRV   admin http://127.0.0.1:%d/\n"
-           "  scheduler  http://127.0.0.1:%d/v1/services/web   tasks: http://127.0.0.1:%d/v1/tasks\n"
-           "  service    web: 2 tasks of berth-demo-web\n"
+           "  scheduler  http://127.0.0.1:%d/v1/services/web   (BERTH_ADDR for the berth CLI)\n"
+           "  services   web: %d berth-demo-web tasks, autoscaled %d..%d at %d req/s per task\n"
+           "             api: 1 task, called by web on /api through DNS (api.berth.internal)\n"
            "  try        curl -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
-           "             wrk -t2 -c32 -d10s -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
-           "             curl -X PATCH http://127.0.0.1:%d/v1/services/web -d '{\"desired_count\":4}'\n"
+           "             curl -H 'Host: web.localhost' http://127.0.0.1:%d/api\n"
+           "             wrk -t2 -c32 -d30s -H 'Host: web.localhost' http://127.0.0.1:%d/   (watch it scale out)\n"
+           "             BERTH_ADDR=http://127.0.0.1:%d berth top\n"
            "  data       %s\n"
-           "Ctrl-C stops everything.\n",
-           port, admin, dns_port, dns_port, dns_admin, sched_port, sched_port, port, port, sched_port, tmpl);
+           "Ctrl-C stops everything. Events follow.\n",
+           port, admin, dns_port, dns_port, dns_admin, sched_port, DEMO_TASKS, DEMO_TASKS, DEMO_MAX, DEMO_TARGET, port,
+           port, port, sched_port, tmpl);
     fflush(stdout);
     int status = 0;
+    char last[600] = "";
     while (!stop) {
-        pid_t pid = waitpid(-1, &status, 0);
+        pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid > 0) {
             fprintf(stderr, "berth dev: process %d exited (status %d); stopping\n", (int)pid, status);
             for (int i = 0; i < nchildren; i++)
@@ -216,6 +269,8 @@ static int dev(int argc, char **argv)
         }
         if (pid < 0 && errno != EINTR)
             break;
+        print_new_events(sched_port, last, sizeof last);
+        sleep(1); /* Ctrl-C cuts it short */
     }
     stop_children();
     char cmd[PATH_MAX + 16];
@@ -303,7 +358,7 @@ int main(int argc, char **argv)
         return dev(argc - 2, argv + 2);
     if (strcmp(argv[1], "lookup") == 0)
         return lookup_cmd(argc - 2, argv + 2);
-    static const char *const sched_cmds[] = {"taskdef", "service", "task", "node", "events", NULL};
+    static const char *const sched_cmds[] = {"taskdef", "service", "task", "node", "events", "top", NULL};
     for (int i = 0; sched_cmds[i]; i++)
         if (strcmp(argv[1], sched_cmds[i]) == 0)
             return cli_scheduler(argc - 1, argv + 1);

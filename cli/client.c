@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth/net.h"
@@ -140,10 +141,70 @@ static int print_json(json_t *j)
 #define S(o, k) (json_is_string(json_object_get(o, k)) ? json_string_value(json_object_get(o, k)) : "-")
 #define I(o, k) ((long long)json_integer_value(json_object_get(o, k)))
 
+/* "1,234.5" style figures for tables; "-" when absent. */
+static const char *num(json_t *v, const char *fmt, char *buf, size_t len)
+{
+    if (!json_is_number(v))
+        return "-";
+    snprintf(buf, len, fmt, json_number_value(v));
+    return buf;
+}
+
+/* The service table of `berth service ls` and `berth top`. */
+static void print_services(json_t *services)
+{
+    printf("%-16s %-14s %7s %7s %7s %9s %8s  %s\n", "SERVICE", "TASK DEF", "DESIRED", "RUNNING", "HEALTHY", "REQ/S",
+           "P99 MS", "LAST SCALING");
+    json_t *x;
+    size_t i;
+    json_array_foreach(services, i, x) {
+        json_t *m = json_object_get(x, "metrics");
+        json_t *last = json_object_get(json_object_get(x, "autoscaling_status"), "last_scaling");
+        char rate[32], p99[32], healthy[32], when[16] = "";
+        const char *at = S(last, "at");
+        if (strlen(at) >= 19)
+            snprintf(when, sizeof when, "%.8s ", at + 11);
+        printf("%-16s %-14s %7lld %7lld %7s %9s %8s  %s%s\n", S(x, "name"), S(x, "task_definition"), I(x, "desired_count"),
+               I(x, "running_count"), num(json_object_get(m, "healthy_count"), "%.0f", healthy, sizeof healthy),
+               num(json_object_get(m, "request_rate"), "%.1f", rate, sizeof rate),
+               num(json_object_get(m, "p99_ms"), "%.1f", p99, sizeof p99), when, last ? S(last, "message") : "-");
+    }
+}
+
 static int usage_error(const char *what)
 {
     fprintf(stderr, "berth: usage: berth %s (try berth help)\n", what);
     return 2;
+}
+
+/* berth top: the service table, refreshed every --interval seconds until Ctrl-C (or --count times). */
+static int top(int argc, char **argv)
+{
+    const char *iv = opt(argc, argv, "--interval"), *cnt = opt(argc, argv, "--count");
+    double interval = iv ? atof(iv) : 1.0;
+    long count = flag(argc, argv, "--once") ? 1 : cnt ? atol(cnt) : -1;
+    if (interval < 0.1 || count == 0)
+        return usage_error("top [--interval SECONDS (>= 0.1)] [--count N | --once]");
+    bool tty = isatty(STDOUT_FILENO);
+    for (long k = 0; count < 0 || k < count; k++) {
+        json_t *r = call("GET", "/v1/services", NULL);
+        if (!r)
+            return 1;
+        if (tty)
+            printf("\033[H\033[2J");
+        else if (k)
+            printf("\n");
+        char ts[64];
+        time_t now = time(NULL);
+        strftime(ts, sizeof ts, "%H:%M:%S", localtime(&now));
+        printf("berth top  %s  %s  (every %.1fs%s)\n", addr(), ts, interval, tty ? "; Ctrl-C quits" : "");
+        print_services(json_object_get(r, "services"));
+        fflush(stdout);
+        json_decref(r);
+        if (count < 0 || k + 1 < count)
+            usleep((useconds_t)(interval * 1e6));
+    }
+    return 0;
 }
 
 int cli_scheduler(int argc, char **argv)
@@ -192,11 +253,7 @@ int cli_scheduler(int argc, char **argv)
                 return 1;
             if (js)
                 return print_json(r);
-            printf("%-20s %-20s %8s\n", "NAME", "TASK DEFINITION", "DESIRED");
-            json_t *x;
-            size_t i;
-            json_array_foreach(json_object_get(r, "services"), i, x)
-                printf("%-20s %-20s %8lld\n", S(x, "name"), S(x, "task_definition"), I(x, "desired_count"));
+            print_services(json_object_get(r, "services"));
         } else if (strcmp(verb, "describe") == 0 && name) {
             snprintf(path, sizeof path, "/v1/services/%s", name);
             if (!(r = call("GET", path, NULL)))
@@ -209,6 +266,23 @@ int cli_scheduler(int argc, char **argv)
             if (d)
                 printf("deployment      %s -> %s: %s (%lld failed tasks)\n", S(d, "previous"), S(d, "current"), S(d, "status"),
                        I(d, "failed"));
+            json_t *m = json_object_get(r, "metrics"), *as = json_object_get(r, "autoscaling");
+            char b1[32], b2[32];
+            if (m && !json_object_get(m, "error"))
+                printf("healthy         %lld\nrequest rate    %s req/s\np99 latency     %s ms\n", I(m, "healthy_count"),
+                       num(json_object_get(m, "request_rate"), "%.1f", b1, sizeof b1),
+                       num(json_object_get(m, "p99_ms"), "%.1f", b2, sizeof b2));
+            else if (m)
+                printf("metrics         %s\n", S(m, "error"));
+            if (as) {
+                json_t *st = json_object_get(r, "autoscaling_status"), *last = json_object_get(st, "last_scaling");
+                printf("autoscaling     %lld..%lld tasks, %s req/s per task\n", I(as, "min"), I(as, "max"),
+                       num(json_object_get(json_object_get(as, "target_tracking"), "target_per_s"), "%g", b1, sizeof b1));
+                if (st)
+                    printf("  now           %s\n", S(st, "decision"));
+                if (last)
+                    printf("  last scaling  %s  %s\n", S(last, "at"), S(last, "message"));
+            }
             snprintf(path, sizeof path, "/v1/events?service=%s", name);
             json_t *ev = call("GET", path, NULL), *x;
             size_t n = json_array_size(json_object_get(ev, "events")), i;
@@ -312,6 +386,8 @@ int cli_scheduler(int argc, char **argv)
         json_array_foreach(json_object_get(r, "nodes"), i, x)
             printf("%-10s %-8s %5lld/%-6lld %7lld/%-8lld %6lld\n", S(x, "id"), S(x, "status"), I(x, "cpu_used"), I(x, "cpu"),
                    I(x, "memory_mib_used"), I(x, "memory_mib"), I(x, "running_tasks"));
+    } else if (strcmp(noun, "top") == 0) {
+        return top(argc, argv);
     } else if (strcmp(noun, "events") == 0) {
         const char *svc = opt(argc, argv, "--service");
         snprintf(path, sizeof path, "/v1/events%s%s", svc ? "?service=" : "", svc ? svc : "");

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""berth dev: one command runs scheduler, proxy and DNS and deploys the demo service through the
-scheduler; it answers through the proxy (web.localhost) and by name in DNS; Ctrl-C (SIGINT) stops
-everything, tasks included, with no process left behind."""
+"""berth dev (issue 5, acceptance 1): one command runs scheduler, proxy and DNS and deploys the demo
+services through the scheduler: web (autoscaled) answers through the proxy (web.localhost) and calls
+api by name on /api; both are in DNS; berth top shows them; events are printed as they come; Ctrl-C
+(SIGINT) stops everything, tasks included, with no process left behind."""
 import urllib.request
 from harness import *
 import dnsclient as dc
@@ -20,8 +21,8 @@ t.ok(f"http://127.0.0.1:{ports['port']}/" in banner and "web.berth.internal" in 
      f"127.0.0.1:{ports['scheduler-port']}" in banner, "berth dev prints what is where", banner)
 
 
-def tasks():
-    with urllib.request.urlopen(f"http://127.0.0.1:{ports['scheduler-port']}/v1/tasks?service=web&status=RUNNING", timeout=5) as r:
+def tasks(svc="web"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['scheduler-port']}/v1/tasks?service={svc}&status=RUNNING", timeout=5) as r:
         return json.loads(r.read())["tasks"]
 
 
@@ -39,6 +40,27 @@ t.ok(wait_until(lambda: bodies() == {f"hello from {i}\n".encode() for i in ids},
 t.is_(http_request("127.0.0.1", ports["port"], headers={"Host": "other"})[0], 404, "other hosts get the default 404")
 t.ok(wait_until(lambda: len(dc.parse(dc.udp(ports["dns-port"], dc.query("web.berth.internal", "SRV")))["an"]) == 2, 10),
      "web.berth.internal SRV lists both tasks")
+t.ok(wait_until(lambda: len(tasks("api")) == 1, 10), "and one api task")
+api_id = tasks("api")[0]["id"]
+pids += [tasks("api")[0]["containers"][0]["pid"]]
+st, _, body = http_request("127.0.0.1", ports["port"], path="/api", headers={"Host": "web.localhost"})
+t.ok(st == 200 and body.decode().endswith(f"-> api.berth.internal: api from {api_id}\n") and
+     body.decode().split()[1] in ids, "GET /api: web calls api by name", body)
+env = dict(os.environ, BERTH_ADDR=f"http://127.0.0.1:{ports['scheduler-port']}")
+out = subprocess.run([args[0], "top", "--once"], capture_output=True, text=True, env=env, timeout=10)
+rows = {l.split()[0]: l.split() for l in out.stdout.splitlines()[2:]}
+t.ok(out.returncode == 0 and set(rows) == {"web", "api"} and rows["web"][2:4] == ["2", "2"],
+     "berth top --once: web (desired 2, running 2) and api", out.stdout)
+def describe():
+    global out
+    out = subprocess.run([args[0], "service", "describe", "web"], capture_output=True, text=True, env=env, timeout=10)
+    return "request rate" in out.stdout
+
+
+wait_until(describe, 6, step=0.5)
+t.ok(out.returncode == 0 and "autoscaling     2..8 tasks, 500 req/s per task" in out.stdout and "request rate" in out.stdout,
+     "berth service describe web shows autoscaling and the request rate", out.stdout)
+t.ok(wait_until(lambda: "has reached a steady state" in dev.stdout.readline(), 10), "events are printed as they come")
 kids = subprocess.run(["pgrep", "-P", str(dev.pid)], capture_output=True, text=True).stdout.split()
 t.is_(len(kids), 3, "three daemons: scheduler, proxy, dns")
 dev.send_signal(signal.SIGINT)
