@@ -53,11 +53,11 @@ void proxy_access_log(struct proxy *px, const char *line, size_t len)
 
 /* ---- JSON views ---- */
 
-static json_t *target_json(const struct proxy_target *t, double now)
+static json_t *target_json(const struct proxy_target *t, double now, double span)
 {
     json_t *o = json_pack("{s:s,s:s,s:i,s:I,s:f,s:I}", "address", t->addr_str, "state",
                           proxy_target_state_name(t->state), "in_flight", t->outstanding, "requests",
-                          (json_int_t)t->requests, "request_rate", proxy_rate_get(&t->rate, now), "connection_errors",
+                          (json_int_t)t->requests, "request_rate", proxy_rate_get(&t->rate, now, span), "connection_errors",
                           (json_int_t)t->conn_errors);
     if (t->id)
         json_object_set_new(o, "id", json_string(t->id));
@@ -76,10 +76,11 @@ static json_t *tg_json(const struct proxy_tg *tg)
     double now = util_now();
     const struct proxy_tg_conf *c = &tg->conf;
     json_t *targets = json_array();
+    double span = proxy_tg_rate_span(tg, now);
     for (size_t i = 0; i < tg->ntargets; i++)
-        json_array_append_new(targets, target_json(tg->targets[i], now));
+        json_array_append_new(targets, target_json(tg->targets[i], now, span));
     for (size_t i = 0; i < tg->ndraining; i++)
-        json_array_append_new(targets, target_json(tg->draining[i], now));
+        json_array_append_new(targets, target_json(tg->draining[i], now, span));
     json_t *dns = json_array();
     for (size_t i = 0; i < c->ntargets; i++)
         if (c->targets[i].dns)
@@ -157,12 +158,14 @@ static void metrics(struct proxy *px, struct buf *b)
         buf_printf(b, "berth_proxy_healthy_hosts{target_group=\"%s\"} %d\nberth_proxy_unhealthy_hosts{target_group=\"%s\"} %d\n",
                    tg->conf.name, h, tg->conf.name, u);
     }
-    buf_printf(b, "# HELP berth_proxy_target_request_rate Requests per second over the last %d s.\n"
+    buf_printf(b, "# HELP berth_proxy_target_request_rate Requests per second over the last %d s (or since the group's "
+                  "first request in them).\n"
                   "# TYPE berth_proxy_target_request_rate gauge\n# TYPE berth_proxy_target_requests_total counter\n"
                   "# TYPE berth_proxy_target_in_flight gauge\n# TYPE berth_proxy_target_connection_errors counter\n",
                RATE_WINDOW_S);
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
+        double span = proxy_tg_rate_span(tg, now);
         for (size_t k = 0; k < tg->ntargets; k++) {
             struct proxy_target *t = tg->targets[k];
             char lbl[256];
@@ -170,7 +173,7 @@ static void metrics(struct proxy *px, struct buf *b)
                      t->id ? t->id : "");
             buf_printf(b, "berth_proxy_target_request_rate{%s} %.3f\nberth_proxy_target_requests_total{%s} %llu\n"
                           "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_errors{%s} %llu\n",
-                       lbl, proxy_rate_get(&t->rate, now), lbl, (unsigned long long)t->requests, lbl, t->outstanding,
+                       lbl, proxy_rate_get(&t->rate, now, span), lbl, (unsigned long long)t->requests, lbl, t->outstanding,
                        lbl, (unsigned long long)t->conn_errors);
         }
     }

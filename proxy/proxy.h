@@ -138,9 +138,15 @@ enum proxy_target_state { TS_INITIAL, TS_HEALTHY, TS_UNHEALTHY, TS_DRAINING, TS_
 struct proxy_rate {
     uint32_t count[RATE_SLOTS];
     int64_t sec[RATE_SLOTS];
+    double first, last; /* the first request after an idle window, and the latest */
 };
 void proxy_rate_add(struct proxy_rate *r, double now);
-double proxy_rate_get(const struct proxy_rate *r, double now);
+/* Requests per second over the window, divided by <span> seconds (proxy_tg_rate_span). */
+double proxy_rate_get(const struct proxy_rate *r, double now, double span);
+struct proxy_tg;
+/* The time a group's request rates are measured over: RATE_WINDOW_S plus the current partial second,
+ * or less when the group's first request in that window came later (at least 1 s). */
+double proxy_tg_rate_span(const struct proxy_tg *tg, double now);
 
 struct proxy;
 struct proxy_upstream;

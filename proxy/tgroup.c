@@ -22,31 +22,39 @@ void proxy_rate_add(struct proxy_rate *r, double now)
         r->count[i] = 0;
     }
     r->count[i]++;
+    if (now - r->last > RATE_WINDOW_S + 1)
+        r->first = now;
+    r->last = now;
 }
 
-double proxy_rate_get(const struct proxy_rate *r, double now)
+double proxy_tg_rate_span(const struct proxy_tg *tg, double now)
 {
-    /* Requests over the last RATE_WINDOW_S whole seconds plus the current
-     * partial second, divided by the time that covers -- counted from the
-     * oldest second that saw a request, so a target that just started taking
-     * traffic (or a load that just began) shows its real rate at once rather
-     * than one diluted by idle seconds. At least one second, so a lone
-     * request does not read as a burst. */
+    /* From the group's first request when that came within the window: when a load begins, the rate
+     * shows at once instead of diluted by the idle seconds before it. Every target of the group is
+     * measured over the same time, so the rates add up to the group's (a target that joined late
+     * shows less, as it served less). */
+    double window = RATE_WINDOW_S + (now - (double)(int64_t)now), first = now;
+    for (size_t i = 0; i < tg->ntargets + tg->ndraining; i++) {
+        const struct proxy_target *t = i < tg->ntargets ? tg->targets[i] : tg->draining[i - tg->ntargets];
+        if (t->rate.last > 0 && now - t->rate.last <= window && t->rate.first < first)
+            first = t->rate.first;
+    }
+    double span = now - first;
+    return span < 1.0 ? 1.0 : span > window ? window : span;
+}
+
+double proxy_rate_get(const struct proxy_rate *r, double now, double span)
+{
+    /* Requests of the last RATE_WINDOW_S whole seconds plus the current partial one. */
     int64_t s = (int64_t)now;
     uint64_t sum = 0;
-    int oldest = -1;
     for (int k = 0; k <= RATE_WINDOW_S; k++) {
         int64_t sec = s - k;
         int i = (int)(sec % RATE_SLOTS);
-        if (r->sec[i] == sec && r->count[i]) {
+        if (r->sec[i] == sec)
             sum += r->count[i];
-            oldest = k;
-        }
     }
-    if (oldest < 0)
-        return 0;
-    double span = oldest + (now - (double)s);
-    return (double)sum / (span < 1.0 ? 1.0 : span);
+    return (double)sum / span;
 }
 
 /* ---- health checks ---- */

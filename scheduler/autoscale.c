@@ -2,7 +2,8 @@
  *
  * recommendation = ceil(rate / target_per_s), clamped to [min, max]. Scale-out follows the
  * recommendation at once; scale-in takes the highest recommendation over the last
- * scale_in_cooldown_s, so a dip in the load does not give capacity away. No change while the load is
+ * scale_in_cooldown_s (a stabilization window, as Kubernetes' HPA), so a dip in the load does not
+ * give capacity away, and capacity follows a lasting drop one window later. No change while the load is
  * within the tolerance band around the current capacity, so a constant load never moves the count. */
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 void as_state_init(struct as_state *s)
 {
-    *s = (struct as_state){.first_at = -1, .last_out_at = -1, .last_in_at = -1};
+    *s = (struct as_state){.first_at = -1, .last_out_at = -1};
 }
 
 void as_state_free(struct as_state *s)
@@ -112,8 +113,7 @@ int as_evaluate(const struct as_policy *p, struct as_state *s, const struct as_s
             snprintf(why, len, "holding at %d: %d of %d tasks are healthy", cur, in->healthy, cur);
             return cur;
         }
-        if (in->now - s->first_at < p->scale_in_cooldown_s ||
-            (s->last_in_at >= 0 && in->now - s->last_in_at < p->scale_in_cooldown_s)) {
+        if (in->now - s->first_at < p->scale_in_cooldown_s) {
             snprintf(why, len, "holding at %d: scale-in cooldown (%.0fs)", cur, p->scale_in_cooldown_s);
             return cur;
         }
@@ -123,7 +123,6 @@ int as_evaluate(const struct as_policy *p, struct as_state *s, const struct as_s
                      p->scale_in_cooldown_s);
             return cur;
         }
-        s->last_in_at = in->now;
         snprintf(why, len, "from %d to %d: %s req/s against %s per task (the most needed over the last %.0fs)", cur,
                  high, rate, target, p->scale_in_cooldown_s);
         return high;

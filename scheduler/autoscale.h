@@ -10,7 +10,7 @@ struct as_policy {
     int min, max;
     double target_per_s;         /* wanted request rate per task */
     double scale_out_cooldown_s; /* after a scale-out, a further one needs a higher recommendation */
-    double scale_in_cooldown_s;  /* between scale-ins; also the window whose highest recommendation wins */
+    double scale_in_cooldown_s;  /* scale-in goes to the highest recommendation of this window */
     double tolerance;            /* 0.10: no change while the load is within ±10% of the capacity */
 };
 
@@ -19,7 +19,6 @@ struct as_state {
     double first_at;       /* time of the first evaluation (-1: none yet) */
     double last_out_at;    /* last scale-out (-1: none) */
     int last_out_to;
-    double last_in_at;     /* last scale-in (-1: none) */
     struct as_rec {
         double at;
         int n;

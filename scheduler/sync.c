@@ -59,7 +59,15 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
         *n = *c;
         n->kind = 3;
         snprintf(n->path, sizeof n->path, "/v1/target-groups/%s", c->tg);
-        n->body = strdup(c->body);
+        json_t *body = json_loads(c->body, 0, NULL), *lb;
+        size_t i;
+        json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), c->host_rule_service);
+        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
+            if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) == 0 &&
+                json_object_get(lb, "health_check"))
+                json_object_set(body, "health_check", json_object_get(lb, "health_check"));
+        n->body = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
         send_call(sc, &sc->proxy_admin, n);
     } else if (c->kind == 3 && resp->status < 300) {
         /* The group exists now: add the service's host rule pointing at it. */

@@ -63,6 +63,8 @@ bad_svcs = [
     ({**SVC, "name": "x", "autoscaling": {"min": 5, "max": 2, "target_tracking": {"target_per_s": 1}}},
      "autoscaling.max: must be at least autoscaling.min"),
     ({**SVC, "name": "x", "load_balancers": []}, "autoscaling: needs load_balancers"),
+    ({**SVC, "name": "x", "load_balancers": [{**SVC["load_balancers"][0], "health_check": {"interval_s": 0.5}}]},
+     "load_balancers[0].health_check.timeout_s: must be less than interval_s"),
     ({**SVC, "name": "x", "colour": "red"}, "colour: unknown field"),
 ]
 for body_in, want in bad_svcs:
