@@ -21,7 +21,7 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
     if (hl && hostport[hl - 1] == '/')
         hostport[hl - 1] = 0;
     *body = NULL;
-    if (net_parse_addr(hostport, &a) < 0) {
+    if (net_parse_url(addr, &a) < 0) {
         *body = strdup("the address must look like http://127.0.0.1:7400");
         return -1;
     }

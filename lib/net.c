@@ -184,3 +184,13 @@ bool net_cidr_match(const struct net_cidr *c, const struct sockaddr *sa)
         return prefix_eq(ip6->s6_addr + 12, c->addr, c->bits);
     return false;
 }
+
+int net_parse_url(const char *url, struct net_addr *out)
+{
+    char hostport[128];
+    snprintf(hostport, sizeof hostport, "%s", strncmp(url, "http://", 7) == 0 ? url + 7 : url);
+    size_t n = strlen(hostport);
+    if (n && hostport[n - 1] == '/')
+        hostport[n - 1] = 0;
+    return net_parse_addr(hostport, out);
+}

@@ -1,4 +1,6 @@
-/* agent.c -- the embedded node agent: runs a task's containers as processes, watches and stops them. */
+/* agent.c -- the node agent: runs a task's containers as processes, watches and stops them. Linked
+ * into berth-scheduler (the embedded node) and into berth-agent (further nodes); it reports through
+ * the hooks of sched.h ("agent hooks"), which each of the two implements. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +21,6 @@
 
 extern char **environ;
 
-#define DRAIN_POLL_S 0.25
-#define DRAIN_MAX_S 60.0
 #define READY_MAX_S 60.0
 
 struct sched_run {
@@ -36,7 +36,6 @@ struct sched_run {
     ev_io pidfd_io[SCHED_MAX_CONTAINERS]; /* adopted processes are not our children */
     int pidfd[SCHED_MAX_CONTAINERS];
     ev_timer kill_timer;
-    ev_timer drain_timer; /* DEACTIVATING: polls the proxy until the task has drained */
     ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
     struct health {
         struct sched_run *r;
@@ -47,9 +46,6 @@ struct sched_run {
         int failures;
         double started;     /* this check */
     } health[SCHED_MAX_CONTAINERS];
-    double drain_started;
-    int drain_wait;
-    bool drain_all_gone;
     double started; /* monotonic */
     bool stopping;
     char stop_code[40], reason[200];
@@ -78,7 +74,6 @@ static void run_free(struct sched_run *r)
             close(r->pidfd[i]);
     }
     ev_timer_stop(sc->loop, &r->kill_timer);
-    ev_timer_stop(sc->loop, &r->drain_timer);
     ev_timer_stop(sc->loop, &r->ready_timer);
     for (int i = 0; i < r->n; i++) {
         ev_timer_stop(sc->loop, &r->health[i].timer);
@@ -94,20 +89,6 @@ static json_t *task_get(struct sched *sc, const char *id)
     char path[80];
     snprintf(path, sizeof path, "tasks/%s", id);
     return sched_store_get(sc->store, path);
-}
-
-void sched_agent_usage(struct sched *sc, int *cpu, int *memory_mib)
-{
-    *cpu = *memory_mib = 0;
-    const char *id;
-    json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
-        const char *st = json_string_value(json_object_get(t, "last_status"));
-        if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0)
-            continue;
-        *cpu += (int)json_integer_value(json_object_get(t, "cpu"));
-        *memory_mib += (int)json_integer_value(json_object_get(t, "memory_mib"));
-    }
 }
 
 /* ---- exits ---- */
@@ -131,7 +112,6 @@ static void begin_stop(struct sched_run *r)
     if (r->stopping)
         return;
     r->stopping = true;
-    ev_timer_stop(r->sc->loop, &r->drain_timer);
     ev_timer_stop(r->sc->loop, &r->ready_timer);
     signal_all(r, SIGTERM);
     double t = 0;
@@ -182,16 +162,10 @@ static void finish_if_done(struct sched_run *r)
     util_rfc3339(util_wall(), ts, sizeof ts);
     sched_task_update(sc, r->id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
                                            "stop_code", r->stop_code, "stopped_reason", r->reason, "stopped_at", ts));
-    json_t *t = task_get(sc, r->id);
-    const char *svc = json_string_value(json_object_get(t, "service"));
-    sched_event(sc, svc, "task %s stopped: %s", r->id, r->reason);
-    bool failed = strcmp(r->stop_code, "EssentialContainerExited") == 0;
-    sched_task_stopped(sc, svc, util_now() - r->started, failed);
-    if (failed && svc && util_now() - r->started < 10)
-        sched_deployment_task_failed(sc, svc, json_string_value(json_object_get(t, "task_definition")));
+    char id[40];
+    snprintf(id, sizeof id, "%s", r->id);
     run_free(r);
-    sched_kick(sc);
-    sched_sync_kick(sc);
+    sched_task_ended(sc, id);
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
@@ -223,13 +197,20 @@ static bool port_free(int port)
     return ok;
 }
 
+/* True for a task of this node. */
+static bool ours(struct sched *sc, json_t *t)
+{
+    const char *node = json_string_value(json_object_get(t, "node"));
+    return node && strcmp(node, sc->node_id) == 0;
+}
+
 static bool port_taken(struct sched *sc, int port)
 {
     const char *id;
     json_t *t;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *st = json_string_value(json_object_get(t, "last_status"));
-        if (st && strcmp(st, "STOPPED") == 0)
+        if ((st && strcmp(st, "STOPPED") == 0) || !ours(sc, t))
             continue;
         const char *k;
         json_t *p;
@@ -275,7 +256,9 @@ static void health_result(struct health *h, bool ok)
     if (status && strcmp(status, "UNHEALTHY") == 0 && r->essential[h->i] && !r->stopping) {
         sched_event(sc, json_string_value(json_object_get(task_get(sc, r->id), "service")),
                     "task %s failed container health checks (%d in a row)", r->id, h->failures);
-        sched_agent_stop(sc, r->id, "TaskFailedHealthChecks", "Task failed container health checks");
+        char id[40];
+        snprintf(id, sizeof id, "%s", r->id);
+        sched_task_stop(sc, id, "TaskFailedHealthChecks", "Task failed container health checks");
         return;
     }
     ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "interval_s")), 0);
@@ -395,8 +378,7 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
     util_rfc3339(util_wall(), ts, sizeof ts);
     sched_task_update(sc, r->id, json_pack("{s:s,s:s}", "last_status", "RUNNING", "started_at", ts));
     health_start(r);
-    sched_sync_kick(sc);
-    sched_kick(sc);
+    sched_task_running(sc, r->id);
 }
 
 static void fail_task(struct sched *sc, const char *id, const char *why)
@@ -405,12 +387,7 @@ static void fail_task(struct sched *sc, const char *id, const char *why)
     util_rfc3339(util_wall(), ts, sizeof ts);
     sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
                                         "stop_code", "TaskFailedToStart", "stopped_reason", why, "stopped_at", ts));
-    json_t *t = task_get(sc, id);
-    const char *svc = json_string_value(json_object_get(t, "service"));
-    sched_event(sc, svc, "task %s failed to start: %s", id, why);
-    sched_task_stopped(sc, svc, 0, true);
-    if (svc)
-        sched_deployment_task_failed(sc, svc, json_string_value(json_object_get(t, "task_definition")));
+    sched_task_ended(sc, id);
 }
 
 int sched_agent_start(struct sched *sc, const char *id)
@@ -544,56 +521,6 @@ int sched_agent_start(struct sched *sc, const char *id)
     return 0;
 }
 
-/* DEACTIVATING: the task has left the proxy's groups and DNS (sync); poll the
- * proxy until each group has drained it, then signal the processes. */
-static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct sched_run *r = w->data;
-    struct sched *sc = r->sc;
-    if (util_now() - r->drain_started > DRAIN_MAX_S) {
-        log_warn("task %s: still draining after %.0fs, stopping it anyway", r->id, DRAIN_MAX_S);
-        begin_stop(r);
-        return;
-    }
-    json_t *t = task_get(sc, r->id);
-    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"),
-                                  json_string_value(json_object_get(t, "service")));
-    json_t *lb;
-    size_t i;
-    r->drain_wait = 0;
-    r->drain_all_gone = true;
-    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
-        json_t *port = json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
-        if (!port)
-            continue;
-        char addr[64];
-        snprintf(addr, sizeof addr, "127.0.0.1:%lld", json_integer_value(port));
-        r->drain_wait++;
-        sched_drain_poll(sc, r->id, json_string_value(json_object_get(lb, "target_group")), addr);
-    }
-    if (r->drain_wait == 0)
-        begin_stop(r);
-}
-
-void sched_agent_drained(struct sched *sc, const char *task, bool gone)
-{
-    struct sched_run *r = find_run(sc, task);
-    if (!r || r->stopping || r->drain_wait == 0)
-        return;
-    r->drain_all_gone &= gone;
-    if (--r->drain_wait > 0)
-        return;
-    if (r->drain_all_gone) {
-        char ts[40];
-        util_rfc3339(util_wall(), ts, sizeof ts);
-        sched_task_update(sc, task, json_pack("{s:s,s:s}", "last_status", "STOPPING", "stopping_at", ts));
-        begin_stop(r);
-    } else {
-        ev_timer_set(&r->drain_timer, DRAIN_POLL_S, 0);
-        ev_timer_start(sc->loop, &r->drain_timer);
-    }
-}
-
 void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason)
 {
     struct sched_run *r = find_run(sc, id);
@@ -602,31 +529,24 @@ void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, c
         return;
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
-    if (!r) { /* PENDING: nothing runs yet */
+    if (!r) { /* nothing runs (yet) */
         sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
                                             "stop_code", stop_code, "stopped_reason", reason, "stopped_at", ts));
+        sched_task_ended(sc, id);
         return;
     }
     snprintf(r->stop_code, sizeof r->stop_code, "%s", stop_code);
     snprintf(r->reason, sizeof r->reason, "%s", reason);
-    if (r->stopping || ev_is_active(&r->drain_timer))
+    if (r->stopping)
         return;
-    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"),
-                                  json_string_value(json_object_get(t, "service")));
-    if (sc->proxy_admin.len && json_array_size(json_object_get(svc, "load_balancers")) &&
-        strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0) {
-        /* Leave the load balancer first: no new requests, in-flight ones finish (no 502s on deploys). */
-        sched_task_update(sc, id, json_pack("{s:s,s:s}", "desired_status", "STOPPED", "last_status", "DEACTIVATING"));
-        sched_sync_kick(sc);
-        r->drain_started = util_now();
-        ev_timer_init(&r->drain_timer, drain_tick, DRAIN_POLL_S, 0);
-        r->drain_timer.data = r;
-        ev_timer_start(sc->loop, &r->drain_timer);
-        return;
-    }
     sched_task_update(sc, id, json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING",
                                         "stopping_at", ts));
     begin_stop(r);
+}
+
+bool sched_agent_running(struct sched *sc, const char *id)
+{
+    return find_run(sc, id) != NULL;
 }
 
 void sched_agent_stop_all(struct sched *sc)
@@ -647,7 +567,7 @@ void sched_agent_adopt(struct sched *sc)
     json_t *t;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *st = json_string_value(json_object_get(t, "last_status"));
-        if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0 || find_run(sc, id))
+        if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0 || find_run(sc, id) || !ours(sc, t))
             continue;
         json_t *cs = json_object_get(t, "containers"), *c;
         json_t *defs = json_object_get(json_object_get(t, "definition"), "containers");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "berth/buf.h"
+#include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "berth/util.h"
@@ -344,8 +345,11 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
     if (n == 3 && m == HTTP_M_GET) {
         httpd_respond_json(req, 200, json_deep_copy(t));
     } else if (n == 4 && strcmp(req->segs[3], "stop") == 0 && m == HTTP_M_POST) {
-        sched_agent_stop(sc, req->segs[2], "UserInitiated", "Task stopped by the user");
+        sched_task_stop(sc, req->segs[2], "UserInitiated", "Task stopped by the user");
         httpd_respond_json(req, 200, json_deep_copy(sched_store_get(sc->store, path)));
+    } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET && json_is_string(json_object_get(t, "node")) &&
+               strcmp(json_string_value(json_object_get(t, "node")), sc->node_id) != 0) {
+        sched_remote_logs(sc, req, t);
     } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET) {
         const char *log = json_string_value(json_object_get(t, "log"));
         FILE *f = log ? fopen(log, "r") : NULL;
@@ -402,20 +406,8 @@ static void handle(struct httpd_req *req, void *arg)
             tasks_api(sc, req);
             return;
         }
-        if (strcmp(req->segs[1], "nodes") == 0 && req->nsegs == 2 && req->method_id == HTTP_M_GET) {
-            /* The embedded agent is the only node so far. */
-            int cpu, mem, running = 0;
-            sched_agent_usage(sc, &cpu, &mem);
-            const char *id;
-            json_t *t;
-            json_object_foreach(json_object_get(sched_store_state(s), "tasks"), id, t)
-                running += strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") != 0 &&
-                           strcmp(json_string_value(json_object_get(t, "last_status")), "PENDING") != 0;
-            httpd_respond_json(req, 200,
-                               json_pack("{s:[{s:s,s:s,s:b,s:i,s:i,s:i,s:i,s:i,s:[i,i]}]}", "nodes", "id", "local", "status",
-                                         "ACTIVE", "embedded", 1, "cpu", sc->cpu, "cpu_used", cpu, "memory_mib",
-                                         sc->memory_mib, "memory_mib_used", mem, "running_tasks", running, "port_range",
-                                         sc->port_lo, sc->port_hi));
+        if (strcmp(req->segs[1], "nodes") == 0) {
+            sched_nodes_api(sc, req);
             return;
         }
         if (strcmp(req->segs[1], "events") == 0 && req->nsegs == 2) {
@@ -438,4 +430,40 @@ static void handle(struct httpd_req *req, void *arg)
 struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err)
 {
     return httpd_start(sc->loop, listen, handle, sc, err);
+}
+
+/* ---- logs of tasks on berth-agent nodes: asked of the agent's API ---- */
+
+struct logs_req {
+    struct httpd_req *req;
+};
+
+static void logs_answer(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg)
+{
+    struct logs_req *l = arg;
+    if (sc->stopping) /* the API server is gone, and the request with it */
+        ;
+    else if (err || resp->status != 200)
+        httpd_respond_error(l->req, 502, "AgentUnavailable", "the node's agent did not give the logs: %s",
+                            err ? err : "it answered with an error");
+    else
+        httpd_respond(l->req, 200, "text/plain", resp->body, resp->body_len);
+    free(l);
+}
+
+void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
+{
+    char path[300];
+    snprintf(path, sizeof path, "nodes/%s", json_string_value(json_object_get(task, "node")));
+    const char *api = json_string_value(json_object_get(sched_store_get(sc->store, path), "agent_api"));
+    struct net_addr to;
+    if (!api || net_parse_url(api, &to) < 0) {
+        httpd_respond_error(req, 404, "LogsNotFound", "task %s runs on node %s, whose agent serves no API",
+                            json_string_value(json_object_get(task, "id")), json_string_value(json_object_get(task, "node")));
+        return;
+    }
+    struct logs_req *l = calloc(1, sizeof *l);
+    l->req = req;
+    snprintf(path, sizeof path, "/v1/tasks/%s/logs", json_string_value(json_object_get(task, "id")));
+    sched_call(sc, &to, "GET", path, logs_answer, l);
 }

@@ -16,7 +16,7 @@ struct sched_config {
     char *listen, *data_dir, *namespace, *dns_server, *proxy_admin, *dns_admin, *proxy_listener;
     bool embedded;
     int cpu, memory_mib;
-    double autoscale_interval_s;
+    double autoscale_interval_s, node_lost_after_s;
 };
 
 static const struct cfg_field fields[] = {
@@ -29,27 +29,16 @@ static const struct cfg_field fields[] = {
     {"dns_admin", CFG_STRING, offsetof(struct sched_config, dns_admin), 0, 0, 0, NULL, NULL, false},
     {"proxy_listener", CFG_STRING, offsetof(struct sched_config, proxy_listener), 0, 0, 0, "http", NULL, false},
     {"autoscale_interval_s", CFG_DOUBLE, offsetof(struct sched_config, autoscale_interval_s), 0.1, 60, 2, NULL, NULL, false},
+    {"node_lost_after_s", CFG_DOUBLE, offsetof(struct sched_config, node_lost_after_s), 1, 3600, 10, NULL, NULL, false},
     CFG_END,
 };
-
-/* "http://IP:PORT[/]" to an address; 0 or -1. */
-static int parse_admin_url(const char *url, struct net_addr *out)
-{
-    char hostport[128];
-    if (strncmp(url, "http://", 7) != 0)
-        return -1;
-    snprintf(hostport, sizeof hostport, "%s", url + 7);
-    size_t n = strlen(hostport);
-    if (n && hostport[n - 1] == '/')
-        hostport[n - 1] = 0;
-    return net_parse_addr(hostport, out);
-}
 
 static const struct cfg_field agent_fields[] = {
     {"embedded", CFG_BOOL, offsetof(struct sched_config, embedded), 0, 0, 1, NULL, NULL, false},
     {"cpu", CFG_INT, offsetof(struct sched_config, cpu), 0, 1 << 20, -1, NULL, NULL, false},
     {"memory_mib", CFG_INT, offsetof(struct sched_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
     {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"attributes", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
 
@@ -57,8 +46,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berth-scheduler [-c FILE] [-t] [--log-format text|json] [--log-level LEVEL]\n"
                "\n"
-               "berth's control plane (the ECS of the plane). This version keeps task definitions and\n"
-               "services durably (docs/scheduler.md); running tasks arrives with the node agent.\n"
+               "berth's control plane (the ECS of the plane): keeps services at their desired count of tasks\n"
+               "on its embedded node and on berth-agent nodes, deploys, autoscales, and registers tasks in\n"
+               "berth-proxy and berth-dns; state is journaled in data_dir (docs/scheduler.md).\n"
                "\n"
                "  -c, --config FILE     JSON config (docs/scheduler.md)\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
@@ -92,6 +82,7 @@ int main(int argc, char **argv)
     char *inner = NULL;
     int port_lo = 32000, port_hi = 60999;
     struct net_addr proxy_admin = {0}, dns_admin = {0};
+    json_t *attributes = NULL;
     if (root && cfg_read(root, "", fields, &conf, &inner) == 0 &&
         cfg_read(json_object_get(root, "agent"), "agent", agent_fields, &conf, &inner) == 0) {
         json_t *pr = json_object_get(json_object_get(root, "agent"), "port_range");
@@ -104,16 +95,23 @@ int main(int argc, char **argv)
             port_lo = (int)json_integer_value(json_array_get(pr, 0));
             port_hi = (int)json_integer_value(json_array_get(pr, 1));
         }
-        if (!inner && !conf.embedded)
-            cfg_error(&inner, "agent.embedded", "false is not supported yet: the embedded agent is the only node");
-        if (!inner && conf.proxy_admin && parse_admin_url(conf.proxy_admin, &proxy_admin) < 0)
+        json_t *attrs = json_object_get(json_object_get(root, "agent"), "attributes"), *v;
+        const char *k;
+        if (!inner && attrs && !json_is_object(attrs))
+            cfg_error(&inner, "agent.attributes", "must be an object of strings");
+        json_object_foreach(inner ? NULL : attrs, k, v)
+            if (!inner && !json_is_string(v))
+                cfg_error(&inner, "agent.attributes", "\"%s\" must be a string", k);
+        attributes = attrs ? json_incref(attrs) : json_object();
+        if (!inner && conf.proxy_admin && net_parse_url(conf.proxy_admin, &proxy_admin) < 0)
             cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);
-        if (!inner && conf.dns_admin && parse_admin_url(conf.dns_admin, &dns_admin) < 0)
+        if (!inner && conf.dns_admin && net_parse_url(conf.dns_admin, &dns_admin) < 0)
             cfg_error(&inner, "dns_admin", "\"%s\" must be a URL like http://127.0.0.1:7402", conf.dns_admin);
     } else if (!inner && !err) {
         cfg_error(&inner, "", "cannot read the config");
     }
     if (!root || inner) {
+        json_decref(attributes);
         fprintf(stderr, "berth-scheduler: %s%s%s\n", err ? err : path ? path : "(defaults)", inner ? ": " : "",
                 inner ? inner : "");
         return 2;
@@ -126,6 +124,7 @@ int main(int argc, char **argv)
         conf.memory_mib = (int)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
     if (check) {
         printf("%s: ok\n", path ? path : "(defaults)");
+        json_decref(attributes);
         cfg_free(fields, &conf);
         return 0;
     }
@@ -139,10 +138,13 @@ int main(int argc, char **argv)
     struct sched sc = {.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = conf.dns_server,
                        .namespace = conf.namespace, .port_lo = port_lo, .port_hi = port_hi, .cpu = conf.cpu,
                        .memory_mib = conf.memory_mib, .proxy_admin = proxy_admin, .dns_admin = dns_admin,
-                       .proxy_listener = conf.proxy_listener, .autoscale_interval_s = conf.autoscale_interval_s};
+                       .proxy_listener = conf.proxy_listener, .autoscale_interval_s = conf.autoscale_interval_s,
+                       .node_id = conf.embedded ? "local" : "", .attributes = attributes,
+                       .node_lost_after_s = conf.node_lost_after_s};
     char tasks_dir[1024];
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
+    sched_nodes_start(&sc);
     sched_start(&sc);
     sched_sync_start(&sc);
     sched_metrics_start(&sc);
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
     sched_sync_stop(&sc);
     sched_metrics_stop(&sc);
     sched_stop(&sc);
+    sched_nodes_stop(&sc);
+    json_decref(attributes);
     sched_store_close(store);
     cfg_free(fields, &conf);
     log_info("stopped");

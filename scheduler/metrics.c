@@ -125,7 +125,7 @@ static void replace_unhealthy(struct sched *sc, struct svc_metrics *m, json_t *s
                      json_is_string(json_object_get(t, "health_check")) ? json_string_value(json_object_get(t, "health_check"))
                                                                          : "unhealthy");
             sched_event(sc, m->name, "task %s is unhealthy in target group %s; replacing it", idc, tgname);
-            sched_agent_stop(sc, idc, "TaskFailedHealthChecks", reason);
+            sched_task_stop(sc, idc, "TaskFailedHealthChecks", reason);
         }
     }
 }

@@ -39,48 +39,6 @@ void sched_task_update(struct sched *sc, const char *id, json_t *fields)
     sched_store_merge(sc->store, path, fields);
 }
 
-/* Cpu and memory a task definition asks for (the sum over its containers). */
-static void needs(json_t *td, int *cpu, int *mem)
-{
-    json_t *c;
-    size_t i;
-    *cpu = *mem = 0;
-    json_array_foreach(json_object_get(td, "containers"), i, c) {
-        *cpu += (int)json_integer_value(json_object_get(c, "cpu"));
-        *mem += (int)json_integer_value(json_object_get(c, "memory_mib"));
-    }
-}
-
-/* Starts PENDING task <id> if the node has room; else records why it waits. */
-static void try_place(struct sched *sc, const char *id, json_t *t)
-{
-    int cpu, mem, used_cpu, used_mem;
-    needs(json_object_get(t, "definition"), &cpu, &mem);
-    sched_agent_usage(sc, &used_cpu, &used_mem);
-    char why[200] = "";
-    if (used_mem + mem > sc->memory_mib)
-        snprintf(why, sizeof why, "insufficient memory: the task needs %d MiB, %d MiB of %d are free", mem,
-                 sc->memory_mib - used_mem, sc->memory_mib);
-    else if (used_cpu + cpu > sc->cpu)
-        snprintf(why, sizeof why, "insufficient cpu: the task needs %d units, %d of %d are free", cpu, sc->cpu - used_cpu,
-                 sc->cpu);
-    if (*why) {
-        const char *old = json_string_value(json_object_get(t, "pending_reason"));
-        if (!old || strcmp(old, why) != 0) {
-            /* The update replaces <t>: take what the event needs first. */
-            char svc[128];
-            snprintf(svc, sizeof svc, "%s", json_is_string(json_object_get(t, "service"))
-                                               ? json_string_value(json_object_get(t, "service")) : "");
-            sched_task_update(sc, id, json_pack("{s:s}", "pending_reason", why));
-            sched_event(sc, *svc ? svc : NULL, "unable to place task %s: %s", id, why);
-        }
-        return;
-    }
-    sched_task_update(sc, id, json_pack("{s:s,s:i,s:i,s:n}", "last_status", "PROVISIONING", "cpu", cpu, "memory_mib", mem,
-                                        "pending_reason"));
-    sched_agent_start(sc, id);
-}
-
 const char *sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out)
 {
     char family[256], path[300];
@@ -95,10 +53,9 @@ const char *sched_run_task(struct sched *sc, const char *service, const char *ta
                           "PENDING", "desired_status", "RUNNING", "health_status", "UNKNOWN", "created_at", ts, "definition",
                           td ? td : json_null());
     json_object_set_new(t, "service", service ? json_string(service) : json_null());
-    json_object_set_new(t, "node", json_string("local"));
     snprintf(path, sizeof path, "tasks/%s", id_out);
     sched_store_put(sc->store, path, t, NULL, NULL);
-    try_place(sc, id_out, sched_store_get(sc->store, path));
+    sched_kick(sc);
     return id_out;
 }
 
@@ -122,7 +79,7 @@ double sched_task_age_s(json_t *t, const char *field)
 
 /* Restart throttling, as ECS: tasks of a service that keep failing soon after
  * starting are started again after a growing delay (0.5 s, 1 s, 2 s ... 60 s). */
-void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed)
+static void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed)
 {
     if (!service)
         return;
@@ -184,16 +141,21 @@ static void prune(struct sched *sc)
     json_decref(count);
 }
 
-/* The newest (or oldest) active task of <service> whose task definition is (or is not) <td>. */
-static const char *pick(json_t *tasks, const char *service, const char *td, bool same_td, bool newest)
+/* Whether task <t> counts toward its service's current deployment: the current task definition, on
+ * a node that stays. */
+static bool is_current(struct sched *sc, json_t *t, const char *td)
+{
+    return strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0 && !sched_task_on_leaving_node(sc, t);
+}
+
+/* The newest (or oldest) active task of <service> that is (or is not) current. */
+static const char *pick(struct sched *sc, json_t *tasks, const char *service, const char *td, bool current, bool newest)
 {
     const char *best = NULL, *best_at = NULL, *id;
     json_t *t;
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
-        if (!ts || strcmp(ts, service) != 0 || !active(t))
-            continue;
-        if ((strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0) != same_td)
+        if (!ts || strcmp(ts, service) != 0 || !active(t) || is_current(sc, t, td) != current)
             continue;
         const char *at = json_string_value(json_object_get(t, "created_at"));
         if (!best || (newest ? strcmp(at, best_at) > 0 : strcmp(at, best_at) < 0)) {
@@ -231,7 +193,7 @@ static void deployment_set(struct sched *sc, const char *service, json_t *fields
     sched_store_merge(sc->store, path, fields);
 }
 
-void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td)
+static void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td)
 {
     json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), service);
     json_t *d = deployment(sc, service);
@@ -272,6 +234,36 @@ void sched_deployment_task_failed(struct sched *sc, const char *service, const c
     }
 }
 
+void sched_task_ended(struct sched *sc, const char *id)
+{
+    char path[80], svc[128] = "", td[300] = "";
+    snprintf(path, sizeof path, "tasks/%s", id);
+    json_t *t = sched_store_get(sc->store, path);
+    if (!t)
+        return;
+    if (json_is_string(json_object_get(t, "service")))
+        snprintf(svc, sizeof svc, "%s", json_string_value(json_object_get(t, "service")));
+    snprintf(td, sizeof td, "%s", json_string_value(json_object_get(t, "task_definition")));
+    const char *code = json_string_value(json_object_get(t, "stop_code"));
+    bool failed = code && (strcmp(code, "EssentialContainerExited") == 0 || strcmp(code, "TaskFailedToStart") == 0);
+    double ran = json_object_get(t, "started_at") ? sched_task_age_s(t, "started_at") - sched_task_age_s(t, "stopped_at") : 0;
+    sched_event(sc, *svc ? svc : NULL, "task %s %s: %s", id, code && strcmp(code, "TaskFailedToStart") == 0 ? "failed to start" : "stopped",
+                json_string_value(json_object_get(t, "stopped_reason")));
+    if (*svc) {
+        sched_task_stopped(sc, svc, ran, failed);
+        if (failed && ran < HEALTHY_RUN_S)
+            sched_deployment_task_failed(sc, svc, td);
+    }
+    sched_kick(sc);
+    sched_sync_kick(sc);
+}
+
+void sched_task_running(struct sched *sc, const char *id)
+{
+    sched_sync_kick(sc);
+    sched_kick(sc);
+}
+
 /* One service: a rolling deployment toward <desired> tasks of its task definition. Plain
  * scaling is the case without old tasks. minimum_healthy_percent bounds how many RUNNING tasks
  * may be stopped, maximum_percent how many may run in all. */
@@ -292,7 +284,8 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (!ts || strcmp(ts, name) != 0 || !active(t))
             continue;
-        bool is_new = strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0;
+        /* Old: another task definition, or on a node that is draining or lost (replaced like a deployment). */
+        bool is_new = is_current(sc, t, td);
         bool is_running = strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0;
         *(is_new ? &new_n : &old_n) += 1;
         *(is_new ? &new_running : &old_running) += is_running;
@@ -325,19 +318,19 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
     if (new_running >= desired)
         stop_old = old_n;
     for (int k = 0; k < stop_old; k++) {
-        const char *victim = pick(tasks, name, td, false, false);
+        const char *victim = pick(sc, tasks, name, td, false, false);
         if (!victim)
             break;
         sched_event(sc, name, "stopping task %s (%s)", victim, "replaced by the deployment of the current task definition");
-        sched_agent_stop(sc, victim, "ServiceSchedulerInitiated", "Deployment replaced the task");
+        sched_task_stop(sc, victim, "ServiceSchedulerInitiated", "Deployment replaced the task");
     }
     /* Scale in: the newest go first. */
     for (int extra = new_n - desired; extra > 0; extra--) {
-        const char *victim = pick(tasks, name, td, true, true);
+        const char *victim = pick(sc, tasks, name, td, true, true);
         if (!victim)
             break;
         sched_event(sc, name, "stopping task %s (desired count %d)", victim, desired);
-        sched_agent_stop(sc, victim, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
+        sched_task_stop(sc, victim, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
     }
     if (d && old_n == 0 && new_running == desired && strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") == 0 &&
         strcmp(json_string_value(json_object_get(d, "current")), td) == 0) {
@@ -359,12 +352,11 @@ static void reconcile(struct sched *sc)
     json_t *state = sched_store_state(sc->store);
     json_t *tasks = json_object_get(state, "tasks"), *t, *svc;
     const char *id, *name;
-    /* Pending tasks first: capacity may have freed up. */
-    json_object_foreach(tasks, id, t)
-        if (active(t) && strcmp(json_string_value(json_object_get(t, "last_status")), "PENDING") == 0)
-            try_place(sc, id, t);
     json_object_foreach(json_object_get(state, "services"), name, svc)
         reconcile_service(sc, name, svc, tasks);
+    /* The new tasks and those still waiting for room. */
+    sched_place_pending(sc);
+    tasks = json_object_get(sched_store_state(sc->store), "tasks");
     /* Tasks of services that no longer exist. */
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
@@ -373,7 +365,7 @@ static void reconcile(struct sched *sc)
             continue;
         snprintf(path, sizeof path, "services/%s", ts);
         if (!sched_store_get(sc->store, path))
-            sched_agent_stop(sc, id, "ServiceSchedulerInitiated", "The service was deleted");
+            sched_task_stop(sc, id, "ServiceSchedulerInitiated", "The service was deleted");
     }
 }
 

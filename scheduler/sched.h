@@ -46,11 +46,16 @@ json_t *sched_taskdef_validate(json_t *body, char **err);
  * canonical "family:rev" or returns NULL. */
 json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const char *ref), void *ctx, char **err);
 
+/* Checks a node registration (POST /v1/nodes) and fills in defaults; NULL with *err. */
+json_t *sched_node_validate(json_t *body, char **err);
+
 /* ---- the scheduler: agent + service scheduler (agent.c, reconcile.c) ---- */
 
 #define SCHED_MAX_CONTAINERS 8
 
 struct sched_run; /* a running task on this node (agent.c) */
+struct sched_drain;
+struct sched_node_state;
 
 struct sched {
     struct ev_loop *loop;
@@ -58,8 +63,10 @@ struct sched {
     char *data_dir;
     char *dns;       /* BERTH_DNS given to tasks */
     char *namespace; /* BERTH_NAMESPACE */
+    const char *node_id; /* the node whose tasks agent.c runs ("local" in the scheduler) */
     int port_lo, port_hi;
     int cpu, memory_mib; /* this node's capacity */
+    json_t *attributes;  /* this node's attributes */
     struct sched_run *runs;
     ev_timer tick;
     json_t *events;  /* recent events, newest last */
@@ -73,6 +80,11 @@ struct sched {
     double autoscale_interval_s;            /* how often metrics are read and autoscaling evaluated */
     ev_timer metrics_timer;
     struct svc_metrics *metrics;            /* per service (metrics.c) */
+    double node_lost_after_s;               /* a remote node without heartbeat this long is lost */
+    json_t *heartbeats;                     /* node id -> monotonic time of its last heartbeat (nodes.c) */
+    json_t *lost;                           /* node id -> true while lost */
+    ev_timer nodes_timer;
+    struct sched_drain *drains;             /* tasks leaving their load balancers (nodes.c) */
 };
 
 /* metrics.c: reads each load-balanced service's targets from the proxy every autoscale_interval_s:
@@ -94,46 +106,70 @@ void sched_sync_start(struct sched *sc);
 void sched_sync_stop(struct sched *sc);
 /* Syncs soon (after a task started or is leaving). */
 void sched_sync_kick(struct sched *sc);
-/* Asks the proxy whether <address> has left group <tg>; answers through sched_agent_drained. */
+/* Asks the proxy whether <address> has left group <tg>; answers through sched_task_drained. */
 void sched_drain_poll(struct sched *sc, const char *task, const char *tg, const char *address);
-/* agent.c: the drain poll's answer for <task>. */
-void sched_agent_drained(struct sched *sc, const char *task, bool gone);
+/* The address ("ip:port") at which a task's <port> is reached: its node's address. */
+void sched_task_address(struct sched *sc, json_t *task, long long port, char *out, size_t len);
 
-/* agent.c: starts task <id> (its stored object says what to run); 0, or -1 with the task STOPPED. */
+/* ---- agent.c: runs the tasks of node sc->node_id ---- */
+
+/* Starts task <id> (its stored object says what to run); 0, or -1 with the task STOPPED. */
 int sched_agent_start(struct sched *sc, const char *id);
-/* Asks task <id> to stop: SIGTERM, then SIGKILL after each container's stop_timeout_s. */
+/* Stops task <id> now: SIGTERM, then SIGKILL after each container's stop_timeout_s. */
 void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason);
-/* Re-attaches to task processes that survived a scheduler restart. */
+/* True while agent.c runs task <id>. */
+bool sched_agent_running(struct sched *sc, const char *id);
+/* Re-attaches to the node's task processes that survived a restart. */
 void sched_agent_adopt(struct sched *sc);
-/* Resources used by tasks that are not STOPPED. */
-void sched_agent_usage(struct sched *sc, int *cpu, int *memory_mib);
-/* Kills every running task (used when the scheduler stops with --stop-tasks). */
+/* Kills every running task (used when stopping with --stop-tasks). */
 void sched_agent_stop_all(struct sched *sc);
 /* Forgets the running tasks (at exit; the processes are not touched). */
 void sched_agent_release(struct sched *sc);
 
-/* reconcile.c */
+/* Agent hooks: agent.c calls these; berth-scheduler implements them in reconcile.c and nodes.c,
+ * berth-agent in agent_main.c. */
+/* Updates fields of task <id> in the store (journaled, no wait). Steals <fields>. */
+void sched_task_update(struct sched *sc, const char *id, json_t *fields);
+/* Task <id> became RUNNING. */
+void sched_task_running(struct sched *sc, const char *id);
+/* Task <id> became STOPPED (its stop code and reason are stored). */
+void sched_task_ended(struct sched *sc, const char *id);
+/* Task <id> should stop (the scheduler drains it from its load balancers first). */
+void sched_task_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason);
+/* Appends an event ("service" may be NULL). */
+void sched_event(struct sched *sc, const char *service, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- reconcile.c ---- */
 void sched_start(struct sched *sc);
 void sched_stop(struct sched *sc);
 /* Runs the service scheduler soon (after any change). */
 void sched_kick(struct sched *sc);
-/* Appends an event ("service" may be NULL). */
-void sched_event(struct sched *sc, const char *service, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Creates a task record for <taskdef_ref> ("family:rev") and starts it (or leaves it PENDING); returns its id. */
+/* Creates a PENDING task record for <taskdef_ref> ("family:rev"), placed by the next reconcile pass;
+ * returns its id. */
 const char *sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out);
 /* Records a deployment of <service> from <previous> to <current> (task definitions). */
 void sched_deployment_start(struct sched *sc, const char *service, const char *previous, const char *current);
-/* A task of <service> with task definition <td> failed: counts toward the circuit breaker. */
-void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td);
-/* Tells the restart throttle that a task of <service> stopped after <ran_s> seconds, <failed> or not. */
-void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed);
 /* Seconds since the task's timestamp <field> ("started_at", ...); 0 when it has none. */
 double sched_task_age_s(json_t *t, const char *field);
-/* Updates fields of task <id> in the store (journaled, no wait). Steals <fields>. */
-void sched_task_update(struct sched *sc, const char *id, json_t *fields);
+
+/* ---- nodes.c: the nodes (container instances), heartbeats, placement, stopping tasks ---- */
+/* Records the embedded node and starts watching heartbeats. */
+void sched_nodes_start(struct sched *sc);
+void sched_nodes_stop(struct sched *sc);
+/* Places the PENDING tasks that want to run (one placement batch per service). */
+void sched_place_pending(struct sched *sc);
+/* True when <task> is on a node that is DRAINING or lost (its service replaces it). */
+bool sched_task_on_leaving_node(struct sched *sc, json_t *task);
+/* /v1/nodes... requests. */
+struct httpd_req;
+void sched_nodes_api(struct sched *sc, struct httpd_req *req);
+/* The proxy answered a drain poll for <task>: <gone> when it left the group. */
+void sched_task_drained(struct sched *sc, const char *task, bool gone);
 
 /* ---- API (api.c) ---- */
 struct httpd;
+/* Logs of task <id> kept on a remote node: fetched from its agent and sent as the answer. */
+void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task);
 /* Serves the scheduler API on <listen>; NULL with *err. */
 struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err);
 

@@ -102,7 +102,7 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
         json_array_foreach(json_object_get(g, "targets"), i, t)
             present |= strcmp(json_string_value(json_object_get(t, "address")), c->address) == 0;
         json_decref(g);
-        sched_agent_drained(sc, c->task, !present);
+        sched_task_drained(sc, c->task, !present);
     } else if (resp->status >= 300) {
         log_warn("data plane %s %s: HTTP %d %.*s", c->method, c->path, resp->status, (int)resp->body_len, resp->body);
     }
@@ -169,8 +169,8 @@ static void sync_now(struct sched *sc)
                     const char *ts = json_string_value(json_object_get(t, "service"));
                     json_t *port = json_object_get(json_object_get(t, "ports"), pn);
                     if (ts && strcmp(ts, name) == 0 && serving(t) && port) {
-                        char addr[64];
-                        snprintf(addr, sizeof addr, "127.0.0.1:%lld", json_integer_value(port));
+                        char addr[80];
+                        sched_task_address(sc, t, json_integer_value(port), addr, sizeof addr);
                         json_array_append_new(list, json_pack("{s:s,s:s}", "address", addr, "id", id));
                     }
                 }
@@ -199,10 +199,19 @@ static void sync_now(struct sched *sc)
                         pk = it ? json_object_iter_key(it) : NULL;
                     }
                     json_t *port = pk ? json_object_get(ports, pk) : NULL;
-                    if (ts && strcmp(ts, name) == 0 && serving(t))
-                        json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:s,s:b}", "id", id, "address", "127.0.0.1",
-                                                              "port", port ? json_integer_value(port) : 0, "port_name",
+                    if (ts && strcmp(ts, name) == 0 && serving(t)) {
+                        /* The node's address: "ip:port" without the port. */
+                        char addr[80];
+                        sched_task_address(sc, t, 0, addr, sizeof addr);
+                        char *colon = strrchr(addr, ':');
+                        *colon = 0;
+                        const char *ip = addr[0] == '[' ? addr + 1 : addr;
+                        if (addr[0] == '[')
+                            colon[-1] = 0;
+                        json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:s,s:b}", "id", id, "address", ip, "port",
+                                                              port ? json_integer_value(port) : 0, "port_name",
                                                               pk ? pk : "http", "healthy", 1));
+                    }
                 }
                 struct call *c = calloc(1, sizeof *c);
                 snprintf(c->method, sizeof c->method, "PUT");

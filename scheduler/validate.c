@@ -6,9 +6,10 @@
 
 #include "berth/config.h"
 #include "berth/util.h"
+#include "placement.h"
 #include "sched.h"
 
-enum jkind { J_INT, J_NUM, J_BOOL, J_LABEL, J_STR, J_STRARR, J_STRMAP, J_OBJ, J_OBJARR, J_ENUM };
+enum jkind { J_INT, J_NUM, J_BOOL, J_LABEL, J_STR, J_STRARR, J_STRMAP, J_OBJ, J_OBJARR, J_ENUM, J_NUMPAIR };
 
 struct jfield {
     const char *name;
@@ -35,6 +36,13 @@ static int check_value(json_t *v, const char *p, const struct jfield *f, char **
         return 0;
     case J_BOOL:
         return json_is_boolean(v) ? 0 : cfg_error(err, p, "must be true or false");
+    case J_NUMPAIR: /* [LOW, HIGH] integers within [min, max] */
+        if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(json_array_get(v, 0)) ||
+            !json_is_integer(json_array_get(v, 1)) || json_integer_value(json_array_get(v, 0)) < f->min ||
+            json_integer_value(json_array_get(v, 0)) > json_integer_value(json_array_get(v, 1)) ||
+            json_integer_value(json_array_get(v, 1)) > f->max)
+            return cfg_error(err, p, "must be [LOW, HIGH] with %.0f <= LOW <= HIGH <= %.0f", f->min, f->max);
+        return 0;
     case J_LABEL:
         if (!json_is_string(v) || !util_dns_label(json_string_value(v)))
             return cfg_error(err, p, "must be 1-63 letters, digits, '-' or '_'");
@@ -310,11 +318,35 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
         }
     }
     json_array_foreach(json_object_get(svc, "placement_constraints"), i, c) {
-        if (strcmp(json_string_value(json_object_get(c, "type")), "member_of") == 0 &&
-            !json_object_get(c, "expression")) {
-            char p[128];
-            snprintf(p, sizeof p, "placement_constraints[%zu].expression", i);
+        char p[128];
+        snprintf(p, sizeof p, "placement_constraints[%zu].expression", i);
+        bool member_of = strcmp(json_string_value(json_object_get(c, "type")), "member_of") == 0;
+        const char *expr = json_string_value(json_object_get(c, "expression"));
+        if (member_of && !expr) {
             cfg_error(err, p, "is required for member_of");
+            goto fail;
+        }
+        char *perr = NULL;
+        struct pl_expr *e = expr ? pl_expr_parse(expr, &perr) : NULL;
+        pl_expr_free(e);
+        if (perr) {
+            cfg_error(err, p, "%s", perr);
+            free(perr);
+            goto fail;
+        }
+    }
+    json_array_foreach(json_object_get(svc, "placement_strategy"), i, c) {
+        const char *type = json_string_value(json_object_get(c, "type"));
+        const char *field = json_string_value(json_object_get(c, "field"));
+        char p[128];
+        snprintf(p, sizeof p, "placement_strategy[%zu].field", i);
+        if (strcmp(type, "binpack") == 0 && (!field || (strcmp(field, "cpu") != 0 && strcmp(field, "memory") != 0))) {
+            cfg_error(err, p, "binpack needs cpu or memory");
+            goto fail;
+        }
+        if (strcmp(type, "spread") == 0 && field && strcmp(field, "instanceId") != 0 &&
+            (strncmp(field, "attribute:", 10) != 0 || !field[10])) {
+            cfg_error(err, p, "spread needs instanceId or attribute:NAME");
             goto fail;
         }
     }
@@ -322,4 +354,25 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
 fail:
     json_decref(svc);
     return NULL;
+}
+
+static const struct jfield node_fields[] = {
+    {"id", J_LABEL, 0, 0, NULL, true, NULL, NULL},
+    {"cpu", J_INT, 1, 1 << 24, NULL, true, NULL, NULL},
+    {"memory_mib", J_INT, 1, 1 << 30, NULL, true, NULL, NULL},
+    {"attributes", J_STRMAP, 0, 0, "{}", false, NULL, NULL},
+    {"port_range", J_NUMPAIR, 1024, 65535, "[32000, 60999]", false, NULL, NULL},
+    {"address", J_STR, 0, 0, "\"127.0.0.1\"", false, NULL, NULL},
+    {"agent_api", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {.name = NULL},
+};
+
+json_t *sched_node_validate(json_t *body, char **err)
+{
+    json_t *n = json_deep_copy(body);
+    if (check(n, "", node_fields, err) < 0) {
+        json_decref(n);
+        return NULL;
+    }
+    return n;
 }

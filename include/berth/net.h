@@ -15,6 +15,8 @@ struct net_addr {
 /* Parses "host:port", "[v6]:port" or "v6-literal:port" (numeric hosts only,
  * "localhost" accepted as 127.0.0.1). Returns 0 or -1. */
 int net_parse_addr(const char *s, struct net_addr *out);
+/* Parses a base URL "http://IP:PORT" (the scheme and a trailing '/' may be left out); 0 or -1. */
+int net_parse_url(const char *url, struct net_addr *out);
 /* Formats <a> as "ip:port" ("[ip]:port" for IPv6) into <dst>. */
 void net_format_addr(const struct net_addr *a, char *dst, size_t size);
 /* Writes just the IP of <sa> into <dst>. */
