@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/buf.h"
+#include "berth/httpd.h"
 #include "berth/log.h"
 #include "berth/util.h"
 #include "sched.h"
@@ -610,4 +612,29 @@ void sched_agent_adopt(struct sched *sc)
             finish_if_done(r);
         }
     }
+}
+
+void sched_agent_logs(struct sched *sc, struct httpd_req *req, const char *id)
+{
+    json_t *t = task_get(sc, id);
+    if (!t) {
+        httpd_respond_error(req, 404, "TaskNotFound", "no task \"%s\" on this node", id);
+        return;
+    }
+    const char *log = json_string_value(json_object_get(t, "log"));
+    FILE *f = log ? fopen(log, "r") : NULL;
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    if (f) {
+        /* The last MiB at most. */
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, size > (1 << 20) ? size - (1 << 20) : 0, SEEK_SET);
+        char *d = buf_reserve(&b, 1u << 20);
+        size_t got = d ? fread(d, 1, 1u << 20, f) : 0;
+        buf_commit(&b, got);
+        fclose(f);
+    }
+    httpd_respond(req, 200, "text/plain", b.len ? buf_head(&b) : "", b.len);
+    buf_free(&b);
 }

@@ -351,22 +351,7 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
                strcmp(json_string_value(json_object_get(t, "node")), sc->node_id) != 0) {
         sched_remote_logs(sc, req, t);
     } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET) {
-        const char *log = json_string_value(json_object_get(t, "log"));
-        FILE *f = log ? fopen(log, "r") : NULL;
-        struct buf b;
-        buf_init(&b, 1u << 20);
-        if (f) {
-            /* The last MiB at most. */
-            fseek(f, 0, SEEK_END);
-            long size = ftell(f);
-            fseek(f, size > (1 << 20) ? size - (1 << 20) : 0, SEEK_SET);
-            char *d = buf_reserve(&b, 1u << 20);
-            size_t got = d ? fread(d, 1, 1u << 20, f) : 0;
-            buf_commit(&b, got);
-            fclose(f);
-        }
-        httpd_respond(req, 200, "text/plain", b.len ? buf_head(&b) : "", b.len);
-        buf_free(&b);
+        sched_agent_logs(sc, req, req->segs[2]);
     } else {
         httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
     }

@@ -125,6 +125,9 @@ void sched_agent_adopt(struct sched *sc);
 void sched_agent_stop_all(struct sched *sc);
 /* Forgets the running tasks (at exit; the processes are not touched). */
 void sched_agent_release(struct sched *sc);
+struct httpd_req;
+/* Answers <req> with the last MiB of task <id>'s stdout and stderr. */
+void sched_agent_logs(struct sched *sc, struct httpd_req *req, const char *id);
 
 /* Agent hooks: agent.c calls these; berth-scheduler implements them in reconcile.c and nodes.c,
  * berth-agent in agent_main.c. */

@@ -378,3 +378,17 @@ class Scheduler(Daemon):
     def task_pids(self):
         return [c["pid"] for t in self.admin("GET", "/v1/tasks")[1]["tasks"] for c in t.get("containers", [])
                 if c.get("pid") and t["last_status"] != "STOPPED"]
+
+
+class Agent(Daemon):
+    """Runs build/scheduler/berth-agent as node <node_id> of <scheduler>, its API on a free port.
+    Tasks it runs are killed when it stops (--stop-tasks), also if a test fails."""
+
+    binary = "scheduler/berth-agent"
+    api_in_listen = True
+    extra_args = ["--stop-tasks"]
+
+    def __init__(self, scheduler, node_id, data_dir=None, **extra):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="berth-agent-")
+        super().__init__({"scheduler": f"http://127.0.0.1:{scheduler.admin_port}", "node_id": node_id,
+                          "data_dir": self.data_dir, "heartbeat_interval_s": 0.3, **extra})

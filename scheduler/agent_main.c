@@ -1,0 +1,349 @@
+/* agent_main.c -- berth-agent: a further node for berth-scheduler. It registers its capacity and
+ * attributes, then heartbeats: each heartbeat reports its tasks and gets back the tasks the scheduler
+ * wants on it (new ones to start, "stop" ones to stop). Tasks run through agent.c, as on the
+ * scheduler's embedded node, and are kept in a local journal (data_dir), so a restarted agent adopts
+ * its running tasks. A small API serves the tasks' logs to the scheduler. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "berth/config.h"
+#include "berth/daemon.h"
+#include "berth/httpc.h"
+#include "berth/httpd.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "sched.h"
+
+struct agent_config {
+    char *scheduler, *node_id, *listen, *data_dir, *address;
+    int cpu, memory_mib;
+    double heartbeat_interval_s;
+};
+
+static const struct cfg_field fields[] = {
+    {"scheduler", CFG_STRING, offsetof(struct agent_config, scheduler), 0, 0, 0, "http://127.0.0.1:7400", NULL, false},
+    {"node_id", CFG_STRING, offsetof(struct agent_config, node_id), 0, 0, 0, NULL, NULL, false},
+    {"listen", CFG_ADDR, offsetof(struct agent_config, listen), 0, 0, 0, "127.0.0.1:7410", NULL, false},
+    {"data_dir", CFG_STRING, offsetof(struct agent_config, data_dir), 0, 0, 0, "berth-agent-data", NULL, false},
+    {"address", CFG_STRING, offsetof(struct agent_config, address), 0, 0, 0, "127.0.0.1", NULL, false},
+    {"cpu", CFG_INT, offsetof(struct agent_config, cpu), 0, 1 << 20, -1, NULL, NULL, false},
+    {"memory_mib", CFG_INT, offsetof(struct agent_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
+    {"attributes", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"heartbeat_interval_s", CFG_DOUBLE, offsetof(struct agent_config, heartbeat_interval_s), 0.1, 60, 1, NULL, NULL, false},
+    CFG_END,
+};
+
+static struct {
+    struct sched sc;
+    struct net_addr scheduler;
+    char host[128];
+    json_t *registration; /* POST /v1/nodes body */
+    bool registered, failing;
+    struct httpc_req *inflight;
+    bool again; /* something changed while a heartbeat was in flight */
+    double interval;
+    ev_timer timer;
+    char *dns, *namespace;
+} A;
+
+/* ---- agent hooks (see sched.h): the scheduler hears of changes on the next heartbeat ---- */
+
+static void heartbeat_soon(void)
+{
+    if (A.inflight) {
+        A.again = true;
+        return;
+    }
+    A.timer.repeat = 0.005;
+    ev_timer_again(A.sc.loop, &A.timer);
+}
+
+void sched_task_update(struct sched *sc, const char *id, json_t *fields_)
+{
+    char path[80];
+    snprintf(path, sizeof path, "tasks/%s", id);
+    sched_store_merge(sc->store, path, fields_);
+}
+
+void sched_task_running(struct sched *sc, const char *id)
+{
+    heartbeat_soon();
+}
+
+void sched_task_ended(struct sched *sc, const char *id)
+{
+    heartbeat_soon();
+}
+
+void sched_task_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason)
+{
+    sched_agent_stop(sc, id, stop_code, reason);
+}
+
+void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
+}
+
+/* ---- heartbeats ---- */
+
+/* Does what the scheduler asked: start the tasks new to us, stop those marked "stop" and those it
+ * no longer lists; forget stopped tasks it has seen stopped. */
+static void apply(json_t *tasks)
+{
+    struct sched *sc = &A.sc;
+    json_t *wanted = json_object(), *x, *t;
+    size_t i;
+    json_array_foreach(tasks, i, x) {
+        const char *id = json_string_value(json_object_get(x, "id"));
+        if (!id)
+            continue;
+        char path[80], tid[40];
+        snprintf(tid, sizeof tid, "%s", id);
+        snprintf(path, sizeof path, "tasks/%s", tid);
+        json_object_set_new(wanted, tid, json_true());
+        json_t *local = sched_store_get(sc->store, path);
+        bool stop = json_is_true(json_object_get(x, "stop"));
+        if (!local && !stop && json_object_get(x, "definition")) {
+            json_t *copy = json_deep_copy(x);
+            json_object_set_new(copy, "node", json_string(sc->node_id));
+            sched_store_put(sc->store, path, copy, NULL, NULL);
+            log_info("task %s: starting (%s)", tid, json_string_value(json_object_get(x, "task_definition")));
+            sched_agent_start(sc, tid);
+        } else if (local && stop && sched_agent_running(sc, tid)) {
+            sched_agent_stop(sc, tid,
+                             json_is_string(json_object_get(x, "stop_code")) ? json_string_value(json_object_get(x, "stop_code")) : "UserInitiated",
+                             json_is_string(json_object_get(x, "stopped_reason")) ? json_string_value(json_object_get(x, "stopped_reason")) : "stopped by the scheduler");
+        }
+    }
+    json_t *gone = json_array();
+    const char *id;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+        if (!json_object_get(wanted, id))
+            json_array_append_new(gone, json_string(id));
+    json_array_foreach(gone, i, x) {
+        char path[80], tid[40];
+        snprintf(tid, sizeof tid, "%s", json_string_value(x));
+        snprintf(path, sizeof path, "tasks/%s", tid);
+        if (sched_agent_running(sc, tid)) {
+            log_info("task %s: the scheduler no longer wants it; stopping", tid);
+            sched_agent_stop(sc, tid, "ServiceSchedulerInitiated", "The scheduler no longer wants the task on this node");
+        } else {
+            sched_store_put(sc->store, path, NULL, NULL, NULL); /* the scheduler has its final state */
+        }
+    }
+    json_decref(gone);
+    json_decref(wanted);
+}
+
+static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void answered(const struct httpc_response *resp, const char *err, void *arg)
+{
+    A.inflight = NULL;
+    json_t *body = !err && resp->status < 300 ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    if (!body) {
+        if (!A.failing)
+            log_warn("%s %s: %s", A.registered ? "heartbeat" : "registration", A.host,
+                     err ? err : resp->status == 404 ? "the scheduler does not know this node" : "error answer");
+        A.failing = true;
+        if (!err && resp->status == 404)
+            A.registered = false; /* register again */
+    } else if (!A.registered) {
+        free(A.dns);
+        free(A.namespace);
+        A.dns = strdup(json_is_string(json_object_get(body, "dns_server")) ? json_string_value(json_object_get(body, "dns_server")) : "127.0.0.1:8600");
+        A.namespace = strdup(json_is_string(json_object_get(body, "namespace")) ? json_string_value(json_object_get(body, "namespace")) : "berth.internal");
+        A.sc.dns = A.dns;
+        A.sc.namespace = A.namespace;
+        A.registered = true;
+        A.again = true;
+        log_info("registered with the scheduler at %s as node %s", A.host, A.sc.node_id);
+    } else {
+        if (A.failing)
+            log_info("heartbeats reach the scheduler again");
+        A.failing = false;
+        apply(json_object_get(body, "tasks"));
+    }
+    json_decref(body);
+    A.timer.repeat = A.again ? 0.005 : A.interval;
+    A.again = false;
+    ev_timer_again(A.sc.loop, &A.timer);
+}
+
+static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_timer_stop(loop, w);
+    if (A.inflight)
+        return;
+    char path[160], *body;
+    if (A.registered) {
+        json_t *list = json_array(), *t;
+        const char *id;
+        json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t) {
+            json_t *copy = json_deep_copy(t);
+            json_object_del(copy, "definition");
+            json_array_append_new(list, copy);
+        }
+        json_t *hb = json_pack("{s:o}", "tasks", list);
+        body = json_dumps(hb, JSON_COMPACT);
+        json_decref(hb);
+        snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", A.sc.node_id);
+    } else {
+        body = json_dumps(A.registration, JSON_COMPACT);
+        snprintf(path, sizeof path, "/v1/nodes");
+    }
+    A.inflight = httpc_request(loop, &A.scheduler, "POST", A.host, path, "application/json", body, strlen(body), 5.0,
+                               answered, NULL);
+    free(body);
+    if (!A.inflight)
+        answered(NULL, "cannot connect", NULL);
+}
+
+/* ---- the agent's API: logs of its tasks ---- */
+
+static void handle(struct httpd_req *req, void *arg)
+{
+    if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
+        httpd_respond_json(req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.sc.node_id, "registered", A.registered));
+    else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
+             strcmp(req->segs[3], "logs") == 0 && req->method_id == HTTP_M_GET)
+        sched_agent_logs(&A.sc, req, req->segs[2]);
+    else
+        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: berth-agent [-c FILE] [-t] [--stop-tasks] [--log-format text|json] [--log-level LEVEL]\n"
+               "\n"
+               "A further node for berth-scheduler: registers its capacity and attributes, runs the tasks\n"
+               "the scheduler places on it, and reports them in heartbeats (docs/scheduler.md).\n"
+               "\n"
+               "  -c, --config FILE     JSON config: scheduler, node_id, listen, data_dir, address, cpu,\n"
+               "                        memory_mib, attributes, port_range, heartbeat_interval_s\n"
+               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
+               "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running and\n"
+               "                        a restarted agent adopts them)\n"
+               "      --log-format F    text (default) or json\n"
+               "      --log-level L     debug, info (default), warn, error\n"
+               "  -h, --help            this help\n"
+               "  -V, --version         print the version\n");
+}
+
+static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    log_info("signal %d: exiting", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *stop_flag = NULL;
+    const struct daemon_extra extra[] = {{"stop-tasks", 0, &stop_flag}, {NULL, 0, NULL}};
+    struct daemon_args args;
+    int rc = daemon_args_parse(argc, argv, "berth-agent", usage, extra, &args);
+    if (rc >= 0)
+        return rc;
+    char *err = NULL, *inner = NULL;
+    struct agent_config conf = {0};
+    json_t *root = args.config ? cfg_load_file(args.config, &err) : json_object();
+    char hostname[64] = "node";
+    gethostname(hostname, sizeof hostname - 1);
+    if (root && cfg_read(root, "", fields, &conf, &inner) == 0) {
+        if (!conf.node_id)
+            conf.node_id = strdup(hostname);
+        if (conf.cpu < 0)
+            conf.cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) * 1024;
+        if (conf.memory_mib < 0)
+            conf.memory_mib = (int)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
+        /* The node as the scheduler validates it (the same rules, checked here first). */
+        A.registration = json_pack("{s:s,s:i,s:i,s:s,s:O*,s:O*}", "id", conf.node_id, "cpu", conf.cpu, "memory_mib",
+                                   conf.memory_mib, "address", conf.address, "attributes", json_object_get(root, "attributes"),
+                                   "port_range", json_object_get(root, "port_range"));
+        json_object_set_new(A.registration, "agent_api", json_sprintf("http://%s", conf.listen));
+        json_t *checked = sched_node_validate(A.registration, &inner);
+        if (checked) {
+            json_decref(A.registration);
+            A.registration = checked;
+        }
+        if (!inner && net_parse_url(conf.scheduler, &A.scheduler) < 0)
+            cfg_error(&inner, "scheduler", "\"%s\" must be a URL like http://127.0.0.1:7400", conf.scheduler);
+    } else if (!inner && !err) {
+        cfg_error(&inner, "", "cannot read the config");
+    }
+    if (!root || inner) {
+        fprintf(stderr, "berth-agent: %s%s%s\n", err ? err : args.config ? args.config : "(defaults)", inner ? ": " : "",
+                inner ? inner : "");
+        json_decref(A.registration);
+        return 2;
+    }
+    json_decref(root);
+    if (args.check) {
+        printf("%s: ok\n", args.config ? args.config : "(defaults)");
+        json_decref(A.registration);
+        cfg_free(fields, &conf);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct ev_loop *loop = EV_DEFAULT;
+    struct sched_store *store = sched_store_open(loop, conf.data_dir, &err);
+    if (!store) {
+        fprintf(stderr, "berth-agent: %s\n", err);
+        return 2;
+    }
+    char tasks_dir[1024];
+    snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
+    mkdir(tasks_dir, 0755);
+    json_t *pr = json_object_get(A.registration, "port_range");
+    A.sc = (struct sched){.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = "127.0.0.1:8600",
+                          .namespace = "berth.internal", .node_id = conf.node_id,
+                          .port_lo = (int)json_integer_value(json_array_get(pr, 0)),
+                          .port_hi = (int)json_integer_value(json_array_get(pr, 1)), .cpu = conf.cpu,
+                          .memory_mib = conf.memory_mib, .attributes = json_object_get(A.registration, "attributes")};
+    snprintf(A.host, sizeof A.host, "%s", conf.scheduler);
+    A.interval = conf.heartbeat_interval_s;
+    struct httpd *api = httpd_start(loop, conf.listen, handle, NULL, &err);
+    if (!api) {
+        fprintf(stderr, "berth-agent: listen: %s\n", err);
+        return 2;
+    }
+    sched_agent_adopt(&A.sc);
+    ev_init(&A.timer, heartbeat);
+    heartbeat_soon();
+    ev_signal term, intr;
+    ev_signal_init(&term, on_term, SIGTERM);
+    ev_signal_init(&intr, on_term, SIGINT);
+    ev_signal_start(loop, &term);
+    ev_signal_start(loop, &intr);
+    log_info("berth-agent %s ready: node %s (%d cpu, %d MiB, ports %d-%d), scheduler %s, API on %s", BERTH_VERSION,
+             conf.node_id, conf.cpu, conf.memory_mib, A.sc.port_lo, A.sc.port_hi, conf.scheduler, conf.listen);
+    ev_run(loop, 0);
+    if (stop_flag)
+        sched_agent_stop_all(&A.sc);
+    httpd_stop(api);
+    ev_timer_stop(loop, &A.timer);
+    if (A.inflight)
+        httpc_cancel(A.inflight);
+    sched_agent_release(&A.sc);
+    sched_store_close(store);
+    json_decref(A.registration);
+    free(A.dns);
+    free(A.namespace);
+    cfg_free(fields, &conf);
+    log_info("stopped");
+    return 0;
+}
