@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +38,8 @@ struct sched_run {
     int exit_code[SCHED_MAX_CONTAINERS];
     double stop_timeout[SCHED_MAX_CONTAINERS];
     ev_child child[SCHED_MAX_CONTAINERS];
+    char cg[SCHED_MAX_CONTAINERS][2][160]; /* each container's cgroup directories (v1: memory, cpu; v2: one) */
+    int mem_limit_mib[SCHED_MAX_CONTAINERS];
     ev_io pidfd_io[SCHED_MAX_CONTAINERS]; /* adopted processes are not our children */
     int pidfd[SCHED_MAX_CONTAINERS];
     ev_timer kill_timer;
@@ -49,9 +54,12 @@ struct sched_run {
         double started;     /* this check */
     } health[SCHED_MAX_CONTAINERS];
     double started; /* monotonic */
+    bool all_exited;
     bool stopping;
     char stop_code[40], reason[200];
 };
+
+static void cg_remove(struct sched_run *r);
 
 static struct sched_run *find_run(struct sched *sc, const char *id)
 {
@@ -77,6 +85,8 @@ static void run_free(struct sched_run *r)
     }
     ev_timer_stop(sc->loop, &r->kill_timer);
     ev_timer_stop(sc->loop, &r->ready_timer);
+    if (r->all_exited)
+        cg_remove(r);
     for (int i = 0; i < r->n; i++) {
         ev_timer_stop(sc->loop, &r->health[i].timer);
         ev_child_stop(sc->loop, &r->health[i].child);
@@ -91,6 +101,150 @@ static json_t *task_get(struct sched *sc, const char *id)
     char path[80];
     snprintf(path, sizeof path, "tasks/%s", id);
     return sched_store_get(sc->store, path);
+}
+
+/* ---- cgroups: memory and CPU limits per container, where the machine allows ----
+ * cgroup v2 (a cgroup2 mount at /sys/fs/cgroup with the memory and cpu controllers): one directory
+ * per container under /sys/fs/cgroup/berth with memory.max and cpu.max. cgroup v1: directories under
+ * /sys/fs/cgroup/memory/berth (memory.limit_in_bytes) and /sys/fs/cgroup/cpu/berth (CFS quota).
+ * cpu units become a quota: 1024 units = one CPU. The process joins its cgroups between fork and exec. */
+
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_PERIOD_US 100000
+
+static int cg_mode = -1; /* -1 not probed, 0 none, 1 v1, 2 v2 */
+static char cg_why[200];
+
+static bool write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok;
+}
+
+static bool make_dir(const char *path)
+{
+    return mkdir(path, 0755) == 0 || errno == EEXIST;
+}
+
+const char *sched_cgroups(void)
+{
+    if (cg_mode >= 0)
+        return cg_mode == 2 ? "v2" : cg_mode == 1 ? "v1" : cg_why;
+    struct statfs st;
+    char probe[64];
+    if (statfs(CG_ROOT, &st) == 0 && st.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */) {
+        snprintf(probe, sizeof probe, "%s/berth", CG_ROOT);
+        if (make_dir(probe)) {
+            write_file(CG_ROOT "/cgroup.subtree_control", "+memory +cpu");
+            write_file(CG_ROOT "/berth/cgroup.subtree_control", "+memory +cpu");
+            if (access(CG_ROOT "/berth/memory.max", F_OK) == 0 || access(CG_ROOT "/berth/cgroup.subtree_control", W_OK) == 0)
+                return cg_mode = 2, "v2";
+        }
+        snprintf(cg_why, sizeof cg_why, "unavailable: cannot use %s/berth (%s)", CG_ROOT, strerror(errno));
+    } else if (access(CG_ROOT "/memory/cgroup.procs", F_OK) == 0 && access(CG_ROOT "/cpu/cgroup.procs", F_OK) == 0) {
+        if (make_dir(CG_ROOT "/memory/berth") && make_dir(CG_ROOT "/cpu/berth"))
+            return cg_mode = 1, "v1";
+        snprintf(cg_why, sizeof cg_why, "unavailable: cannot create %s/{memory,cpu}/berth (%s)", CG_ROOT, strerror(errno));
+    } else {
+        snprintf(cg_why, sizeof cg_why, "unavailable: no cgroup v2 mount or v1 memory and cpu hierarchies at %s", CG_ROOT);
+    }
+    cg_mode = 0;
+    log_warn("cgroups %s: tasks run without memory and CPU limits", cg_why);
+    return cg_why;
+}
+
+/* Fills r->cg[i] with container <i>'s cgroup directories; false without cgroups. */
+static bool cg_paths(struct sched_run *r, int i)
+{
+    r->cg[i][0][0] = r->cg[i][1][0] = 0;
+    sched_cgroups();
+    if (cg_mode == 2)
+        snprintf(r->cg[i][0], sizeof r->cg[i][0], CG_ROOT "/berth/%s-%d", r->id, i);
+    if (cg_mode == 1) {
+        snprintf(r->cg[i][0], sizeof r->cg[i][0], CG_ROOT "/memory/berth/%s-%d", r->id, i);
+        snprintf(r->cg[i][1], sizeof r->cg[i][1], CG_ROOT "/cpu/berth/%s-%d", r->id, i);
+    }
+    return cg_mode > 0;
+}
+
+/* Creates container <i>'s cgroups with its limits (none for 0); fills r->cg[i]. */
+static void cg_create(struct sched_run *r, int i, int cpu, int memory_mib)
+{
+    r->mem_limit_mib[i] = memory_mib;
+    if ((!cpu && !memory_mib) || !cg_paths(r, i))
+        return;
+    char f[220], v[64];
+    if (cg_mode == 2) {
+        if (!make_dir(r->cg[i][0]))
+            goto fail;
+        snprintf(f, sizeof f, "%s/memory.max", r->cg[i][0]);
+        snprintf(v, sizeof v, "%lld", (long long)memory_mib << 20);
+        if (memory_mib && !write_file(f, v))
+            goto fail;
+        snprintf(f, sizeof f, "%s/cpu.max", r->cg[i][0]);
+        snprintf(v, sizeof v, "%lld %d", (long long)cpu * CG_PERIOD_US / 1024, CG_PERIOD_US);
+        if (cpu && !write_file(f, v))
+            goto fail;
+        return;
+    }
+    if (!make_dir(r->cg[i][0]) || !make_dir(r->cg[i][1]))
+        goto fail;
+    snprintf(f, sizeof f, "%s/memory.limit_in_bytes", r->cg[i][0]);
+    snprintf(v, sizeof v, "%lld", (long long)memory_mib << 20);
+    if (memory_mib && !write_file(f, v))
+        goto fail;
+    snprintf(f, sizeof f, "%s/cpu.cfs_period_us", r->cg[i][1]);
+    snprintf(v, sizeof v, "%d", CG_PERIOD_US);
+    if (cpu && !write_file(f, v))
+        goto fail;
+    snprintf(f, sizeof f, "%s/cpu.cfs_quota_us", r->cg[i][1]);
+    snprintf(v, sizeof v, "%lld", (long long)cpu * CG_PERIOD_US / 1024);
+    if (cpu && !write_file(f, v))
+        goto fail;
+    return;
+fail:
+    log_warn("task %s: cgroup limits for container %d not applied: %s: %s", r->id, i, f, strerror(errno));
+}
+
+/* In the child, before exec: join container <i>'s cgroups. */
+static void cg_join(struct sched_run *r, int i)
+{
+    char f[220], pid[24];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    for (int k = 0; k < 2; k++)
+        if (r->cg[i][k][0]) {
+            snprintf(f, sizeof f, "%s/cgroup.procs", r->cg[i][k]);
+            write_file(f, pid);
+        }
+}
+
+/* True when the kernel OOM-killed a process of container <i>. */
+static bool cg_oom_killed(struct sched_run *r, int i)
+{
+    char f[220], line[128];
+    if (!r->cg[i][0][0])
+        return false;
+    snprintf(f, sizeof f, "%s/%s", r->cg[i][0], cg_mode == 2 ? "memory.events" : "memory.oom_control");
+    FILE *fp = fopen(f, "r");
+    long long n = 0;
+    while (fp && fgets(line, sizeof line, fp))
+        if (sscanf(line, "oom_kill %lld", &n) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return n > 0;
+}
+
+static void cg_remove(struct sched_run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        for (int k = 0; k < 2; k++)
+            if (r->cg[i][k][0])
+                rmdir(r->cg[i][k]); /* fails while a stray process remains: left for the operator */
 }
 
 /* ---- exits ---- */
@@ -139,10 +293,14 @@ static void container_exited(struct sched_run *r, int i, int code)
     json_t *c = json_array_get(cs, (size_t)i);
     if (c)
         json_object_set_new(c, "exit_code", code >= 0 ? json_integer(code) : json_null());
+    bool oom = cg_oom_killed(r, i);
+    if (c && oom)
+        json_object_set_new(c, "reason", json_sprintf("OutOfMemoryError: container killed due to memory usage (limit %d MiB)",
+                                                      r->mem_limit_mib[i]));
     if (!r->stopping && r->essential[i]) {
         snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
-        snprintf(r->reason, sizeof r->reason, "Essential container in task exited (%s, exit code %d)",
-                 c ? json_string_value(json_object_get(c, "name")) : "?", code);
+        snprintf(r->reason, sizeof r->reason, "Essential container in task exited (%s, exit code %d%s)",
+                 c ? json_string_value(json_object_get(c, "name")) : "?", code, oom ? ", OutOfMemoryError" : "");
         sched_task_update(sc, r->id, json_pack("{s:o,s:s,s:s}", "containers", json_incref(cs), "desired_status", "STOPPED",
                                                "last_status", "STOPPING"));
         begin_stop(r);
@@ -160,6 +318,7 @@ static void finish_if_done(struct sched_run *r)
     for (int k = 0; k < r->n; k++)
         if (!r->exited[k])
             return;
+    r->all_exited = true;
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
     sched_task_update(sc, r->id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
@@ -473,9 +632,12 @@ int sched_agent_start(struct sched *sc, const char *id)
             snprintf(envp[ne++], len, "%s=%s", pk, json_string_value(pv));
         }
         json_decref(env);
+        cg_create(r, (int)i, (int)json_integer_value(json_object_get(c, "cpu")),
+                  (int)json_integer_value(json_object_get(c, "memory_mib")));
         pid_t pid = fork();
         if (pid == 0) {
             setpgid(0, 0); /* its own process group, so a stop reaches its children too */
+            cg_join(r, (int)i);
             int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (fd >= 0) {
                 dup2(fd, 1);
@@ -555,6 +717,20 @@ void sched_agent_stop_all(struct sched *sc)
 {
     for (struct sched_run *r = sc->runs; r; r = r->next)
         signal_all(r, SIGKILL);
+    /* Wait for them (briefly), so their cgroups can go too. */
+    for (struct sched_run *r = sc->runs; r; r = r->next) {
+        for (int i = 0; i < r->n; i++) {
+            if (r->exited[i] || r->pid[i] <= 0)
+                continue;
+            if (r->pidfd[i] >= 0) {
+                struct pollfd p = {.fd = r->pidfd[i], .events = POLLIN};
+                poll(&p, 1, 1000);
+            } else {
+                waitpid(r->pid[i], NULL, 0);
+            }
+        }
+        r->all_exited = true;
+    }
 }
 
 void sched_agent_release(struct sched *sc)
@@ -587,6 +763,11 @@ void sched_agent_adopt(struct sched *sc)
             r->stop_timeout[i] = json_number_value(json_object_get(def, "stop_timeout_s"));
             r->pid[i] = (pid_t)json_integer_value(json_object_get(c, "pid"));
             r->pidfd[i] = -1;
+            r->mem_limit_mib[i] = (int)json_integer_value(json_object_get(def, "memory_mib"));
+            if (cg_paths(r, (int)i))
+                for (int k = 0; k < 2; k++)
+                    if (access(r->cg[i][k], F_OK) != 0)
+                        r->cg[i][k][0] = 0;
             ev_init(&r->child[i], child_cb);
             ev_init(&r->pidfd_io[i], pidfd_cb);
             r->pidfd_io[i].data = r;

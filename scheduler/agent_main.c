@@ -275,6 +275,7 @@ int main(int argc, char **argv)
                                    conf.memory_mib, "address", conf.address, "attributes", json_object_get(root, "attributes"),
                                    "port_range", json_object_get(root, "port_range"));
         json_object_set_new(A.registration, "agent_api", json_sprintf("http://%s", conf.listen));
+        json_object_set_new(A.registration, "cgroups", json_string(sched_cgroups()));
         json_t *checked = sched_node_validate(A.registration, &inner);
         if (checked) {
             json_decref(A.registration);

@@ -406,9 +406,10 @@ void sched_nodes_start(struct sched *sc)
         return;
     /* The embedded node: capacity from the config; its status (DRAINING) survives restarts. */
     json_t *old = get(sc, "nodes", sc->node_id);
-    json_t *n = json_pack("{s:s,s:i,s:i,s:O,s:[i,i],s:s,s:s,s:s}", "id", sc->node_id, "cpu", sc->cpu, "memory_mib", sc->memory_mib,
-                          "attributes", sc->attributes, "port_range", sc->port_lo, sc->port_hi, "address", "127.0.0.1", "agent",
-                          "embedded", "status", old && is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE");
+    json_t *n = json_pack("{s:s,s:i,s:i,s:O,s:[i,i],s:s,s:s,s:s,s:s}", "id", sc->node_id, "cpu", sc->cpu, "memory_mib",
+                          sc->memory_mib, "attributes", sc->attributes, "port_range", sc->port_lo, sc->port_hi, "address",
+                          "127.0.0.1", "agent", "embedded", "status", old && is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE",
+                          "cgroups", sched_cgroups());
     if (old && json_object_get(old, "registered_at"))
         json_object_set(n, "registered_at", json_object_get(old, "registered_at"));
     else {

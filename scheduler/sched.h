@@ -121,6 +121,8 @@ void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, c
 bool sched_agent_running(struct sched *sc, const char *id);
 /* Re-attaches to the node's task processes that survived a restart. */
 void sched_agent_adopt(struct sched *sc);
+/* "v1" or "v2" when tasks get cgroup memory and CPU limits, else "unavailable: why" (logged once). */
+const char *sched_cgroups(void);
 /* Kills every running task (used when stopping with --stop-tasks). */
 void sched_agent_stop_all(struct sched *sc);
 /* Forgets the running tasks (at exit; the processes are not touched). */

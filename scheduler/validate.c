@@ -364,6 +364,7 @@ static const struct jfield node_fields[] = {
     {"port_range", J_NUMPAIR, 1024, 65535, "[32000, 60999]", false, NULL, NULL},
     {"address", J_STR, 0, 0, "\"127.0.0.1\"", false, NULL, NULL},
     {"agent_api", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {"cgroups", J_STR, 0, 0, NULL, false, NULL, NULL},
     {.name = NULL},
 };
 

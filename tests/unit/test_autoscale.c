@@ -113,6 +113,7 @@ int main(void)
     sim_init(&m, 5, 10, 200, 10);
     sim_run(&m, 0, 200, noisy_1000, NULL);
     is_int(m.changes, 0, "tolerance: ±8%% noise around 5 × 200 changes nothing");
+    as_state_free(&m.s);
     sim_init(&m, 5, 10, 200, 10);
     sim_run(&m, 0, 200, constant_900, NULL);
     is_int(m.desired, 5, "tolerance: 900 req/s (10%% below 5 × 200) keeps 5");
@@ -162,6 +163,7 @@ int main(void)
     is_int(as_evaluate(&m.p, &m.s, &in, m.why, sizeof m.why), 2, "range: below min goes to min even without metrics");
     in.current = 9;
     is_int(as_evaluate(&m.p, &m.s, &in, m.why, sizeof m.why), 4, "range: above max goes to max");
+    as_state_free(&m.s);
     sim_init(&m, 1, 6, 200, 10);
     sim_run(&m, 0, 2, huge, NULL);
     is_int(m.desired, 6, "range: 1,000,000 req/s caps at max");
