@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""scheduler_start.py -- driven by bench/scheduler.sh: the time from POST /v1/services with
+desired_count 50 to 50 tasks RUNNING, to 50 targets in the proxy's group and to 50 SRV records."""
+import json, socket, struct, sys, time, urllib.request
+
+sport, padmin, dnsp, demo = sys.argv[1:5]
+N = 50
+
+
+def api(port, method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def srv_count():
+    q = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in "web50.berth.internal".split(".")) \
+        + b"\0" + struct.pack(">HH", 33, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    s.connect(("127.0.0.1", int(dnsp)))
+    s.sendall(struct.pack(">H", len(q)) + q)
+    data = b""
+    while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return struct.unpack(">H", data[2 + 6:2 + 8])[0] if len(data) >= 10 else 0
+
+
+api(sport, "POST", "/v1/task-definitions", {"family": "web50", "containers": [
+    {"name": "web", "command": [demo], "cpu": 16, "memory_mib": 16, "stop_timeout_s": 1, "port_mappings": [{"name": "http"}]}]})
+t0 = time.monotonic()
+st, body = api(sport, "POST", "/v1/services", {
+    "name": "web50", "task_definition": "web50", "desired_count": N,
+    "load_balancers": [{"target_group": "web50", "container_name": "web", "port_name": "http"}],
+    "service_registries": [{"name": "web50", "port_name": "http"}]})
+if st != 201:
+    sys.exit(f"service create failed: {body}")
+marks = {}
+while time.monotonic() - t0 < 30 and len(marks) < 3:
+    now = time.monotonic() - t0
+    if "running" not in marks:
+        running = len(api(sport, "GET", "/v1/tasks?service=web50&status=RUNNING")[1]["tasks"])
+        if running == N:
+            marks["running"] = now
+    if "proxy" not in marks:
+        st, g = api(padmin, "GET", "/v1/target-groups/web50")
+        if st == 200 and sum(1 for x in g["targets"] if x["state"] == "healthy") == N:
+            marks["proxy"] = now
+    if "dns" not in marks and srv_count() == N:
+        marks["dns"] = now
+    time.sleep(0.01)
+print(f"service create with desired_count {N} (berth-demo-web tasks, embedded node):")
+for k, what in (("running", f"{N} tasks RUNNING"), ("proxy", f"{N} healthy targets in the proxy"), ("dns", f"{N} SRV records in DNS")):
+    print(f"  {what:34s} {marks[k]:.2f} s" if k in marks else f"  {what:34s} not within 30 s")
+done = max(marks.values()) if len(marks) == 3 else None
+print(f"  all of it: {done:.2f} s (goal < 3 s)" if done is not None else "  not all within 30 s")
