@@ -375,17 +375,38 @@ int cli_scheduler(int argc, char **argv)
         } else {
             return usage_error("task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID");
         }
+    } else if (strcmp(noun, "node") == 0 && (strcmp(verb, "drain") == 0 || strcmp(verb, "activate") == 0)) {
+        if (argc < 3 || argv[2][0] == '-')
+            return usage_error("node drain NODE | node activate NODE");
+        json_t *b = json_pack("{s:s}", "status", strcmp(verb, "drain") == 0 ? "DRAINING" : "ACTIVE");
+        snprintf(path, sizeof path, "/v1/nodes/%s", argv[2]);
+        r = call("PATCH", path, b);
+        json_decref(b);
+        if (!r)
+            return 1;
+        if (js)
+            return print_json(r);
+        printf("node %s: %s\n", S(r, "id"), S(r, "status"));
     } else if (strcmp(noun, "node") == 0 && strcmp(verb, "ls") == 0) {
         if (!(r = call("GET", "/v1/nodes", NULL)))
             return 1;
         if (js)
             return print_json(r);
-        printf("%-10s %-8s %12s %16s %6s\n", "NODE", "STATUS", "CPU USED", "MEMORY USED", "TASKS");
+        printf("%-12s %-9s %-9s %12s %16s %6s  %s\n", "NODE", "STATUS", "CONNECTED", "CPU USED", "MEMORY USED", "TASKS",
+               "ATTRIBUTES");
         json_t *x;
         size_t i;
-        json_array_foreach(json_object_get(r, "nodes"), i, x)
-            printf("%-10s %-8s %5lld/%-6lld %7lld/%-8lld %6lld\n", S(x, "id"), S(x, "status"), I(x, "cpu_used"), I(x, "cpu"),
-                   I(x, "memory_mib_used"), I(x, "memory_mib"), I(x, "running_tasks"));
+        json_array_foreach(json_object_get(r, "nodes"), i, x) {
+            char attrs[256] = "";
+            const char *k;
+            json_t *v;
+            json_object_foreach(json_object_get(x, "attributes"), k, v)
+                snprintf(attrs + strlen(attrs), sizeof attrs - strlen(attrs), "%s%s=%s", *attrs ? "," : "", k,
+                         json_string_value(v));
+            printf("%-12s %-9s %-9s %5lld/%-6lld %7lld/%-8lld %6lld  %s\n", S(x, "id"), S(x, "status"),
+                   json_is_true(json_object_get(x, "connected")) ? "yes" : "no", I(x, "cpu_used"), I(x, "cpu"),
+                   I(x, "memory_mib_used"), I(x, "memory_mib"), I(x, "running_tasks"), *attrs ? attrs : "-");
+        }
     } else if (strcmp(noun, "top") == 0) {
         return top(argc, argv);
     } else if (strcmp(noun, "events") == 0) {
