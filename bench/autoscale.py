@@ -1,33 +1,12 @@
 #!/usr/bin/env python3
 """autoscale.py -- driven by bench/autoscale.sh: deploys the demo service with autoscaling, runs
 idle -> paced wrk burst -> idle, and prints the timeline and the scaling times."""
-import json, re, subprocess, sys, time, urllib.request
+import re, subprocess, sys, time
+from benchlib import api, wait
 
 sport, padmin, lp, burst, conns, demo, work = sys.argv[1:8]
 burst, conns = int(burst), int(conns)
 TARGET, MIN, MAX, IN_COOLDOWN, IDLE_BEFORE = 200, 1, 10, 30, 5
-
-
-def api(port, method, path, body=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def wait(fn, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if fn():
-                return True
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 if not wait(lambda: api(sport, "GET", "/healthz")[0] == 200 and api(padmin, "GET", "/healthz")[0] == 200, 10):

@@ -1,20 +1,11 @@
 #!/usr/bin/env python3
 """scheduler_start.py -- driven by bench/scheduler.sh: the time from POST /v1/services with
 desired_count 50 to 50 tasks RUNNING, to 50 targets in the proxy's group and to 50 SRV records."""
-import json, socket, struct, sys, time, urllib.request
+import socket, struct, sys, time
+from benchlib import api
 
 sport, padmin, dnsp, demo = sys.argv[1:5]
 N = 50
-
-
-def api(port, method, path, body=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 def srv_count():

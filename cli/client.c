@@ -99,6 +99,14 @@ static json_t *call(const char *method, const char *path, json_t *body)
     return j;
 }
 
+/* call() with a body it takes the reference of. */
+static json_t *send_body(const char *method, const char *path, json_t *body)
+{
+    json_t *r = call(method, path, body);
+    json_decref(body);
+    return r;
+}
+
 static json_t *read_file_arg(int argc, char **argv)
 {
     for (int i = 0; i + 1 < argc; i++)
@@ -305,9 +313,7 @@ int cli_scheduler(int argc, char **argv)
                 b = json_pack("{s:s}", "task_definition", td);
             }
             snprintf(path, sizeof path, "/v1/services/%s", name);
-            r = call("PATCH", path, b);
-            json_decref(b);
-            if (!r)
+            if (!(r = send_body("PATCH", path, b)))
                 return 1;
             if (js)
                 return print_json(r);
@@ -327,9 +333,7 @@ int cli_scheduler(int argc, char **argv)
         if (strcmp(verb, "run") == 0 && id) {
             const char *count = opt(argc, argv, "--count");
             json_t *b = json_pack("{s:s,s:i}", "task_definition", id, "count", count ? atoi(count) : 1);
-            r = call("POST", "/v1/tasks", b);
-            json_decref(b);
-            if (!r)
+            if (!(r = send_body("POST", "/v1/tasks", b)))
                 return 1;
             if (js)
                 return print_json(r);
@@ -380,9 +384,7 @@ int cli_scheduler(int argc, char **argv)
             return usage_error("node drain NODE | node activate NODE");
         json_t *b = json_pack("{s:s}", "status", strcmp(verb, "drain") == 0 ? "DRAINING" : "ACTIVE");
         snprintf(path, sizeof path, "/v1/nodes/%s", argv[2]);
-        r = call("PATCH", path, b);
-        json_decref(b);
-        if (!r)
+        if (!(r = send_body("PATCH", path, b)))
             return 1;
         if (js)
             return print_json(r);

@@ -22,10 +22,7 @@ static void usage(FILE *f)
                "  -c, --config FILE     JSON config (docs/dns.md); default: DNS on 127.0.0.1:8600 (UDP+TCP),\n"
                "                        admin API on 127.0.0.1:7402, no namespaces\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
-               "      --log-format F    text (default) or json\n"
-               "      --log-level L     debug, info (default), warn, error\n"
-               "  -h, --help            this help\n"
-               "  -V, --version         print the version\n"
+               DAEMON_FLAGS_HELP
                "\n"
                "Signals: SIGHUP reloads the config (a bad one is refused, the old one keeps serving);\n"
                "SIGTERM/SIGINT exit 0.\n");
@@ -59,12 +56,6 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     log_info("reloaded %s", config_path ? config_path : "(defaults)");
 }
 
-static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    log_info("signal %d: exiting", w->signum);
-    ev_break(loop, EVBREAK_ALL);
-}
-
 int main(int argc, char **argv)
 {
     struct daemon_args args;
@@ -93,13 +84,10 @@ int main(int argc, char **argv)
         free(err);
         return 2;
     }
-    ev_signal hup, term, intr;
+    ev_signal hup, exit_signals[2];
     ev_signal_init(&hup, on_hup, SIGHUP);
-    ev_signal_init(&term, on_term, SIGTERM);
-    ev_signal_init(&intr, on_term, SIGINT);
     ev_signal_start(srv.loop, &hup);
-    ev_signal_start(srv.loop, &term);
-    ev_signal_start(srv.loop, &intr);
+    daemon_exit_on_signals(srv.loop, exit_signals);
     log_info("berth-dns %s ready: DNS on %s (UDP+TCP), admin on %s", BERTH_VERSION, c->listen, c->admin_listen);
     ev_run(srv.loop, 0);
     httpd_stop(srv.admin);

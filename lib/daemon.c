@@ -1,5 +1,6 @@
 /* daemon.c -- the command-line flags every berth daemon takes. */
 #include <getopt.h>
+#include <signal.h>
 #include <string.h>
 
 #include "berth/daemon.h"
@@ -54,4 +55,18 @@ int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(
         return 2;
     }
     return -1;
+}
+
+static void on_exit_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    log_info("signal %d: exiting", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void daemon_exit_on_signals(struct ev_loop *loop, ev_signal w[2])
+{
+    ev_signal_init(&w[0], on_exit_signal, SIGTERM);
+    ev_signal_init(&w[1], on_exit_signal, SIGINT);
+    ev_signal_start(loop, &w[0]);
+    ev_signal_start(loop, &w[1]);
 }

@@ -20,10 +20,7 @@ static void usage(FILE *f)
                "\n"
                "  -c, --config FILE     JSON config (docs/proxy.md); default: no listeners, admin on 127.0.0.1:7401\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
-               "      --log-format F    text (default) or json\n"
-               "      --log-level L     debug, info (default), warn, error\n"
-               "  -h, --help            this help\n"
-               "  -V, --version         print the version\n"
+               DAEMON_FLAGS_HELP
                "\n"
                "Signals: SIGHUP reloads the config (a bad one is refused and the old one keeps\n"
                "serving); SIGTERM/SIGINT stop accepting, finish in-flight requests and exit 0.\n");

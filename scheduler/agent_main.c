@@ -238,16 +238,7 @@ static void usage(FILE *f)
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
                "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running and\n"
                "                        a restarted agent adopts them)\n"
-               "      --log-format F    text (default) or json\n"
-               "      --log-level L     debug, info (default), warn, error\n"
-               "  -h, --help            this help\n"
-               "  -V, --version         print the version\n");
-}
-
-static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    log_info("signal %d: exiting", w->signum);
-    ev_break(loop, EVBREAK_ALL);
+               DAEMON_FLAGS_HELP);
 }
 
 int main(int argc, char **argv)
@@ -325,11 +316,8 @@ int main(int argc, char **argv)
     sched_agent_adopt(&A.sc);
     ev_init(&A.timer, heartbeat);
     heartbeat_soon();
-    ev_signal term, intr;
-    ev_signal_init(&term, on_term, SIGTERM);
-    ev_signal_init(&intr, on_term, SIGINT);
-    ev_signal_start(loop, &term);
-    ev_signal_start(loop, &intr);
+    ev_signal exit_signals[2];
+    daemon_exit_on_signals(loop, exit_signals);
     log_info("berth-agent %s ready: node %s (%d cpu, %d MiB, ports %d-%d), scheduler %s, API on %s", BERTH_VERSION,
              conf.node_id, conf.cpu, conf.memory_mib, A.sc.port_lo, A.sc.port_hi, conf.scheduler, conf.listen);
     ev_run(loop, 0);

@@ -103,33 +103,6 @@ static double p99_ms(const double *delta, size_t nb, json_t *le)
     return -1;
 }
 
-/* Stops tasks the proxy reports unhealthy once their grace period is over (ECS: "Task failed ELB
- * health checks"); the service scheduler starts replacements. */
-static void replace_unhealthy(struct sched *sc, struct svc_metrics *m, json_t *svc, json_t *tasks)
-{
-    double grace = json_number_value(json_object_get(svc, "health_check_grace_period_s"));
-    const char *tgname;
-    json_t *g, *t;
-    size_t i;
-    json_object_foreach(m->groups, tgname, g) {
-        json_array_foreach(json_object_get(g, "targets"), i, t) {
-            const char *id = json_string_value(json_object_get(t, "id"));
-            json_t *task = id ? json_object_get(tasks, id) : NULL;
-            if (!task || !is(t, "state", "unhealthy") || !is(task, "last_status", "RUNNING") ||
-                !is(task, "desired_status", "RUNNING") || !is(task, "service", m->name) ||
-                sched_task_age_s(task, "started_at") < grace)
-                continue;
-            char reason[300], idc[40];
-            snprintf(idc, sizeof idc, "%s", id);
-            snprintf(reason, sizeof reason, "Task failed ELB health checks in (target-group %s): %s", tgname,
-                     json_is_string(json_object_get(t, "health_check")) ? json_string_value(json_object_get(t, "health_check"))
-                                                                         : "unhealthy");
-            sched_event(sc, m->name, "task %s is unhealthy in target group %s; replacing it", idc, tgname);
-            sched_task_stop(sc, idc, "TaskFailedHealthChecks", reason);
-        }
-    }
-}
-
 static void autoscale(struct sched *sc, struct svc_metrics *m, json_t *svc)
 {
     json_t *as = json_object_get(svc, "autoscaling");
@@ -174,9 +147,11 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
         m->groups = NULL;
         return;
     }
-    /* Rate over the service's serving tasks; healthy = serving and healthy in every group. */
-    double rate = 0, delta[32] = {0};
-    json_t *le = NULL, *unhealthy = json_object(), *seen = json_object();
+    /* Rate over the service's serving tasks; healthy = serving and healthy in every group. Tasks the
+     * proxy reports unhealthy once their grace period is over are replaced (ECS: "Task failed ELB
+     * health checks"). */
+    double rate = 0, delta[32] = {0}, grace = json_number_value(json_object_get(svc, "health_check_grace_period_s"));
+    json_t *le = NULL, *unhealthy = json_object(), *seen = json_object(), *replace = json_object();
     const char *tgname;
     json_t *g, *t;
     size_t i;
@@ -190,9 +165,22 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
             json_object_set_new(seen, id, json_true());
             if (!is(t, "state", "healthy") || is(task, "health_status", "UNHEALTHY"))
                 json_object_set_new(unhealthy, id, json_true());
+            if (is(t, "state", "unhealthy") && is(task, "desired_status", "RUNNING") &&
+                sched_task_age_s(task, "started_at") >= grace)
+                json_object_set_new(replace, id, json_sprintf("Task failed ELB health checks in (target-group %s): %s", tgname,
+                                                             json_is_string(json_object_get(t, "health_check"))
+                                                                 ? json_string_value(json_object_get(t, "health_check"))
+                                                                 : "unhealthy"));
         }
         add_latency(m, tgname, json_object_get(g, "stats"), delta, 32, &le);
     }
+    const char *id;
+    json_t *reason;
+    json_object_foreach(replace, id, reason) {
+        sched_event(sc, m->name, "task %s failed the proxy's health checks; replacing it", id);
+        sched_task_stop(sc, id, "TaskFailedHealthChecks", json_string_value(reason));
+    }
+    json_decref(replace);
     m->have = true;
     m->rate = rate;
     m->healthy = (int)(json_object_size(seen) - json_object_size(unhealthy));
@@ -200,7 +188,6 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
     m->updated_at = util_now();
     json_decref(unhealthy);
     json_decref(seen);
-    replace_unhealthy(sc, m, svc, tasks);
     autoscale(sc, m, svc);
     json_decref(m->groups);
     m->groups = NULL;

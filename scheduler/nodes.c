@@ -134,31 +134,27 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     json_t *svc = get(sc, "services", json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "");
-    json_t *lb;
+    /* Ask about every group the task is in; count the questions before sending any (an answer can
+     * come back at once). */
+    json_t *asks = json_array(), *lb, *x;
     size_t i;
-    d->wait = 0;
-    d->all_gone = true;
-    int asks = 0;
-    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
-        json_t *port = json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
-        if (port)
-            asks++;
-    }
-    d->wait = asks;
-    if (!asks) {
-        drain_done(d);
-        return;
-    }
-    char id[40];
-    snprintf(id, sizeof id, "%s", d->id);
     json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
         json_t *port = json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
         if (!port)
             continue;
         char addr[80];
         sched_task_address(sc, t, json_integer_value(port), addr, sizeof addr);
-        sched_drain_poll(sc, id, json_string_value(json_object_get(lb, "target_group")), addr);
+        json_array_append_new(asks, json_pack("{s:O,s:s}", "tg", json_object_get(lb, "target_group"), "addr", addr));
     }
+    d->wait = (int)json_array_size(asks);
+    d->all_gone = true;
+    char id[40];
+    snprintf(id, sizeof id, "%s", d->id);
+    if (!d->wait)
+        drain_done(d);
+    json_array_foreach(asks, i, x)
+        sched_drain_poll(sc, id, json_string_value(json_object_get(x, "tg")), json_string_value(json_object_get(x, "addr")));
+    json_decref(asks);
 }
 
 void sched_task_drained(struct sched *sc, const char *task, bool gone)
@@ -175,6 +171,19 @@ void sched_task_drained(struct sched *sc, const char *task, bool gone)
         ev_timer_set(&d->timer, DRAIN_POLL_S, 0);
         ev_timer_start(sc->loop, &d->timer);
     }
+}
+
+static void drain_start(struct sched *sc, const char *id)
+{
+    struct sched_drain *d = calloc(1, sizeof *d);
+    d->sc = sc;
+    snprintf(d->id, sizeof d->id, "%s", id);
+    d->started = util_now();
+    ev_timer_init(&d->timer, drain_tick, DRAIN_POLL_S, 0);
+    d->timer.data = d;
+    ev_timer_start(sc->loop, &d->timer);
+    d->next = sc->drains;
+    sc->drains = d;
 }
 
 void sched_task_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason)
@@ -199,15 +208,27 @@ void sched_task_stop(struct sched *sc, const char *id, const char *stop_code, co
     /* Leave the load balancer first: no new requests, in-flight ones finish (no 502s on deploys). */
     sched_task_update(sc, id, json_pack("{s:s}", "last_status", "DEACTIVATING"));
     sched_sync_kick(sc);
-    struct sched_drain *d = calloc(1, sizeof *d);
-    d->sc = sc;
-    snprintf(d->id, sizeof d->id, "%s", id);
-    d->started = util_now();
-    ev_timer_init(&d->timer, drain_tick, DRAIN_POLL_S, 0);
-    d->timer.data = d;
-    ev_timer_start(sc->loop, &d->timer);
-    d->next = sc->drains;
-    sc->drains = d;
+    drain_start(sc, id);
+}
+
+void sched_nodes_resume(struct sched *sc)
+{
+    /* Stops that a restart interrupted: draining ones drain again, stopping ones on this node are
+     * signalled again (a berth-agent still has its "stop"). */
+    json_t *ids = json_array(), *t, *x;
+    const char *id;
+    size_t i;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+        if (is(t, "last_status", "DEACTIVATING") || (is(t, "last_status", "STOPPING") && is(t, "node", sc->node_id)))
+            json_array_append_new(ids, json_string(id));
+    json_array_foreach(ids, i, x) {
+        const char *tid = json_string_value(x);
+        if (is(get(sc, "tasks", tid), "last_status", "DEACTIVATING"))
+            drain_start(sc, tid);
+        else
+            node_stop(sc, tid);
+    }
+    json_decref(ids);
 }
 
 /* ---- placement ---- */

@@ -400,6 +400,7 @@ void sched_start(struct sched *sc)
     sc->backoff = json_object();
     sc->steady = json_object();
     sched_agent_adopt(sc);
+    sched_nodes_resume(sc);
     ev_init(&sc->tick, tick);
     sc->tick.data = sc;
     sched_kick(sc);

@@ -161,6 +161,8 @@ double sched_task_age_s(json_t *t, const char *field);
 /* Records the embedded node and starts watching heartbeats. */
 void sched_nodes_start(struct sched *sc);
 void sched_nodes_stop(struct sched *sc);
+/* Resumes the stops a restart interrupted (after the agent adopted the node's tasks). */
+void sched_nodes_resume(struct sched *sc);
 /* Places the PENDING tasks that want to run (one placement batch per service). */
 void sched_place_pending(struct sched *sc);
 /* True when <task> is on a node that is DRAINING or lost (its service replaces it). */

@@ -2,10 +2,18 @@
 #ifndef BERTH_DAEMON_H
 #define BERTH_DAEMON_H
 
+#include <ev.h>
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "berth/log.h"
+
+/* The --help lines of the flags daemon_args_parse handles for every daemon (besides -c and -t). */
+#define DAEMON_FLAGS_HELP                                                                                           \
+    "      --log-format F    text (default) or json\n"                                                             \
+    "      --log-level L     debug, info (default), warn, error\n"                                                 \
+    "  -h, --help            this help\n"                                                                          \
+    "  -V, --version         print the version\n"
 
 struct daemon_args {
     const char *config;        /* -c FILE, or NULL for the defaults */
@@ -28,5 +36,9 @@ struct daemon_extra {
  * a bad flag (with a one-line reason on stderr). */
 int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(FILE *),
                       const struct daemon_extra *extra, struct daemon_args *out);
+
+/* Makes SIGTERM and SIGINT log "signal N: exiting" and end ev_run on <loop>; <w> holds the two watchers
+ * (they must outlive the loop run). */
+void daemon_exit_on_signals(struct ev_loop *loop, ev_signal w[2]);
 
 #endif
