@@ -127,6 +127,31 @@ t.is_(low[0], 4, "never fewer than 4 RUNNING meanwhile (minimum_healthy_percent 
 t.is_(s.admin("PATCH", "/v1/nodes/local", {"status": "GONE"})[0], 400, "a bad status is a 400")
 t.is_(s.admin("PATCH", "/v1/nodes/nope", {"status": "ACTIVE"})[0], 404, "an unknown node is a 404")
 
+# The agent protocol refuses what it cannot take.
+st, body = s.admin("POST", "/v1/nodes", {"id": "n3", "cpu": 1024})
+t.ok(st == 400 and body["error"]["message"] == "memory_mib: is required", "registration without memory_mib: 400", body)
+st, body = s.admin("POST", "/v1/nodes", {"id": "n3", "cpu": 1024, "memory_mib": 512, "port_range": [80, 90]})
+t.ok(st == 400 and body["error"]["message"].startswith("port_range: must be [LOW, HIGH]"), "a bad port_range: 400", body)
+t.is_(s.admin("POST", "/v1/nodes", {"id": "local", "cpu": 1, "memory_mib": 1})[0], 409, "the embedded node's id cannot be taken")
+t.is_(s.admin("POST", "/v1/nodes/nope/heartbeat", {"tasks": []})[0], 404, "a heartbeat from an unknown node: 404")
+st, body = s.admin("POST", "/v1/nodes/n2/heartbeat", {"tasks": {}})
+t.ok(st == 400 and body["error"]["message"] == "tasks: must be an array", "a heartbeat without a task list: 400", body)
+
+t.is_(a.stop(), 0, "berth-agent exits 0")
+t.is_(s.stop(), 0, "scheduler exits 0")
+t.ok(s.sanitizer_clean() and a.sanitizer_clean(), "no sanitizer reports", s.log()[-3000:] + a.log()[-3000:])
+
+# agent.embedded false: tasks run on berth-agent nodes only.
+s = Scheduler(tempfile.mkdtemp(prefix="berth-sched-"), agent={"embedded": False})
+t.is_(s.admin("GET", "/v1/nodes")[1]["nodes"], [], "without the embedded node there is no node")
+s.admin("POST", "/v1/task-definitions", {"family": "web", "containers": [
+    {"name": "web", "command": [DEMO], "stop_timeout_s": 1, "port_mappings": [{"name": "http"}]}]})
+s.admin("POST", "/v1/services", {"name": "w", "task_definition": "web", "desired_count": 2})
+t.ok(wait_until(lambda: len(tasks("w", "PENDING")) == 2, 5) and
+     tasks("w", "PENDING")[0].get("pending_reason", "").startswith("no ACTIVE node"), "tasks wait for a node",
+     tasks("w", "PENDING"))
+a = Agent(s, "solo", port_range=[43000, 43999])
+t.ok(wait_until(lambda: per_node("w") == {"solo": 2}, 10), "an agent registers and runs them", per_node("w"))
 t.is_(a.stop(), 0, "berth-agent exits 0")
 t.is_(s.stop(), 0, "scheduler exits 0")
 t.ok(s.sanitizer_clean() and a.sanitizer_clean(), "no sanitizer reports", s.log()[-3000:] + a.log()[-3000:])
