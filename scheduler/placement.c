@@ -29,7 +29,12 @@ struct parser {
     char tok[256];
     size_t tok_at;
     char *err;
+    int depth; /* parentheses open, and conditions so far: bounded, so no input can exhaust the stack */
+    int terms;
 };
+
+#define MAX_DEPTH 32
+#define MAX_TERMS 256
 
 static void perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void perr(struct parser *p, const char *fmt, ...)
@@ -119,12 +124,21 @@ static struct pl_expr *parse_or(struct parser *p);
 static struct pl_expr *parse_factor(struct parser *p)
 {
     if (is_tok(p, "(")) {
+        if (++p->depth > MAX_DEPTH) {
+            perr(p, "parentheses nested deeper than %d", MAX_DEPTH);
+            return NULL;
+        }
         next(p);
         struct pl_expr *e = parse_or(p);
         if (!p->err && !is_tok(p, ")"))
             perr(p, "expected ')'");
         next(p);
+        p->depth--;
         return e;
+    }
+    if (++p->terms > MAX_TERMS) {
+        perr(p, "more than %d conditions", MAX_TERMS);
+        return NULL;
     }
     if (strncmp(p->tok, "attribute:", 10) != 0 || !p->tok[10]) {
         perr(p, "expected attribute:NAME, found %s%s%s", p->tok[0] ? "'" : "", p->tok[0] ? p->tok : "the end",

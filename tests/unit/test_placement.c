@@ -73,6 +73,20 @@ int main(void)
     parse_error("attribute:zone == a b", "unexpected 'b' at position 21");
     parse_error("(attribute:zone == a", "expected ')' at position 21");
     parse_error("attribute:zone == 'a", "unterminated quote at position 19");
+    char deep[200] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "(");
+    strcat(deep, "attribute:a exists");
+    parse_error(deep, "parentheses nested deeper than 32 at position 33");
+    char *wide = malloc(300 * 24 + 1);
+    wide[0] = 0;
+    for (int i = 0; i < 300; i++)
+        strcat(wide, i ? " or attribute:a exists" : "attribute:a exists");
+    char *err = NULL;
+    struct pl_expr *big = pl_expr_parse(wide, &err);
+    ok(!big && err && strncmp(err, "more than 256 conditions at position ", 37) == 0, "300 conditions are refused: %s", err);
+    free(err);
+    free(wide);
 
     char why[256];
     int per[8];
@@ -125,7 +139,7 @@ int main(void)
     ok(strstr(why, "distinct_instance: each of the 3 matching nodes") != NULL, "the 4th says why: %s", why);
 
     /* member_of. */
-    char *err = NULL;
+    err = NULL;
     struct pl_expr *only_b = pl_expr_parse("attribute:zone == b", &err), *only_c = pl_expr_parse("attribute:zone == c", &err);
     struct pl_request rb = {.cpu = 1, .mem = 1, .member_of = &only_b, .nmember_of = 1, .member_of_text = "attribute:zone == b"};
     for (int i = 0; i < 3; i++)
