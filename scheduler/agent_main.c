@@ -211,13 +211,17 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
         answered(NULL, "cannot connect", NULL);
 }
 
-/* ---- the agent's API: logs of its tasks ---- */
+/* ---- the agent's API: logs of its tasks, and wake-ups from the scheduler ---- */
 
 static void handle(struct httpd_req *req, void *arg)
 {
     if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
         httpd_respond_json(req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.sc.node_id, "registered", A.registered));
-    else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
+    else if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "wake") == 0 &&
+             req->method_id == HTTP_M_POST) {
+        heartbeat_soon(); /* the scheduler has work for this node */
+        httpd_respond_json(req, 200, json_pack("{s:b}", "woken", 1));
+    } else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
              strcmp(req->segs[3], "logs") == 0 && req->method_id == HTTP_M_GET)
         sched_agent_logs(&A.sc, req, req->segs[2]);
     else

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "berth/util.h"
@@ -75,7 +76,28 @@ static void mark_stopped(struct sched *sc, const char *id, const char *code, con
     sched_task_ended(sc, id);
 }
 
-/* The node's part: the embedded agent signals the processes; a berth-agent is told on its next heartbeat. */
+/* Asks berth-agent <node> to heartbeat now (it has work): a POST to its API, one at a time per node. */
+static void wake_done(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg)
+{
+    char *node = arg;
+    if (!sc->stopping)
+        json_object_del(sc->waking, node);
+    free(node);
+}
+
+static void wake(struct sched *sc, const char *node)
+{
+    json_t *n = get(sc, "nodes", node);
+    const char *api = json_string_value(json_object_get(n, "agent_api"));
+    struct net_addr to;
+    if (!api || json_object_get(sc->waking, node) || net_parse_url(api, &to) < 0)
+        return;
+    json_object_set_new(sc->waking, node, json_true());
+    sched_call(sc, &to, "POST", "/v1/wake", wake_done, strdup(node));
+}
+
+/* The node's part: the embedded agent signals the processes; a berth-agent is told on its next
+ * heartbeat, which it makes at once when woken. */
 static void node_stop(struct sched *sc, const char *id)
 {
     json_t *t = get(sc, "tasks", id);
@@ -92,6 +114,7 @@ static void node_stop(struct sched *sc, const char *id)
         util_rfc3339(util_wall(), ts, sizeof ts);
         sched_task_update(sc, id, json_pack("{s:s,s:s,s:b,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING", "stop", 1,
                                             "stopping_at", ts));
+        wake(sc, node);
     }
 }
 
@@ -338,6 +361,8 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
                                             "memory_mib", req.mem, "pending_reason"));
         if (strcmp(node, sc->node_id) == 0)
             sched_agent_start(sc, id);
+        else
+            wake(sc, node);
     }
     pl_batch_free(b);
     free(count);
@@ -420,6 +445,7 @@ void sched_nodes_start(struct sched *sc)
 {
     sc->heartbeats = json_object();
     sc->lost = json_object();
+    sc->waking = json_object();
     ev_timer_init(&sc->nodes_timer, check_tick, CHECK_S, CHECK_S);
     sc->nodes_timer.data = sc;
     ev_timer_start(sc->loop, &sc->nodes_timer);
@@ -457,6 +483,7 @@ void sched_nodes_stop(struct sched *sc)
     }
     json_decref(sc->heartbeats);
     json_decref(sc->lost);
+    json_decref(sc->waking);
 }
 
 static int rank(const char *st)

@@ -83,6 +83,7 @@ struct sched {
     double node_lost_after_s;               /* a remote node without heartbeat this long is lost */
     json_t *heartbeats;                     /* node id -> monotonic time of its last heartbeat (nodes.c) */
     json_t *lost;                           /* node id -> true while lost */
+    json_t *waking;                         /* node id -> true while a wake-up call is in flight */
     ev_timer nodes_timer;
     struct sched_drain *drains;             /* tasks leaving their load balancers (nodes.c) */
 };

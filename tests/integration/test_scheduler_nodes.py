@@ -150,8 +150,18 @@ s.admin("POST", "/v1/services", {"name": "w", "task_definition": "web", "desired
 t.ok(wait_until(lambda: len(tasks("w", "PENDING")) == 2, 5) and
      tasks("w", "PENDING")[0].get("pending_reason", "").startswith("no ACTIVE node"), "tasks wait for a node",
      tasks("w", "PENDING"))
-a = Agent(s, "solo", port_range=[43000, 43999])
+a = Agent(s, "solo", port_range=[43000, 43999], heartbeat_interval_s=5)
 t.ok(wait_until(lambda: per_node("w") == {"solo": 2}, 10), "an agent registers and runs them", per_node("w"))
+# The scheduler wakes the agent when it has work: no waiting for the next 5 s heartbeat.
+t0 = time.monotonic()
+s.admin("PATCH", "/v1/services/w", {"desired_count": 3})
+t.ok(wait_until(lambda: per_node("w") == {"solo": 3}, 10), "scaled to 3 on the agent")
+took = time.monotonic() - t0
+t.ok(took < 2, f"the new task was RUNNING {took:.2f} s later, though heartbeats are 5 s apart (the scheduler wakes the agent)")
+t0 = time.monotonic()
+s.admin("PATCH", "/v1/services/w", {"desired_count": 1})
+t.ok(wait_until(lambda: per_node("w") == {"solo": 1} and not tasks("w", "STOPPING"), 10), "scaled in to 1")
+t.ok(time.monotonic() - t0 < 4, f"the stops reached the agent at once ({time.monotonic() - t0:.2f} s)")
 t.is_(a.stop(), 0, "berth-agent exits 0")
 t.is_(s.stop(), 0, "scheduler exits 0")
 t.ok(s.sanitizer_clean() and a.sanitizer_clean(), "no sanitizer reports", s.log()[-3000:] + a.log()[-3000:])
