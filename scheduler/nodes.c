@@ -377,10 +377,11 @@ void sched_place_pending(struct sched *sc)
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         if (!is(t, "last_status", "PENDING") || !is(t, "desired_status", "RUNNING"))
             continue;
+        /* One group per service and task definition (sizes differ between revisions); "\n" never
+         * appears in either. */
         char k[400];
-        snprintf(k, sizeof k, "%s%s", json_is_string(json_object_get(t, "service")) ? "s:" : "t:",
-                 json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service"))
-                                                               : json_string_value(json_object_get(t, "task_definition")));
+        snprintf(k, sizeof k, "%s\n%s", json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "",
+                 json_string_value(json_object_get(t, "task_definition")));
         if (!(g = json_object_get(groups, k)))
             json_object_set_new(groups, k, g = json_array());
         json_array_append_new(g, json_string(id));
@@ -388,8 +389,11 @@ void sched_place_pending(struct sched *sc)
     if (json_object_size(groups)) {
         struct cluster c;
         cluster_build(sc, &c);
-        json_object_foreach(groups, key, g)
-            place_group(sc, &c, key[0] == 's' ? key + 2 : NULL, g);
+        json_object_foreach(groups, key, g) {
+            char service[200];
+            snprintf(service, sizeof service, "%.*s", (int)(strchr(key, '\n') - key), key);
+            place_group(sc, &c, *service ? service : NULL, g);
+        }
         cluster_free(&c);
     }
     json_decref(groups);
