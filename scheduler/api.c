@@ -244,7 +244,16 @@ static void services(struct sched *sc, struct httpd_req *req)
         return;
     }
     if (m == HTTP_M_GET) {
-        httpd_respond_json(req, 200, service_view(sc, req->segs[2], svc));
+        /* Describe adds the service's recent events (newest last), as ECS's describe-services does. */
+        json_t *out = service_view(sc, req->segs[2], svc), *e, *ev = json_array();
+        for (size_t i = json_array_size(sc->events); i > 0 && json_array_size(ev) < 10; i--) {
+            e = json_array_get(sc->events, i - 1);
+            const char *es = json_string_value(json_object_get(e, "service"));
+            if (es && strcmp(es, req->segs[2]) == 0)
+                json_array_insert(ev, 0, e);
+        }
+        json_object_set_new(out, "events", ev);
+        httpd_respond_json(req, 200, out);
     } else if (m == HTTP_M_DELETE) {
         log_info("service %s deleted", req->segs[2]);
         write_then_respond(s, req, path, NULL, 200, json_pack("{s:s}", "deleted", req->segs[2]));

@@ -72,6 +72,8 @@ t.ok(scaled and re.search(r"[\d,]+ req/s against 200 per task", scaled[0]), "the
 d = svc()
 t.ok("request_rate" in d.get("metrics", {}) and d["autoscaling_status"]["last_scaling"]["message"].startswith("scaled web"),
      "GET /v1/services shows the rate and the last scaling", d.get("metrics"))
+t.ok(any(e["message"].startswith("scaled web from 1 to") for e in d.get("events", [])), "and the decision among its events",
+     d.get("events"))
 
 # Idle again: back to min within the scale-in cooldown + 10 s.
 t0 = time.monotonic()
