@@ -34,8 +34,13 @@ int main(int argc, char **argv)
     char *err = NULL;
     struct pl_expr *member_of = pl_expr_parse("attribute:zone in [a, b, c]", &err);
     struct pl_strategy strategies[] = {{PL_SPREAD, "attribute:zone"}, {PL_BINPACK, "memory"}};
-    struct pl_request req = {.cpu = 128, .mem = 256, .strategies = strategies, .nstrategies = 2, .member_of = &member_of,
-                             .nmember_of = 1, .member_of_text = "attribute:zone in [a, b, c]"};
+    struct pl_request req = {.cpu = 128,
+                             .mem = 256,
+                             .strategies = strategies,
+                             .nstrategies = 2,
+                             .member_of = &member_of,
+                             .nmember_of = 1,
+                             .member_of_text = "attribute:zone in [a, b, c]"};
     long per_service = tasks / services, placed = 0, failed = 0;
     long in_zone[4] = {0};
     char why[256] = "";

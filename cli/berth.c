@@ -18,9 +18,9 @@
 #include "berth/lookup.h"
 #include "client.h"
 
-#define DEMO_TASKS 2        /* web: the initial count and the autoscaling minimum */
+#define DEMO_TASKS 2 /* web: the initial count and the autoscaling minimum */
 #define DEMO_MAX 8
-#define DEMO_TARGET 500     /* req/s per task */
+#define DEMO_TARGET 500 /* req/s per task */
 #define DEMO_IN_COOLDOWN 30
 
 static pid_t children[4];
@@ -34,28 +34,29 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: berth COMMAND [ARGS]\n\n"
-               "commands:\n"
-               "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N] [--scheduler-port N]\n"
-               "                                    run a local plane: berth-scheduler (API on 127.0.0.1:7400)\n"
-               "                                    deploys web (%d..%d autoscaled berth-demo-web tasks behind\n"
-               "                                    berth-proxy at http://web.localhost:8080/) and api (called by\n"
-               "                                    web on /api by name through berth-dns at 127.0.0.1:8600);\n"
-               "                                    prints events as they come; Ctrl-C stops everything\n"
-               "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
-               "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
-               "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
-               "  taskdef register -f FILE | taskdef ls\n"
-               "  service create -f FILE | ls | describe NAME | scale NAME N | update NAME --task-definition TD\n"
-               "          | delete NAME\n"
-               "  task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID\n"
-               "  node ls | drain NODE | activate NODE\n"
-               "  events [--service S] | top [--interval S] [--count N | --once]\n"
-               "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400);\n"
-               "                                    tables for people, --json for scripts; non-zero exit on failure\n"
-               "  help                              this help\n"
-               "  version                           print the version\n",
-               DEMO_TASKS, DEMO_MAX);
+    fprintf(f,
+            "usage: berth COMMAND [ARGS]\n\n"
+            "commands:\n"
+            "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N] [--scheduler-port N]\n"
+            "                                    run a local plane: berth-scheduler (API on 127.0.0.1:7400)\n"
+            "                                    deploys web (%d..%d autoscaled berth-demo-web tasks behind\n"
+            "                                    berth-proxy at http://web.localhost:8080/) and api (called by\n"
+            "                                    web on /api by name through berth-dns at 127.0.0.1:8600);\n"
+            "                                    prints events as they come; Ctrl-C stops everything\n"
+            "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
+            "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
+            "                                    $BERTH_DNS or 127.0.0.1:8600)\n"
+            "  taskdef register -f FILE | taskdef ls\n"
+            "  service create -f FILE | ls | describe NAME | scale NAME N | update NAME --task-definition TD\n"
+            "          | delete NAME\n"
+            "  task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID\n"
+            "  node ls | drain NODE | activate NODE\n"
+            "  events [--service S] | top [--interval S] [--count N | --once]\n"
+            "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400);\n"
+            "                                    tables for people, --json for scripts; non-zero exit on failure\n"
+            "  help                              this help\n"
+            "  version                           print the version\n",
+            DEMO_TASKS, DEMO_MAX);
 }
 
 /* Directory holding this executable's build tree siblings (../proxy, ../demo). */
@@ -136,8 +137,10 @@ static void print_new_events(int sched_port, char *last, size_t lastlen)
     }
     for (size_t i = start; i < n; i++) {
         json_t *e = json_array_get(ev, i);
-        const char *at = json_string_value(json_object_get(e, "created_at")), *svc = json_string_value(json_object_get(e, "service"));
-        printf("  %.8s  %-6s %s\n", at && strlen(at) > 11 ? at + 11 : "", svc ? svc : "", json_string_value(json_object_get(e, "message")));
+        const char *at = json_string_value(json_object_get(e, "created_at")),
+                   *svc = json_string_value(json_object_get(e, "service"));
+        printf("  %.8s  %-6s %s\n", at && strlen(at) > 11 ? at + 11 : "", svc ? svc : "",
+               json_string_value(json_object_get(e, "message")));
         snprintf(last, lastlen, "%s %s", at, json_string_value(json_object_get(e, "message")));
     }
     fflush(stdout);
@@ -207,7 +210,8 @@ static int dev(int argc, char **argv)
     spawn(pav, NULL);
     spawn(sav, NULL);
     if (!wait_http(admin, 10) || !wait_http(dns_admin, 10) || !wait_http(sched_port, 10)) {
-        fprintf(stderr, "berth dev: the plane did not come up (ports %d, %d, %d in use?)\n", admin, dns_admin, sched_port);
+        fprintf(stderr, "berth dev: the plane did not come up (ports %d, %d, %d in use?)\n", admin, dns_admin,
+                sched_port);
         stop_children();
         return 1;
     }
@@ -238,13 +242,15 @@ static int dev(int argc, char **argv)
                       "{\"name\":\"api\",\"task_definition\":\"api\",\"desired_count\":1,"
                       "\"service_registries\":[{\"name\":\"api\",\"port_name\":\"http\"}]}");
     if (st[0] != 201 || st[1] != 201 || st[2] != 201 || st[3] != 201) {
-        fprintf(stderr, "berth dev: deploying the demo services failed (HTTP %d, %d, %d, %d)\n", st[0], st[1], st[2], st[3]);
+        fprintf(stderr, "berth dev: deploying the demo services failed (HTTP %d, %d, %d, %d)\n", st[0], st[1], st[2],
+                st[3]);
         stop_children();
         return 1;
     }
     printf("berth dev: running\n"
            "  proxy      http://127.0.0.1:%d/  (Host: web.localhost)   admin http://127.0.0.1:%d/v1/target-groups\n"
-           "  dns        127.0.0.1:%d (UDP+TCP): dig @127.0.0.1 -p %d web.berth.internal SRV   admin http://127.0.0.1:%d/\n"
+           "  dns        127.0.0.1:%d (UDP+TCP): dig @127.0.0.1 -p %d web.berth.internal SRV   admin "
+           "http://127.0.0.1:%d/\n"
            "  scheduler  http://127.0.0.1:%d/v1/services/web   (BERTH_ADDR for the berth CLI)\n"
            "  services   web: %d berth-demo-web tasks, autoscaled %d..%d at %d req/s per task\n"
            "             api: 1 task, called by web on /api through DNS (api.berth.internal)\n"

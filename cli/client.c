@@ -165,15 +165,17 @@ static void print_services(json_t *services)
            "P99 MS", "LAST SCALING");
     json_t *x;
     size_t i;
-    json_array_foreach(services, i, x) {
+    json_array_foreach(services, i, x)
+    {
         json_t *m = json_object_get(x, "metrics");
         json_t *last = json_object_get(json_object_get(x, "autoscaling_status"), "last_scaling");
         char rate[32], p99[32], healthy[32], when[16] = "";
         const char *at = S(last, "at");
         if (strlen(at) >= 19)
             snprintf(when, sizeof when, "%.8s ", at + 11);
-        printf("%-16s %-14s %7lld %7lld %7s %9s %8s  %s%s\n", S(x, "name"), S(x, "task_definition"), I(x, "desired_count"),
-               I(x, "running_count"), num(json_object_get(m, "healthy_count"), "%.0f", healthy, sizeof healthy),
+        printf("%-16s %-14s %7lld %7lld %7s %9s %8s  %s%s\n", S(x, "name"), S(x, "task_definition"),
+               I(x, "desired_count"), I(x, "running_count"),
+               num(json_object_get(m, "healthy_count"), "%.0f", healthy, sizeof healthy),
                num(json_object_get(m, "request_rate"), "%.1f", rate, sizeof rate),
                num(json_object_get(m, "p99_ms"), "%.1f", p99, sizeof p99), when, last ? S(last, "message") : "-");
     }
@@ -269,11 +271,13 @@ int cli_scheduler(int argc, char **argv)
             if (js)
                 return print_json(r);
             json_t *d = json_object_get(r, "current_deployment");
-            printf("service         %s\ntask definition %s\ndesired         %lld\nrunning         %lld\npending         %lld\n",
-                   S(r, "name"), S(r, "task_definition"), I(r, "desired_count"), I(r, "running_count"), I(r, "pending_count"));
+            printf("service         %s\ntask definition %s\ndesired         %lld\nrunning         %lld\npending        "
+                   " %lld\n",
+                   S(r, "name"), S(r, "task_definition"), I(r, "desired_count"), I(r, "running_count"),
+                   I(r, "pending_count"));
             if (d)
-                printf("deployment      %s -> %s: %s (%lld failed tasks)\n", S(d, "previous"), S(d, "current"), S(d, "status"),
-                       I(d, "failed"));
+                printf("deployment      %s -> %s: %s (%lld failed tasks)\n", S(d, "previous"), S(d, "current"),
+                       S(d, "status"), I(d, "failed"));
             json_t *m = json_object_get(r, "metrics"), *as = json_object_get(r, "autoscaling");
             char b1[32], b2[32];
             if (m && !json_object_get(m, "error"))
@@ -284,8 +288,9 @@ int cli_scheduler(int argc, char **argv)
                 printf("metrics         %s\n", S(m, "error"));
             if (as) {
                 json_t *st = json_object_get(r, "autoscaling_status"), *last = json_object_get(st, "last_scaling");
-                printf("autoscaling     %lld..%lld tasks, %s req/s per task\n", I(as, "min"), I(as, "max"),
-                       num(json_object_get(json_object_get(as, "target_tracking"), "target_per_s"), "%g", b1, sizeof b1));
+                printf(
+                    "autoscaling     %lld..%lld tasks, %s req/s per task\n", I(as, "min"), I(as, "max"),
+                    num(json_object_get(json_object_get(as, "target_tracking"), "target_per_s"), "%g", b1, sizeof b1));
                 if (st)
                     printf("  now           %s\n", S(st, "decision"));
                 if (last)
@@ -295,8 +300,8 @@ int cli_scheduler(int argc, char **argv)
             json_t *ev = call("GET", path, NULL), *x;
             size_t n = json_array_size(json_object_get(ev, "events")), i;
             printf("events\n");
-            json_array_foreach(json_object_get(ev, "events"), i, x) if (i + 10 >= n) printf("  %s  %s\n", S(x, "created_at"),
-                                                                                              S(x, "message"));
+            json_array_foreach(json_object_get(ev, "events"), i, x) if (i + 10 >= n)
+                printf("  %s  %s\n", S(x, "created_at"), S(x, "message"));
             json_decref(ev);
         } else if ((strcmp(verb, "scale") == 0 && argc > 3) || (strcmp(verb, "update") == 0 && name)) {
             json_t *b;
@@ -326,7 +331,8 @@ int cli_scheduler(int argc, char **argv)
                 return print_json(r);
             printf("deleted service %s\n", name);
         } else {
-            return usage_error("service create -f FILE | ls | describe NAME | scale NAME N | update NAME --task-definition TD | delete NAME");
+            return usage_error("service create -f FILE | ls | describe NAME | scale NAME N | update NAME "
+                               "--task-definition TD | delete NAME");
         }
     } else if (strcmp(noun, "task") == 0) {
         const char *id = argc > 2 ? argv[2] : NULL;
@@ -342,8 +348,8 @@ int cli_scheduler(int argc, char **argv)
             json_array_foreach(json_object_get(r, "tasks"), i, x) printf("started task %s\n", json_string_value(x));
         } else if (strcmp(verb, "ls") == 0) {
             const char *svc = opt(argc, argv, "--service"), *st = opt(argc, argv, "--status");
-            snprintf(path, sizeof path, "/v1/tasks?%s%s%s%s", svc ? "service=" : "", svc ? svc : "", st ? "&status=" : "",
-                     st ? st : "");
+            snprintf(path, sizeof path, "/v1/tasks?%s%s%s%s", svc ? "service=" : "", svc ? svc : "",
+                     st ? "&status=" : "", st ? st : "");
             if (!(r = call("GET", path, NULL)))
                 return 1;
             if (js)
@@ -351,15 +357,17 @@ int cli_scheduler(int argc, char **argv)
             printf("%-34s %-12s %-10s %-12s %s\n", "TASK", "SERVICE", "TASK DEF", "STATUS", "PORTS / REASON");
             json_t *x;
             size_t i;
-            json_array_foreach(json_object_get(r, "tasks"), i, x) {
+            json_array_foreach(json_object_get(r, "tasks"), i, x)
+            {
                 char ports[128] = "";
                 const char *k;
                 json_t *p;
                 json_object_foreach(json_object_get(x, "ports"), k, p)
                     snprintf(ports + strlen(ports), sizeof ports - strlen(ports), "%s%s=%lld", *ports ? "," : "", k,
                              (long long)json_integer_value(p));
-                const char *why = json_is_string(json_object_get(x, "pending_reason")) ? S(x, "pending_reason")
-                                  : json_is_string(json_object_get(x, "stopped_reason")) ? S(x, "stopped_reason") : ports;
+                const char *why = json_is_string(json_object_get(x, "pending_reason"))   ? S(x, "pending_reason")
+                                  : json_is_string(json_object_get(x, "stopped_reason")) ? S(x, "stopped_reason")
+                                                                                         : ports;
                 printf("%-34s %-12s %-10s %-12s %s\n", S(x, "id"), S(x, "service"), S(x, "task_definition"),
                        S(x, "last_status"), why);
             }
@@ -377,7 +385,8 @@ int cli_scheduler(int argc, char **argv)
                 return print_json(r);
             printf("task %s: %s\n", id, S(r, "last_status"));
         } else {
-            return usage_error("task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID");
+            return usage_error(
+                "task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID");
         }
     } else if (strcmp(noun, "node") == 0 && (strcmp(verb, "drain") == 0 || strcmp(verb, "activate") == 0)) {
         if (argc < 3 || argv[2][0] == '-')
@@ -398,7 +407,8 @@ int cli_scheduler(int argc, char **argv)
                "ATTRIBUTES");
         json_t *x;
         size_t i;
-        json_array_foreach(json_object_get(r, "nodes"), i, x) {
+        json_array_foreach(json_object_get(r, "nodes"), i, x)
+        {
             char attrs[256] = "";
             const char *k;
             json_t *v;

@@ -38,8 +38,8 @@ static void call_done(const struct httpc_response *resp, const char *err, void *
     if (err)
         n = snprintf(body, sizeof body, "web %s could not call %s: %s\n", task_id, api_name, err);
     else
-        n = snprintf(body, sizeof body, "web %s -> %s: %.*s", task_id, api_name, (int)(resp->body_len > 900 ? 900 : resp->body_len),
-                     resp->body);
+        n = snprintf(body, sizeof body, "web %s -> %s: %.*s", task_id, api_name,
+                     (int)(resp->body_len > 900 ? 900 : resp->body_len), resp->body);
     httpd_respond(c->req, err ? 502 : resp->status, "text/plain", body, (size_t)n);
     free(c);
 }
@@ -126,10 +126,11 @@ int main(int argc, char **argv)
         if ((strcmp(argv[i], "--port") == 0 || strcmp(argv[i], "-p") == 0) && i + 1 < argc) {
             port = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: berth-demo-web [--port PORT]\n\nServes GET / (\"hello from $BERTH_TASK_ID\") and GET /health "
-                   "on 127.0.0.1:PORT (default $PORT).\n"
-                   "With API_SERVICE set (e.g. \"api\"), GET /api looks up API_SERVICE.$BERTH_NAMESPACE (SRV) at\n"
-                   "$BERTH_DNS, calls one instance's / and answers with what it said.\n");
+            printf(
+                "usage: berth-demo-web [--port PORT]\n\nServes GET / (\"hello from $BERTH_TASK_ID\") and GET /health "
+                "on 127.0.0.1:PORT (default $PORT).\n"
+                "With API_SERVICE set (e.g. \"api\"), GET /api looks up API_SERVICE.$BERTH_NAMESPACE (SRV) at\n"
+                "$BERTH_DNS, calls one instance's / and answers with what it said.\n");
             return 0;
         } else {
             fprintf(stderr, "berth-demo-web: unknown argument \"%s\" (try --help)\n", argv[i]);

@@ -11,9 +11,12 @@ int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(
                       const struct daemon_extra *extra, struct daemon_args *out)
 {
     struct option opts[7 + MAX_EXTRA] = {
-        {"config", required_argument, NULL, 'c'},     {"check", no_argument, NULL, 't'},
-        {"log-format", required_argument, NULL, 'F'}, {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},             {"version", no_argument, NULL, 'V'},
+        {"config", required_argument, NULL, 'c'},
+        {"check", no_argument, NULL, 't'},
+        {"log-format", required_argument, NULL, 'F'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
     };
     int n = 6;
     for (int i = 0; extra && extra[i].name && i < MAX_EXTRA; i++)
@@ -24,9 +27,15 @@ int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(
     int o;
     while ((o = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': out->config = optarg; break;
-        case 't': out->check = true; break;
-        case 'F': out->log_format = optarg; break;
+        case 'c':
+            out->config = optarg;
+            break;
+        case 't':
+            out->check = true;
+            break;
+        case 'F':
+            out->log_format = optarg;
+            break;
         case 'L':
             out->log_level_name = optarg;
             if (log_level_parse(optarg, &out->log_level) < 0) {
@@ -34,8 +43,12 @@ int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("%s %s\n", program, BERTH_VERSION); return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("%s %s\n", program, BERTH_VERSION);
+            return 0;
         default:
             if (o >= 1000 && o < 1000 + MAX_EXTRA) {
                 *extra[o - 1000].seen = optarg ? optarg : "";

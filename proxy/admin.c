@@ -55,10 +55,10 @@ void proxy_access_log(struct proxy *px, const char *line, size_t len)
 
 static json_t *target_json(const struct proxy_target *t, double now, double span)
 {
-    json_t *o = json_pack("{s:s,s:s,s:i,s:I,s:f,s:I}", "address", t->addr_str, "state",
-                          proxy_target_state_name(t->state), "in_flight", t->outstanding, "requests",
-                          (json_int_t)t->requests, "request_rate", proxy_rate_get(&t->rate, now, span), "connection_errors",
-                          (json_int_t)t->conn_errors);
+    json_t *o =
+        json_pack("{s:s,s:s,s:i,s:I,s:f,s:I}", "address", t->addr_str, "state", proxy_target_state_name(t->state),
+                  "in_flight", t->outstanding, "requests", (json_int_t)t->requests, "request_rate",
+                  proxy_rate_get(&t->rate, now, span), "connection_errors", (json_int_t)t->conn_errors);
     if (t->id)
         json_object_set_new(o, "id", json_string(t->id));
     if (t->hc_last[0])
@@ -134,15 +134,17 @@ static void metrics(struct proxy *px, struct buf *b)
                 buf_printf(b, "berth_proxy_request_duration_seconds_bucket{target_group=\"%s\",le=\"+Inf\"} %llu\n",
                            tg->conf.name, (unsigned long long)cum);
         }
-        buf_printf(b, "berth_proxy_request_duration_seconds_sum{target_group=\"%s\"} %.6f\n", tg->conf.name, tg->lat_sum);
+        buf_printf(b, "berth_proxy_request_duration_seconds_sum{target_group=\"%s\"} %.6f\n", tg->conf.name,
+                   tg->lat_sum);
         buf_printf(b, "berth_proxy_request_duration_seconds_count{target_group=\"%s\"} %llu\n", tg->conf.name,
                    (unsigned long long)tg->lat_count);
     }
-    buf_printf(b, "# TYPE berth_proxy_connections_active gauge\nberth_proxy_connections_active %llu\n"
-                  "# TYPE berth_proxy_connections_total counter\nberth_proxy_connections_total %llu\n"
-                  "# TYPE berth_proxy_bad_requests_total counter\nberth_proxy_bad_requests_total %llu\n"
-                  "# TYPE berth_proxy_target_connection_errors_total counter\n"
-                  "berth_proxy_target_connection_errors_total %llu\n",
+    buf_printf(b,
+               "# TYPE berth_proxy_connections_active gauge\nberth_proxy_connections_active %llu\n"
+               "# TYPE berth_proxy_connections_total counter\nberth_proxy_connections_total %llu\n"
+               "# TYPE berth_proxy_bad_requests_total counter\nberth_proxy_bad_requests_total %llu\n"
+               "# TYPE berth_proxy_target_connection_errors_total counter\n"
+               "berth_proxy_target_connection_errors_total %llu\n",
                (unsigned long long)px->conns_active, (unsigned long long)px->conns_total,
                (unsigned long long)px->bad_requests, (unsigned long long)px->conn_errors_total);
     buf_printf(b, "# TYPE berth_proxy_healthy_hosts gauge\n# TYPE berth_proxy_unhealthy_hosts gauge\n");
@@ -155,13 +157,16 @@ static void metrics(struct proxy *px, struct buf *b)
             else
                 u++;
         }
-        buf_printf(b, "berth_proxy_healthy_hosts{target_group=\"%s\"} %d\nberth_proxy_unhealthy_hosts{target_group=\"%s\"} %d\n",
-                   tg->conf.name, h, tg->conf.name, u);
+        buf_printf(
+            b,
+            "berth_proxy_healthy_hosts{target_group=\"%s\"} %d\nberth_proxy_unhealthy_hosts{target_group=\"%s\"} %d\n",
+            tg->conf.name, h, tg->conf.name, u);
     }
-    buf_printf(b, "# HELP berth_proxy_target_request_rate Requests per second over the last %d s (or since the group's "
-                  "first request in them).\n"
-                  "# TYPE berth_proxy_target_request_rate gauge\n# TYPE berth_proxy_target_requests_total counter\n"
-                  "# TYPE berth_proxy_target_in_flight gauge\n# TYPE berth_proxy_target_connection_errors counter\n",
+    buf_printf(b,
+               "# HELP berth_proxy_target_request_rate Requests per second over the last %d s (or since the group's "
+               "first request in them).\n"
+               "# TYPE berth_proxy_target_request_rate gauge\n# TYPE berth_proxy_target_requests_total counter\n"
+               "# TYPE berth_proxy_target_in_flight gauge\n# TYPE berth_proxy_target_connection_errors counter\n",
                RATE_WINDOW_S);
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
@@ -171,10 +176,11 @@ static void metrics(struct proxy *px, struct buf *b)
             char lbl[256];
             snprintf(lbl, sizeof lbl, "target_group=\"%s\",target=\"%s\",id=\"%s\"", tg->conf.name, t->addr_str,
                      t->id ? t->id : "");
-            buf_printf(b, "berth_proxy_target_request_rate{%s} %.3f\nberth_proxy_target_requests_total{%s} %llu\n"
-                          "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_errors{%s} %llu\n",
-                       lbl, proxy_rate_get(&t->rate, now, span), lbl, (unsigned long long)t->requests, lbl, t->outstanding,
-                       lbl, (unsigned long long)t->conn_errors);
+            buf_printf(b,
+                       "berth_proxy_target_request_rate{%s} %.3f\nberth_proxy_target_requests_total{%s} %llu\n"
+                       "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_errors{%s} %llu\n",
+                       lbl, proxy_rate_get(&t->rate, now, span), lbl, (unsigned long long)t->requests, lbl,
+                       t->outstanding, lbl, (unsigned long long)t->conn_errors);
         }
     }
 }
@@ -186,8 +192,8 @@ static json_t *listener_json(const struct proxy_listener *ln)
     json_t *rules = json_array();
     for (size_t i = 0; i < ln->conf.nrules; i++)
         json_array_append_new(rules, json_integer(ln->conf.rules[i].priority));
-    return json_pack("{s:s,s:s,s:i,s:o}", "name", ln->conf.name, "listen", ln->conf.listen, "connections",
-                     ln->nconns, "rule_priorities", rules);
+    return json_pack("{s:s,s:s,s:i,s:o}", "name", ln->conf.name, "listen", ln->conf.listen, "connections", ln->nconns,
+                     "rule_priorities", rules);
 }
 
 static struct proxy_listener *find_listener(struct proxy *px, const char *name)
@@ -221,7 +227,8 @@ static void put_rule(struct proxy *px, struct httpd_req *req, struct proxy_liste
         return;
     }
     if (r.priority != prio) {
-        httpd_respond_error(req, 400, "InvalidParameter", "rule.priority: %d does not match the path (%d)", r.priority, prio);
+        httpd_respond_error(req, 400, "InvalidParameter", "rule.priority: %d does not match the path (%d)", r.priority,
+                            prio);
         proxy_rule_free(&r);
         return;
     }
@@ -281,7 +288,8 @@ static void put_group(struct proxy *px, struct httpd_req *req, const char *name,
         return;
     }
     if (strcmp(conf.name, name) != 0) {
-        httpd_respond_error(req, 400, "InvalidParameter", "target_group.name: \"%s\" does not match the path", conf.name);
+        httpd_respond_error(req, 400, "InvalidParameter", "target_group.name: \"%s\" does not match the path",
+                            conf.name);
         proxy_tg_conf_free(&conf);
         return;
     }
@@ -332,7 +340,8 @@ static void targets_api(struct proxy *px, struct httpd_req *req, struct proxy_tg
     }
     if (one) {
         if (proxy_tg_add_target(tg, &t[0]) < 0) {
-            httpd_respond_error(req, 409, "Conflict", "target %s is already registered in %s", t[0].address, tg->conf.name);
+            httpd_respond_error(req, 409, "Conflict", "target %s is already registered in %s", t[0].address,
+                                tg->conf.name);
             free_targets(t, n);
             return;
         }
@@ -403,7 +412,8 @@ static void handle(struct httpd_req *req, void *arg)
         }
         if (n == 5 && strcmp(s[3], "targets") == 0 && m == HTTP_M_DELETE) {
             if (proxy_tg_remove_target(tg, s[4]) < 0)
-                httpd_respond_error(req, 404, "TargetNotFound", "target %s is not registered in %s", s[4], tg->conf.name);
+                httpd_respond_error(req, 404, "TargetNotFound", "target %s is not registered in %s", s[4],
+                                    tg->conf.name);
             else
                 httpd_respond_json(req, 200, tg_json(tg));
             return;

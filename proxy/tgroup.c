@@ -273,8 +273,8 @@ void proxy_tg_set_targets(struct proxy_tg *tg, const struct proxy_target_conf *t
         if (!tc[k].address)
             continue;
         ssize_t i = find_target(tg, tc[k].address);
-        if (i >= 0 && strcmp(tg->targets[i]->addr_str, tc[k].address) != 0 && tc[k].id &&
-            tg->targets[i]->id && strcmp(tg->targets[i]->id, tc[k].id) == 0) {
+        if (i >= 0 && strcmp(tg->targets[i]->addr_str, tc[k].address) != 0 && tc[k].id && tg->targets[i]->id &&
+            strcmp(tg->targets[i]->id, tc[k].id) == 0) {
             /* Same id at a new address: a different endpoint. */
             target_deregister(tg, (size_t)i);
             i = -1;

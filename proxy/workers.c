@@ -92,7 +92,8 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
         return;
     }
     log_error("worker %d exited (status %d); starting a new one from the config file "
-              "(admin API changes since the last reload are not in it)", i, w->rstatus);
+              "(admin API changes since the last reload are not in it)",
+              i, w->rstatus);
     if (spawn(i) < 0) {
         log_error("worker %d could not be restarted; stopping", i);
         M.stopping = true;
@@ -178,18 +179,19 @@ static void merge_group(json_t *g0, json_t **others, int n, const char *name)
         if (json_object_get(g, "target_groups")) { /* list form: find the group */
             json_t *x, *found = NULL;
             size_t j;
-            json_array_foreach(json_object_get(g, "target_groups"), j, x)
-                if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
-                    found = x;
+            json_array_foreach(json_object_get(g, "target_groups"), j,
+                               x) if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) found = x;
             g = found;
         }
         if (!g)
             continue;
         json_t *t0, *t;
         size_t i, j;
-        json_array_foreach(json_object_get(g0, "targets"), i, t0) {
+        json_array_foreach(json_object_get(g0, "targets"), i, t0)
+        {
             const char *addr = json_string_value(json_object_get(t0, "address"));
-            json_array_foreach(json_object_get(g, "targets"), j, t) {
+            json_array_foreach(json_object_get(g, "targets"), j, t)
+            {
                 if (!addr || strcmp(addr, json_string_value(json_object_get(t, "address"))) != 0)
                     continue;
                 for (int f = 0; fields[f]; f++) {
@@ -205,7 +207,8 @@ static void merge_group(json_t *g0, json_t **others, int n, const char *name)
             json_array_set_new(c0, i, sum_numbers(json_array_get(c0, i), json_array_get(c, i)));
         const char *key;
         json_t *v;
-        json_object_foreach(json_object_get(s0, "responses"), key, v) {
+        json_object_foreach(json_object_get(s0, "responses"), key, v)
+        {
             json_t *w = json_object_get(json_object_get(s, "responses"), key);
             if (w)
                 json_object_set_new(json_object_get(s0, "responses"), key, sum_numbers(v, w));
@@ -295,8 +298,8 @@ static void handle(struct httpd_req *req, void *arg)
         s->f = f;
         s->i = i;
         if (!httpc_request(M.loop, &M.w[i].admin, req->method, "127.0.0.1", target, "application/json",
-                           req->body_len || req->method_id != HTTP_M_GET ? req->body : NULL, req->body_len, 10, fan_done,
-                           s))
+                           req->body_len || req->method_id != HTTP_M_GET ? req->body : NULL, req->body_len, 10,
+                           fan_done, s))
             fan_done(NULL, "cannot connect", s);
     }
 }

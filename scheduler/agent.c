@@ -46,12 +46,12 @@ struct sched_run {
     ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
     struct health {
         struct sched_run *r;
-        int i;              /* container index */
-        ev_timer timer;     /* next check, or the running check's timeout */
-        ev_child child;     /* the running check command */
+        int i;          /* container index */
+        ev_timer timer; /* next check, or the running check's timeout */
+        ev_child child; /* the running check command */
         pid_t pid;
         int failures;
-        double started;     /* this check */
+        double started; /* this check */
     } health[SCHED_MAX_CONTAINERS];
     double started; /* monotonic */
     bool all_exited;
@@ -141,16 +141,19 @@ const char *sched_cgroups(void)
         if (make_dir(probe)) {
             write_file(CG_ROOT "/cgroup.subtree_control", "+memory +cpu");
             write_file(CG_ROOT "/berth/cgroup.subtree_control", "+memory +cpu");
-            if (access(CG_ROOT "/berth/memory.max", F_OK) == 0 || access(CG_ROOT "/berth/cgroup.subtree_control", W_OK) == 0)
+            if (access(CG_ROOT "/berth/memory.max", F_OK) == 0 ||
+                access(CG_ROOT "/berth/cgroup.subtree_control", W_OK) == 0)
                 return cg_mode = 2, "v2";
         }
         snprintf(cg_why, sizeof cg_why, "unavailable: cannot use %s/berth (%s)", CG_ROOT, strerror(errno));
     } else if (access(CG_ROOT "/memory/cgroup.procs", F_OK) == 0 && access(CG_ROOT "/cpu/cgroup.procs", F_OK) == 0) {
         if (make_dir(CG_ROOT "/memory/berth") && make_dir(CG_ROOT "/cpu/berth"))
             return cg_mode = 1, "v1";
-        snprintf(cg_why, sizeof cg_why, "unavailable: cannot create %s/{memory,cpu}/berth (%s)", CG_ROOT, strerror(errno));
+        snprintf(cg_why, sizeof cg_why, "unavailable: cannot create %s/{memory,cpu}/berth (%s)", CG_ROOT,
+                 strerror(errno));
     } else {
-        snprintf(cg_why, sizeof cg_why, "unavailable: no cgroup v2 mount or v1 memory and cpu hierarchies at %s", CG_ROOT);
+        snprintf(cg_why, sizeof cg_why, "unavailable: no cgroup v2 mount or v1 memory and cpu hierarchies at %s",
+                 CG_ROOT);
     }
     cg_mode = 0;
     log_warn("cgroups %s: tasks run without memory and CPU limits", cg_why);
@@ -295,14 +298,16 @@ static void container_exited(struct sched_run *r, int i, int code)
         json_object_set_new(c, "exit_code", code >= 0 ? json_integer(code) : json_null());
     bool oom = cg_oom_killed(r, i);
     if (c && oom)
-        json_object_set_new(c, "reason", json_sprintf("OutOfMemoryError: container killed due to memory usage (limit %d MiB)",
-                                                      r->mem_limit_mib[i]));
+        json_object_set_new(
+            c, "reason",
+            json_sprintf("OutOfMemoryError: container killed due to memory usage (limit %d MiB)", r->mem_limit_mib[i]));
     if (!r->stopping && r->essential[i]) {
         snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
         snprintf(r->reason, sizeof r->reason, "Essential container in task exited (%s, exit code %d%s)",
                  c ? json_string_value(json_object_get(c, "name")) : "?", code, oom ? ", OutOfMemoryError" : "");
-        sched_task_update(sc, r->id, json_pack("{s:o,s:s,s:s}", "containers", json_incref(cs), "desired_status", "STOPPED",
-                                               "last_status", "STOPPING"));
+        sched_task_update(sc, r->id,
+                          json_pack("{s:o,s:s,s:s}", "containers", json_incref(cs), "desired_status", "STOPPED",
+                                    "last_status", "STOPPING"));
         begin_stop(r);
     } else {
         sched_task_update(sc, r->id, json_pack("{s:o}", "containers", json_incref(cs)));
@@ -321,8 +326,9 @@ static void finish_if_done(struct sched_run *r)
     r->all_exited = true;
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
-    sched_task_update(sc, r->id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
-                                           "stop_code", r->stop_code, "stopped_reason", r->reason, "stopped_at", ts));
+    sched_task_update(sc, r->id,
+                      json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                "stop_code", r->stop_code, "stopped_reason", r->reason, "stopped_at", ts));
     char id[40];
     snprintf(id, sizeof id, "%s", r->id);
     run_free(r);
@@ -351,7 +357,8 @@ static void pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 static bool port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
     bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
     if (fd >= 0)
         close(fd);
@@ -369,15 +376,14 @@ static bool port_taken(struct sched *sc, int port)
 {
     const char *id;
     json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    {
         const char *st = json_string_value(json_object_get(t, "last_status"));
         if ((st && strcmp(st, "STOPPED") == 0) || !ours(sc, t))
             continue;
         const char *k;
         json_t *p;
-        json_object_foreach(json_object_get(t, "ports"), k, p)
-            if (json_integer_value(p) == port)
-                return true;
+        json_object_foreach(json_object_get(t, "ports"), k, p) if (json_integer_value(p) == port) return true;
     }
     return false;
 }
@@ -410,7 +416,9 @@ static void health_result(struct health *h, bool ok)
     json_t *hc = health_conf(r, h->i);
     h->pid = 0;
     h->failures = ok ? 0 : h->failures + 1;
-    const char *status = ok ? "HEALTHY" : h->failures >= json_integer_value(json_object_get(hc, "retries")) ? "UNHEALTHY" : NULL;
+    const char *status = ok                                                                  ? "HEALTHY"
+                         : h->failures >= json_integer_value(json_object_get(hc, "retries")) ? "UNHEALTHY"
+                                                                                             : NULL;
     json_t *t = task_get(sc, r->id);
     if (status && strcmp(json_string_value(json_object_get(t, "health_status")), status) != 0)
         sched_task_update(sc, r->id, json_pack("{s:s}", "health_status", status));
@@ -456,7 +464,8 @@ static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
-        json_object_foreach(json_object_get(t, "ports"), k, p) {
+        json_object_foreach(json_object_get(t, "ports"), k, p)
+        {
             char v[16];
             snprintf(v, sizeof v, "%lld", json_integer_value(p));
             setenv("PORT", v, 0);
@@ -507,7 +516,8 @@ static void health_start(struct sched_run *r)
 static bool accepting(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
     bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0; /* loopback: no wait */
     if (fd >= 0)
         close(fd);
@@ -522,8 +532,7 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
     json_t *t = task_get(sc, r->id), *p;
     const char *k;
     bool ready = true;
-    json_object_foreach(json_object_get(t, "ports"), k, p)
-        ready = ready && accepting((int)json_integer_value(p));
+    json_object_foreach(json_object_get(t, "ports"), k, p) ready = ready && accepting((int)json_integer_value(p));
     if (!ready) {
         if (util_now() - r->started > READY_MAX_S) {
             snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
@@ -546,8 +555,9 @@ static void fail_task(struct sched *sc, const char *id, const char *why)
 {
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
-    sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
-                                        "stop_code", "TaskFailedToStart", "stopped_reason", why, "stopped_at", ts));
+    sched_task_update(sc, id,
+                      json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                "stop_code", "TaskFailedToStart", "stopped_reason", why, "stopped_at", ts));
     sched_task_ended(sc, id);
 }
 
@@ -564,8 +574,10 @@ int sched_agent_start(struct sched *sc, const char *id)
     /* One host port per port mapping, handed over as PORT and BERTH_PORT_<NAME>. */
     json_t *ports = json_object(), *c, *pm;
     size_t i, k;
-    json_array_foreach(cs, i, c) {
-        json_array_foreach(json_object_get(c, "port_mappings"), k, pm) {
+    json_array_foreach(cs, i, c)
+    {
+        json_array_foreach(json_object_get(c, "port_mappings"), k, pm)
+        {
             int port = alloc_port(sc);
             if (port < 0) {
                 json_decref(ports);
@@ -585,7 +597,8 @@ int sched_agent_start(struct sched *sc, const char *id)
     snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
     const char *svc = json_string_value(json_object_get(t, "service"));
     json_t *states = json_array();
-    json_array_foreach(cs, i, c) {
+    json_array_foreach(cs, i, c)
+    {
         r->pidfd[i] = -1;
         r->essential[i] = json_is_true(json_object_get(c, "essential"));
         r->stop_timeout[i] = json_number_value(json_object_get(c, "stop_timeout_s"));
@@ -605,10 +618,12 @@ int sched_agent_start(struct sched *sc, const char *id)
         }
         json_object_update(env, json_object_get(c, "environment"));
         /* PORT: the container's first port mapping, else the task's first. */
-        const char *first = json_string_value(json_object_get(json_array_get(json_object_get(c, "port_mappings"), 0), "name"));
+        const char *first =
+            json_string_value(json_object_get(json_array_get(json_object_get(c, "port_mappings"), 0), "name"));
         const char *pk;
         json_t *pv;
-        json_object_foreach(ports, pk, pv) {
+        json_object_foreach(ports, pk, pv)
+        {
             char key[128];
             int w = snprintf(key, sizeof key, "BERTH_PORT_");
             for (const char *q = pk; *q && w < (int)sizeof key - 1; q++)
@@ -626,7 +641,8 @@ int sched_agent_start(struct sched *sc, const char *id)
         json_object_set_new(env, "BERTH_NAMESPACE", json_string(sc->namespace));
         char **envp = calloc(json_object_size(env) + 1, sizeof *envp);
         size_t ne = 0;
-        json_object_foreach(env, pk, pv) {
+        json_object_foreach(env, pk, pv)
+        {
             size_t len = strlen(pk) + json_string_length(pv) + 2;
             envp[ne] = malloc(len);
             snprintf(envp[ne++], len, "%s=%s", pk, json_string_value(pv));
@@ -671,14 +687,15 @@ int sched_agent_start(struct sched *sc, const char *id)
         else
             r->exited[i] = true;
         ev_init(&r->pidfd_io[i], pidfd_cb);
-        json_array_append_new(states, json_pack("{s:s,s:i}", "name", json_string_value(json_object_get(c, "name")), "pid",
-                                                (int)pid));
+        json_array_append_new(
+            states, json_pack("{s:s,s:i}", "name", json_string_value(json_object_get(c, "name")), "pid", (int)pid));
     }
     r->next = sc->runs;
     sc->runs = r;
     r->started = util_now();
-    sched_task_update(sc, id, json_pack("{s:s,s:o,s:o,s:s}", "last_status", "ACTIVATING", "containers", states, "ports",
-                                        ports, "log", logpath));
+    sched_task_update(sc, id,
+                      json_pack("{s:s,s:o,s:o,s:s}", "last_status", "ACTIVATING", "containers", states, "ports", ports,
+                                "log", logpath));
     ev_timer_init(&r->ready_timer, ready_tick, 0.02, 0);
     r->ready_timer.data = r;
     ev_timer_start(sc->loop, &r->ready_timer);
@@ -694,8 +711,9 @@ void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, c
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
     if (!r) { /* nothing runs (yet) */
-        sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
-                                            "stop_code", stop_code, "stopped_reason", reason, "stopped_at", ts));
+        sched_task_update(sc, id,
+                          json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                    "stop_code", stop_code, "stopped_reason", reason, "stopped_at", ts));
         sched_task_ended(sc, id);
         return;
     }
@@ -703,8 +721,8 @@ void sched_agent_stop(struct sched *sc, const char *id, const char *stop_code, c
     snprintf(r->reason, sizeof r->reason, "%s", reason);
     if (r->stopping)
         return;
-    sched_task_update(sc, id, json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING",
-                                        "stopping_at", ts));
+    sched_task_update(
+        sc, id, json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING", "stopping_at", ts));
     begin_stop(r);
 }
 
@@ -743,7 +761,8 @@ void sched_agent_adopt(struct sched *sc)
 {
     const char *id;
     json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    {
         const char *st = json_string_value(json_object_get(t, "last_status"));
         if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0 || find_run(sc, id) || !ours(sc, t))
             continue;
@@ -757,7 +776,8 @@ void sched_agent_adopt(struct sched *sc)
         snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
         size_t i;
         int alive = 0;
-        json_array_foreach(cs, i, c) {
+        json_array_foreach(cs, i, c)
+        {
             json_t *def = json_array_get(defs, i);
             r->essential[i] = json_is_true(json_object_get(def, "essential"));
             r->stop_timeout[i] = json_number_value(json_object_get(def, "stop_timeout_s"));
@@ -771,7 +791,8 @@ void sched_agent_adopt(struct sched *sc)
             ev_init(&r->child[i], child_cb);
             ev_init(&r->pidfd_io[i], pidfd_cb);
             r->pidfd_io[i].data = r;
-            int fd = r->pid[i] > 0 && !json_object_get(c, "exit_code") ? (int)syscall(SYS_pidfd_open, r->pid[i], 0) : -1;
+            int fd =
+                r->pid[i] > 0 && !json_object_get(c, "exit_code") ? (int)syscall(SYS_pidfd_open, r->pid[i], 0) : -1;
             if (fd < 0) {
                 r->exited[i] = true;
                 continue;

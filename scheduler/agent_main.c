@@ -35,7 +35,8 @@ static const struct cfg_field fields[] = {
     {"memory_mib", CFG_INT, offsetof(struct agent_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
     {"attributes", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
-    {"heartbeat_interval_s", CFG_DOUBLE, offsetof(struct agent_config, heartbeat_interval_s), 0.1, 60, 1, NULL, NULL, false},
+    {"heartbeat_interval_s", CFG_DOUBLE, offsetof(struct agent_config, heartbeat_interval_s), 0.1, 60, 1, NULL, NULL,
+     false},
     CFG_END,
 };
 
@@ -105,7 +106,8 @@ static void apply(json_t *tasks)
     struct sched *sc = &A.sc;
     json_t *wanted = json_object(), *x, *t;
     size_t i;
-    json_array_foreach(tasks, i, x) {
+    json_array_foreach(tasks, i, x)
+    {
         const char *id = json_string_value(json_object_get(x, "id"));
         if (!id)
             continue;
@@ -123,22 +125,27 @@ static void apply(json_t *tasks)
             sched_agent_start(sc, tid);
         } else if (local && stop && sched_agent_running(sc, tid)) {
             sched_agent_stop(sc, tid,
-                             json_is_string(json_object_get(x, "stop_code")) ? json_string_value(json_object_get(x, "stop_code")) : "UserInitiated",
-                             json_is_string(json_object_get(x, "stopped_reason")) ? json_string_value(json_object_get(x, "stopped_reason")) : "stopped by the scheduler");
+                             json_is_string(json_object_get(x, "stop_code"))
+                                 ? json_string_value(json_object_get(x, "stop_code"))
+                                 : "UserInitiated",
+                             json_is_string(json_object_get(x, "stopped_reason"))
+                                 ? json_string_value(json_object_get(x, "stopped_reason"))
+                                 : "stopped by the scheduler");
         }
     }
     json_t *gone = json_array();
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-        if (!json_object_get(wanted, id))
-            json_array_append_new(gone, json_string(id));
-    json_array_foreach(gone, i, x) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) if (!json_object_get(wanted, id))
+        json_array_append_new(gone, json_string(id));
+    json_array_foreach(gone, i, x)
+    {
         char path[80], tid[40];
         snprintf(tid, sizeof tid, "%s", json_string_value(x));
         snprintf(path, sizeof path, "tasks/%s", tid);
         if (sched_agent_running(sc, tid)) {
             log_info("task %s: the scheduler no longer wants it; stopping", tid);
-            sched_agent_stop(sc, tid, "ServiceSchedulerInitiated", "The scheduler no longer wants the task on this node");
+            sched_agent_stop(sc, tid, "ServiceSchedulerInitiated",
+                             "The scheduler no longer wants the task on this node");
         } else {
             sched_store_put(sc->store, path, NULL, NULL, NULL); /* the scheduler has its final state */
         }
@@ -156,15 +163,21 @@ static void answered(const struct httpc_response *resp, const char *err, void *a
     if (!body) {
         if (!A.failing)
             log_warn("%s %s: %s", A.registered ? "heartbeat" : "registration", A.host,
-                     err ? err : resp->status == 404 ? "the scheduler does not know this node" : "error answer");
+                     err                   ? err
+                     : resp->status == 404 ? "the scheduler does not know this node"
+                                           : "error answer");
         A.failing = true;
         if (!err && resp->status == 404)
             A.registered = false; /* register again */
     } else if (!A.registered) {
         free(A.dns);
         free(A.namespace);
-        A.dns = strdup(json_is_string(json_object_get(body, "dns_server")) ? json_string_value(json_object_get(body, "dns_server")) : "127.0.0.1:8600");
-        A.namespace = strdup(json_is_string(json_object_get(body, "namespace")) ? json_string_value(json_object_get(body, "namespace")) : "berth.internal");
+        A.dns = strdup(json_is_string(json_object_get(body, "dns_server"))
+                           ? json_string_value(json_object_get(body, "dns_server"))
+                           : "127.0.0.1:8600");
+        A.namespace = strdup(json_is_string(json_object_get(body, "namespace"))
+                                 ? json_string_value(json_object_get(body, "namespace"))
+                                 : "berth.internal");
         A.sc.dns = A.dns;
         A.sc.namespace = A.namespace;
         A.registered = true;
@@ -191,7 +204,8 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     if (A.registered) {
         json_t *list = json_array(), *t;
         const char *id;
-        json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t) {
+        json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t)
+        {
             json_t *copy = json_deep_copy(t);
             json_object_del(copy, "definition");
             json_array_append_new(list, copy);
@@ -216,13 +230,14 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 static void handle(struct httpd_req *req, void *arg)
 {
     if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
-        httpd_respond_json(req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.sc.node_id, "registered", A.registered));
+        httpd_respond_json(
+            req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.sc.node_id, "registered", A.registered));
     else if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "wake") == 0 &&
              req->method_id == HTTP_M_POST) {
         heartbeat_soon(); /* the scheduler has work for this node */
         httpd_respond_json(req, 200, json_pack("{s:b}", "woken", 1));
     } else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
-             strcmp(req->segs[3], "logs") == 0 && req->method_id == HTTP_M_GET)
+               strcmp(req->segs[3], "logs") == 0 && req->method_id == HTTP_M_GET)
         sched_agent_logs(&A.sc, req, req->segs[2]);
     else
         httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
@@ -241,8 +256,7 @@ static void usage(FILE *f)
                "                        memory_mib, attributes, port_range, heartbeat_interval_s\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
                "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running and\n"
-               "                        a restarted agent adopts them)\n"
-               DAEMON_FLAGS_HELP);
+               "                        a restarted agent adopts them)\n" DAEMON_FLAGS_HELP);
 }
 
 int main(int argc, char **argv)
@@ -266,9 +280,10 @@ int main(int argc, char **argv)
         if (conf.memory_mib < 0)
             conf.memory_mib = (int)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
         /* The node as the scheduler validates it (the same rules, checked here first). */
-        A.registration = json_pack("{s:s,s:i,s:i,s:s,s:O*,s:O*}", "id", conf.node_id, "cpu", conf.cpu, "memory_mib",
-                                   conf.memory_mib, "address", conf.address, "attributes", json_object_get(root, "attributes"),
-                                   "port_range", json_object_get(root, "port_range"));
+        A.registration =
+            json_pack("{s:s,s:i,s:i,s:s,s:O*,s:O*}", "id", conf.node_id, "cpu", conf.cpu, "memory_mib", conf.memory_mib,
+                      "address", conf.address, "attributes", json_object_get(root, "attributes"), "port_range",
+                      json_object_get(root, "port_range"));
         json_object_set_new(A.registration, "agent_api", json_sprintf("http://%s", conf.listen));
         json_object_set_new(A.registration, "cgroups", json_string(sched_cgroups()));
         json_t *checked = sched_node_validate(A.registration, &inner);
@@ -282,8 +297,11 @@ int main(int argc, char **argv)
         cfg_error(&inner, "", "cannot read the config");
     }
     if (!root || inner) {
-        fprintf(stderr, "berth-agent: %s%s%s\n", err ? err : args.config ? args.config : "(defaults)", inner ? ": " : "",
-                inner ? inner : "");
+        fprintf(stderr, "berth-agent: %s%s%s\n",
+                err           ? err
+                : args.config ? args.config
+                              : "(defaults)",
+                inner ? ": " : "", inner ? inner : "");
         json_decref(A.registration);
         return 2;
     }
@@ -305,11 +323,17 @@ int main(int argc, char **argv)
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
     json_t *pr = json_object_get(A.registration, "port_range");
-    A.sc = (struct sched){.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = "127.0.0.1:8600",
-                          .namespace = "berth.internal", .node_id = conf.node_id,
+    A.sc = (struct sched){.loop = loop,
+                          .store = store,
+                          .data_dir = conf.data_dir,
+                          .dns = "127.0.0.1:8600",
+                          .namespace = "berth.internal",
+                          .node_id = conf.node_id,
                           .port_lo = (int)json_integer_value(json_array_get(pr, 0)),
-                          .port_hi = (int)json_integer_value(json_array_get(pr, 1)), .cpu = conf.cpu,
-                          .memory_mib = conf.memory_mib, .attributes = json_object_get(A.registration, "attributes")};
+                          .port_hi = (int)json_integer_value(json_array_get(pr, 1)),
+                          .cpu = conf.cpu,
+                          .memory_mib = conf.memory_mib,
+                          .attributes = json_object_get(A.registration, "attributes")};
     snprintf(A.host, sizeof A.host, "%s", conf.scheduler);
     A.interval = conf.heartbeat_interval_s;
     struct httpd *api = httpd_start(loop, conf.listen, handle, NULL, &err);

@@ -55,7 +55,8 @@ static int latest_revision(struct sched_store *s, const char *family, bool activ
     json_t *revs = sched_store_get(s, path), *td;
     const char *rev;
     int best = 0;
-    json_object_foreach(revs, rev, td) {
+    json_object_foreach(revs, rev, td)
+    {
         int r = atoi(rev);
         bool active = strcmp(json_string_value(json_object_get(td, "status")), "ACTIVE") == 0;
         if (r > best && (active || !active_only))
@@ -128,7 +129,8 @@ static void taskdefs(struct sched_store *s, struct httpd_req *req)
     if (n == 2 && m == HTTP_M_GET) {
         json_t *out = json_array(), *revs;
         const char *family;
-        json_object_foreach(json_object_get(sched_store_state(s), "taskdefs"), family, revs) {
+        json_object_foreach(json_object_get(sched_store_state(s), "taskdefs"), family, revs)
+        {
             char ref[300];
             int rev = latest_revision(s, family, true);
             if (rev) {
@@ -150,8 +152,8 @@ static void taskdefs(struct sched_store *s, struct httpd_req *req)
             return;
         }
         if (!strchr(req->segs[2], ':')) {
-            httpd_respond_error(req, 400, "InvalidParameter", "deregister a revision: DELETE /v1/task-definitions/%s:REV",
-                                req->segs[2]);
+            httpd_respond_error(req, 400, "InvalidParameter",
+                                "deregister a revision: DELETE /v1/task-definitions/%s:REV", req->segs[2]);
             return;
         }
         json_t *copy = json_deep_copy(td);
@@ -179,7 +181,8 @@ static json_t *service_view(struct sched *sc, const char *name, json_t *svc)
         json_object_set_new(out, "current_deployment", json_deep_copy(dep));
     int running = 0, pending = 0;
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    {
         const char *ts = json_string_value(json_object_get(t, "service"));
         const char *st = json_string_value(json_object_get(t, "last_status"));
         if (!ts || strcmp(ts, name) != 0)
@@ -269,9 +272,8 @@ static void services(struct sched *sc, struct httpd_req *req)
         json_object_update(merged, body);
         const char *key;
         json_t *val;
-        json_object_foreach(body, key, val)
-            if (json_is_null(val)) /* {"autoscaling": null} turns it off */
-                json_object_del(merged, key);
+        json_object_foreach(body, key, val) if (json_is_null(val)) /* {"autoscaling": null} turns it off */
+            json_object_del(merged, key);
         json_t *name = json_object_get(body, "name");
         if (name && (!json_is_string(name) || strcmp(json_string_value(name), req->segs[2]) != 0)) {
             httpd_respond_error(req, 400, "InvalidParameter", "name: a service cannot be renamed");
@@ -308,7 +310,8 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
         const char *want = httpd_query_param(req, "status", status, sizeof status);
         json_t *out = json_array(), *t;
         const char *id;
-        json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+        json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+        {
             const char *ts = json_string_value(json_object_get(t, "service"));
             if (svc && (!ts || strcmp(ts, svc) != 0))
                 continue;
@@ -328,10 +331,12 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
         const char *ref = json_string_value(json_object_get(body, "task_definition"));
         json_t *cnt = json_object_get(body, "count");
         char *canon = ref ? resolve_taskdef(sc->store, ref) : NULL;
-        if (!canon || (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 1 || json_integer_value(cnt) > 100))) {
+        if (!canon ||
+            (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 1 || json_integer_value(cnt) > 100))) {
             httpd_respond_error(req, 400, "InvalidParameter", "%s",
-                                !ref ? "task_definition: is required" : !canon ? "task_definition: no active task definition"
-                                                                               : "count: must be 1..100");
+                                !ref     ? "task_definition: is required"
+                                : !canon ? "task_definition: no active task definition"
+                                         : "count: must be 1..100");
         } else {
             json_t *ids = json_array();
             for (json_int_t k = 0; k < (cnt ? json_integer_value(cnt) : 1); k++) {
@@ -356,7 +361,8 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
     } else if (n == 4 && strcmp(req->segs[3], "stop") == 0 && m == HTTP_M_POST) {
         sched_task_stop(sc, req->segs[2], "UserInitiated", "Task stopped by the user");
         httpd_respond_json(req, 200, json_deep_copy(sched_store_get(sc->store, path)));
-    } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET && json_is_string(json_object_get(t, "node")) &&
+    } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET &&
+               json_is_string(json_object_get(t, "node")) &&
                strcmp(json_string_value(json_object_get(t, "node")), sc->node_id) != 0) {
         sched_remote_logs(sc, req, t);
     } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET) {
@@ -379,10 +385,11 @@ static void handle(struct httpd_req *req, void *arg)
         unsigned long long records, fsyncs;
         sched_store_stats(s, &records, &fsyncs);
         char body[512];
-        int len = snprintf(body, sizeof body,
-                           "# TYPE berth_scheduler_journal_records_total counter\nberth_scheduler_journal_records_total %llu\n"
-                           "# TYPE berth_scheduler_journal_fsyncs_total counter\nberth_scheduler_journal_fsyncs_total %llu\n",
-                           records, fsyncs);
+        int len = snprintf(
+            body, sizeof body,
+            "# TYPE berth_scheduler_journal_records_total counter\nberth_scheduler_journal_records_total %llu\n"
+            "# TYPE berth_scheduler_journal_fsyncs_total counter\nberth_scheduler_journal_fsyncs_total %llu\n",
+            records, fsyncs);
         httpd_respond(req, 200, "text/plain; version=0.0.4", body, (size_t)len);
         return;
     }
@@ -409,7 +416,8 @@ static void handle(struct httpd_req *req, void *arg)
             const char *want = httpd_query_param(req, "service", svc, sizeof svc);
             json_t *out = json_array(), *e;
             size_t i;
-            json_array_foreach(sc->events, i, e) {
+            json_array_foreach(sc->events, i, e)
+            {
                 const char *es = json_string_value(json_object_get(e, "service"));
                 if (!want || (es && strcmp(es, want) == 0))
                     json_array_append(out, e);
@@ -453,7 +461,8 @@ void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
     struct net_addr to;
     if (!api || net_parse_url(api, &to) < 0) {
         httpd_respond_error(req, 404, "LogsNotFound", "task %s runs on node %s, whose agent serves no API",
-                            json_string_value(json_object_get(task, "id")), json_string_value(json_object_get(task, "node")));
+                            json_string_value(json_object_get(task, "id")),
+                            json_string_value(json_object_get(task, "node")));
         return;
     }
     struct logs_req *l = calloc(1, sizeof *l);

@@ -89,8 +89,8 @@ int as_evaluate(const struct as_policy *p, struct as_state *s, const struct as_s
     double capacity = cur * p->target_per_s;
     if (rec > cur) {
         if (in->rate <= capacity * (1 + p->tolerance)) {
-            snprintf(why, len, "holding at %d: %s req/s is within %.0f%% of %d × %s", cur, rate, p->tolerance * 100, cur,
-                     target);
+            snprintf(why, len, "holding at %d: %s req/s is within %.0f%% of %d × %s", cur, rate, p->tolerance * 100,
+                     cur, target);
             return cur;
         }
         if (s->last_out_at >= 0 && in->now - s->last_out_at < p->scale_out_cooldown_s && rec <= s->last_out_to) {
@@ -105,8 +105,8 @@ int as_evaluate(const struct as_policy *p, struct as_state *s, const struct as_s
     }
     if (rec < cur) {
         if (in->rate >= capacity * (1 - p->tolerance)) {
-            snprintf(why, len, "holding at %d: %s req/s is within %.0f%% of %d × %s", cur, rate, p->tolerance * 100, cur,
-                     target);
+            snprintf(why, len, "holding at %d: %s req/s is within %.0f%% of %d × %s", cur, rate, p->tolerance * 100,
+                     cur, target);
             return cur;
         }
         if (in->healthy < cur) {

@@ -16,13 +16,13 @@ struct as_policy {
 
 /* What the policy remembers between evaluations (one per service). */
 struct as_state {
-    double first_at;       /* time of the first evaluation (-1: none yet) */
-    double last_out_at;    /* last scale-out (-1: none) */
+    double first_at;    /* time of the first evaluation (-1: none yet) */
+    double last_out_at; /* last scale-out (-1: none) */
     int last_out_to;
     struct as_rec {
         double at;
         int n;
-    } *recs;               /* recent recommendations, decreasing n (a sliding-window maximum) */
+    } * recs; /* recent recommendations, decreasing n (a sliding-window maximum) */
     size_t nrecs, caprecs;
 };
 

@@ -28,7 +28,8 @@ static const struct cfg_field fields[] = {
     {"proxy_admin", CFG_STRING, offsetof(struct sched_config, proxy_admin), 0, 0, 0, NULL, NULL, false},
     {"dns_admin", CFG_STRING, offsetof(struct sched_config, dns_admin), 0, 0, 0, NULL, NULL, false},
     {"proxy_listener", CFG_STRING, offsetof(struct sched_config, proxy_listener), 0, 0, 0, "http", NULL, false},
-    {"autoscale_interval_s", CFG_DOUBLE, offsetof(struct sched_config, autoscale_interval_s), 0.1, 60, 2, NULL, NULL, false},
+    {"autoscale_interval_s", CFG_DOUBLE, offsetof(struct sched_config, autoscale_interval_s), 0.1, 60, 2, NULL, NULL,
+     false},
     {"node_lost_after_s", CFG_DOUBLE, offsetof(struct sched_config, node_lost_after_s), 1, 3600, 10, NULL, NULL, false},
     CFG_END,
 };
@@ -53,8 +54,7 @@ static void usage(FILE *f)
                "  -c, --config FILE     JSON config (docs/scheduler.md)\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
                "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running\n"
-               "                        and a restarted scheduler adopts them)\n"
-               DAEMON_FLAGS_HELP);
+               "                        and a restarted scheduler adopts them)\n" DAEMON_FLAGS_HELP);
 }
 
 int main(int argc, char **argv)
@@ -90,9 +90,8 @@ int main(int argc, char **argv)
         const char *k;
         if (!inner && attrs && !json_is_object(attrs))
             cfg_error(&inner, "agent.attributes", "must be an object of strings");
-        json_object_foreach(inner ? NULL : attrs, k, v)
-            if (!inner && !json_is_string(v))
-                cfg_error(&inner, "agent.attributes", "\"%s\" must be a string", k);
+        json_object_foreach(inner ? NULL : attrs, k, v) if (!inner && !json_is_string(v))
+            cfg_error(&inner, "agent.attributes", "\"%s\" must be a string", k);
         attributes = attrs ? json_incref(attrs) : json_object();
         if (!inner && conf.proxy_admin && net_parse_url(conf.proxy_admin, &proxy_admin) < 0)
             cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);
@@ -103,8 +102,11 @@ int main(int argc, char **argv)
     }
     if (!root || inner) {
         json_decref(attributes);
-        fprintf(stderr, "berth-scheduler: %s%s%s\n", err ? err : path ? path : "(defaults)", inner ? ": " : "",
-                inner ? inner : "");
+        fprintf(stderr, "berth-scheduler: %s%s%s\n",
+                err    ? err
+                : path ? path
+                       : "(defaults)",
+                inner ? ": " : "", inner ? inner : "");
         return 2;
     }
     json_decref(root);
@@ -126,11 +128,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "berth-scheduler: %s\n", err);
         return 2;
     }
-    struct sched sc = {.loop = loop, .store = store, .data_dir = conf.data_dir, .dns = conf.dns_server,
-                       .namespace = conf.namespace, .port_lo = port_lo, .port_hi = port_hi, .cpu = conf.cpu,
-                       .memory_mib = conf.memory_mib, .proxy_admin = proxy_admin, .dns_admin = dns_admin,
-                       .proxy_listener = conf.proxy_listener, .autoscale_interval_s = conf.autoscale_interval_s,
-                       .node_id = conf.embedded ? "local" : "", .attributes = attributes,
+    struct sched sc = {.loop = loop,
+                       .store = store,
+                       .data_dir = conf.data_dir,
+                       .dns = conf.dns_server,
+                       .namespace = conf.namespace,
+                       .port_lo = port_lo,
+                       .port_hi = port_hi,
+                       .cpu = conf.cpu,
+                       .memory_mib = conf.memory_mib,
+                       .proxy_admin = proxy_admin,
+                       .dns_admin = dns_admin,
+                       .proxy_listener = conf.proxy_listener,
+                       .autoscale_interval_s = conf.autoscale_interval_s,
+                       .node_id = conf.embedded ? "local" : "",
+                       .attributes = attributes,
                        .node_lost_after_s = conf.node_lost_after_s};
     char tasks_dir[1024];
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
@@ -146,8 +158,8 @@ int main(int argc, char **argv)
     }
     ev_signal exit_signals[2];
     daemon_exit_on_signals(loop, exit_signals);
-    log_info("berth-scheduler %s ready: API on %s, data in %s, node capacity %d cpu / %d MiB, ports %d-%d", BERTH_VERSION,
-             conf.listen, conf.data_dir, conf.cpu, conf.memory_mib, port_lo, port_hi);
+    log_info("berth-scheduler %s ready: API on %s, data in %s, node capacity %d cpu / %d MiB, ports %d-%d",
+             BERTH_VERSION, conf.listen, conf.data_dir, conf.cpu, conf.memory_mib, port_lo, port_hi);
     ev_run(loop, 0);
     if (stop_tasks)
         sched_agent_stop_all(&sc);

@@ -16,21 +16,21 @@ struct svc_metrics {
     struct svc_metrics *next;
     struct sched *sc;
     char name[128];
-    bool alive;            /* the service still exists (mark and sweep each round) */
+    bool alive; /* the service still exists (mark and sweep each round) */
     /* the round in flight */
     int pending;
     bool round_failed;
-    json_t *groups;        /* target group name -> the proxy's answer */
+    json_t *groups; /* target group name -> the proxy's answer */
     /* results */
-    bool have;             /* the last round read every group */
-    double rate, p99_ms;   /* p99_ms < 0: no requests in the last interval */
+    bool have;           /* the last round read every group */
+    double rate, p99_ms; /* p99_ms < 0: no requests in the last interval */
     int healthy;
-    double updated_at;     /* monotonic */
-    json_t *lat_prev;      /* group -> latency_counts at the previous round */
+    double updated_at; /* monotonic */
+    json_t *lat_prev;  /* group -> latency_counts at the previous round */
     /* autoscaling */
     bool as_on;
     struct as_state as;
-    char decision[300];    /* the last evaluation's reason */
+    char decision[300]; /* the last evaluation's reason */
     char last_scaling[300], last_scaling_at[40];
 };
 
@@ -114,15 +114,17 @@ static void autoscale(struct sched *sc, struct svc_metrics *m, json_t *svc)
     }
     m->as_on = true;
     json_t *tt = json_object_get(as, "target_tracking");
-    struct as_policy p = {(int)json_integer_value(json_object_get(as, "min")), (int)json_integer_value(json_object_get(as, "max")),
+    struct as_policy p = {(int)json_integer_value(json_object_get(as, "min")),
+                          (int)json_integer_value(json_object_get(as, "max")),
                           json_number_value(json_object_get(tt, "target_per_s")),
                           json_number_value(json_object_get(as, "scale_out_cooldown_s")),
-                          json_number_value(json_object_get(as, "scale_in_cooldown_s")), 0.10};
+                          json_number_value(json_object_get(as, "scale_in_cooldown_s")),
+                          0.10};
     char dpath[300];
     snprintf(dpath, sizeof dpath, "deployments/%s", m->name);
     int current = (int)json_integer_value(json_object_get(svc, "desired_count"));
-    struct as_sample in = {util_now(), current, m->healthy, m->have, m->rate,
-                           is(sched_store_get(sc->store, dpath), "status", "IN_PROGRESS")};
+    struct as_sample in = {util_now(), current, m->healthy,
+                           m->have,    m->rate, is(sched_store_get(sc->store, dpath), "status", "IN_PROGRESS")};
     int n = as_evaluate(&p, &m->as, &in, m->decision, sizeof m->decision);
     if (n == current)
         return;
@@ -155,8 +157,10 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
     const char *tgname;
     json_t *g, *t;
     size_t i;
-    json_object_foreach(m->groups, tgname, g) {
-        json_array_foreach(json_object_get(g, "targets"), i, t) {
+    json_object_foreach(m->groups, tgname, g)
+    {
+        json_array_foreach(json_object_get(g, "targets"), i, t)
+        {
             const char *id = json_string_value(json_object_get(t, "id"));
             json_t *task = id ? json_object_get(tasks, id) : NULL;
             if (!task || !is(task, "service", m->name) || !is(task, "last_status", "RUNNING"))
@@ -167,16 +171,18 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
                 json_object_set_new(unhealthy, id, json_true());
             if (is(t, "state", "unhealthy") && is(task, "desired_status", "RUNNING") &&
                 sched_task_age_s(task, "started_at") >= grace)
-                json_object_set_new(replace, id, json_sprintf("Task failed ELB health checks in (target-group %s): %s", tgname,
-                                                             json_is_string(json_object_get(t, "health_check"))
-                                                                 ? json_string_value(json_object_get(t, "health_check"))
-                                                                 : "unhealthy"));
+                json_object_set_new(replace, id,
+                                    json_sprintf("Task failed ELB health checks in (target-group %s): %s", tgname,
+                                                 json_is_string(json_object_get(t, "health_check"))
+                                                     ? json_string_value(json_object_get(t, "health_check"))
+                                                     : "unhealthy"));
         }
         add_latency(m, tgname, json_object_get(g, "stats"), delta, 32, &le);
     }
     const char *id;
     json_t *reason;
-    json_object_foreach(replace, id, reason) {
+    json_object_foreach(replace, id, reason)
+    {
         sched_event(sc, m->name, "task %s failed the proxy's health checks; replacing it", id);
         sched_task_stop(sc, id, "TaskFailedHealthChecks", json_string_value(reason));
     }
@@ -226,7 +232,8 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
     size_t i;
     for (struct svc_metrics *m = sc->metrics; m; m = m->next)
         m->alive = false;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "services"), name, svc) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "services"), name, svc)
+    {
         if (!json_array_size(json_object_get(svc, "load_balancers")) || !sc->proxy_admin.len)
             continue;
         struct svc_metrics *m = find(sc, name, true);
@@ -235,7 +242,8 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
             continue; /* the proxy is slow to answer: skip a round */
         m->round_failed = false;
         m->groups = json_object();
-        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
+        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
+        {
             const char *tg = json_string_value(json_object_get(lb, "target_group"));
             if (json_object_get(m->groups, tg))
                 continue;
@@ -281,7 +289,8 @@ void sched_metrics_describe(struct sched *sc, const char *service, json_t *out)
     if (m->as_on || m->last_scaling[0]) {
         json_t *a = json_pack("{s:s}", "decision", m->decision);
         if (m->last_scaling[0])
-            json_object_set_new(a, "last_scaling", json_pack("{s:s,s:s}", "message", m->last_scaling, "at", m->last_scaling_at));
+            json_object_set_new(a, "last_scaling",
+                                json_pack("{s:s,s:s}", "message", m->last_scaling, "at", m->last_scaling_at));
         json_object_set_new(out, "autoscaling_status", a);
     }
 }

@@ -60,8 +60,11 @@ bool sched_task_on_leaving_node(struct sched *sc, json_t *task)
 
 void sched_task_address(struct sched *sc, json_t *task, long long port, char *out, size_t len)
 {
-    json_t *n = get(sc, "nodes", json_is_string(json_object_get(task, "node")) ? json_string_value(json_object_get(task, "node")) : "");
-    const char *ip = json_is_string(json_object_get(n, "address")) ? json_string_value(json_object_get(n, "address")) : "127.0.0.1";
+    json_t *n =
+        get(sc, "nodes",
+            json_is_string(json_object_get(task, "node")) ? json_string_value(json_object_get(task, "node")) : "");
+    const char *ip =
+        json_is_string(json_object_get(n, "address")) ? json_string_value(json_object_get(n, "address")) : "127.0.0.1";
     snprintf(out, len, strchr(ip, ':') ? "[%s]:%lld" : "%s:%lld", ip, port);
 }
 
@@ -71,8 +74,9 @@ static void mark_stopped(struct sched *sc, const char *id, const char *code, con
 {
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
-    sched_task_update(sc, id, json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
-                                        "stop_code", code, "stopped_reason", reason, "stopped_at", ts));
+    sched_task_update(sc, id,
+                      json_pack("{s:s,s:s,s:s,s:s,s:s}", "last_status", "STOPPED", "desired_status", "STOPPED",
+                                "stop_code", code, "stopped_reason", reason, "stopped_at", ts));
     sched_task_ended(sc, id);
 }
 
@@ -102,9 +106,15 @@ static void node_stop(struct sched *sc, const char *id)
 {
     json_t *t = get(sc, "tasks", id);
     char code[40], reason[300], node[80];
-    snprintf(code, sizeof code, "%s", json_is_string(json_object_get(t, "stop_code")) ? json_string_value(json_object_get(t, "stop_code")) : "UserInitiated");
-    snprintf(reason, sizeof reason, "%s", json_is_string(json_object_get(t, "stopped_reason")) ? json_string_value(json_object_get(t, "stopped_reason")) : "stopped");
-    snprintf(node, sizeof node, "%s", json_is_string(json_object_get(t, "node")) ? json_string_value(json_object_get(t, "node")) : "");
+    snprintf(code, sizeof code, "%s",
+             json_is_string(json_object_get(t, "stop_code")) ? json_string_value(json_object_get(t, "stop_code"))
+                                                             : "UserInitiated");
+    snprintf(reason, sizeof reason, "%s",
+             json_is_string(json_object_get(t, "stopped_reason"))
+                 ? json_string_value(json_object_get(t, "stopped_reason"))
+                 : "stopped");
+    snprintf(node, sizeof node, "%s",
+             json_is_string(json_object_get(t, "node")) ? json_string_value(json_object_get(t, "node")) : "");
     if (strcmp(node, sc->node_id) == 0) {
         sched_agent_stop(sc, id, code, reason);
     } else if (!*node || lost(sc, node) || !get(sc, "nodes", node)) {
@@ -112,8 +122,9 @@ static void node_stop(struct sched *sc, const char *id)
     } else {
         char ts[40];
         util_rfc3339(util_wall(), ts, sizeof ts);
-        sched_task_update(sc, id, json_pack("{s:s,s:s,s:b,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING", "stop", 1,
-                                            "stopping_at", ts));
+        sched_task_update(sc, id,
+                          json_pack("{s:s,s:s,s:b,s:s}", "desired_status", "STOPPED", "last_status", "STOPPING", "stop",
+                                    1, "stopping_at", ts));
         wake(sc, node);
     }
 }
@@ -156,13 +167,17 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
         drain_done(d);
         return;
     }
-    json_t *svc = get(sc, "services", json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "");
+    json_t *svc =
+        get(sc, "services",
+            json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "");
     /* Ask about every group the task is in; count the questions before sending any (an answer can
      * come back at once). */
     json_t *asks = json_array(), *lb, *x;
     size_t i;
-    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
-        json_t *port = json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
+    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
+    {
+        json_t *port =
+            json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
         if (!port)
             continue;
         char addr[80];
@@ -175,8 +190,8 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
     snprintf(id, sizeof id, "%s", d->id);
     if (!d->wait)
         drain_done(d);
-    json_array_foreach(asks, i, x)
-        sched_drain_poll(sc, id, json_string_value(json_object_get(x, "tg")), json_string_value(json_object_get(x, "addr")));
+    json_array_foreach(asks, i, x) sched_drain_poll(sc, id, json_string_value(json_object_get(x, "tg")),
+                                                    json_string_value(json_object_get(x, "addr")));
     json_decref(asks);
 }
 
@@ -220,10 +235,14 @@ void sched_task_stop(struct sched *sc, const char *id, const char *stop_code, co
     }
     if (is(t, "last_status", "DEACTIVATING") || is(t, "last_status", "STOPPING"))
         return; /* on its way */
-    json_t *svc = get(sc, "services", json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "");
-    bool drain = sc->proxy_admin.len && json_array_size(json_object_get(svc, "load_balancers")) && is(t, "last_status", "RUNNING") &&
-                 !lost(sc, json_string_value(json_object_get(t, "node")));
-    sched_task_update(sc, id, json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "stop_code", stop_code, "stopped_reason", reason));
+    json_t *svc =
+        get(sc, "services",
+            json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "");
+    bool drain = sc->proxy_admin.len && json_array_size(json_object_get(svc, "load_balancers")) &&
+                 is(t, "last_status", "RUNNING") && !lost(sc, json_string_value(json_object_get(t, "node")));
+    sched_task_update(
+        sc, id,
+        json_pack("{s:s,s:s,s:s}", "desired_status", "STOPPED", "stop_code", stop_code, "stopped_reason", reason));
     if (!drain) {
         node_stop(sc, id);
         return;
@@ -241,10 +260,12 @@ void sched_nodes_resume(struct sched *sc)
     json_t *ids = json_array(), *t, *x;
     const char *id;
     size_t i;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-        if (is(t, "last_status", "DEACTIVATING") || (is(t, "last_status", "STOPPING") && is(t, "node", sc->node_id)))
-            json_array_append_new(ids, json_string(id));
-    json_array_foreach(ids, i, x) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id,
+                        t) if (is(t, "last_status", "DEACTIVATING") ||
+                               (is(t, "last_status", "STOPPING") && is(t, "node", sc->node_id)))
+        json_array_append_new(ids, json_string(id));
+    json_array_foreach(ids, i, x)
+    {
         const char *tid = json_string_value(x);
         if (is(get(sc, "tasks", tid), "last_status", "DEACTIVATING"))
             drain_start(sc, tid);
@@ -269,14 +290,22 @@ static void cluster_build(struct sched *sc, struct cluster *c)
     c->n = 0;
     c->nodes = calloc(json_object_size(nodes) + 1, sizeof *c->nodes);
     c->index = json_object();
-    json_object_foreach(nodes, id, nd) {
-        c->nodes[c->n] = (struct pl_node){id, (int)json_integer_value(json_object_get(nd, "cpu")),
-                                          (int)json_integer_value(json_object_get(nd, "memory_mib")), 0, 0,
-                                          json_object_get(nd, "attributes"), is(nd, "status", "ACTIVE") && !lost(sc, id)};
+    json_object_foreach(nodes, id, nd)
+    {
+        c->nodes[c->n] = (struct pl_node){id,
+                                          (int)json_integer_value(json_object_get(nd, "cpu")),
+                                          (int)json_integer_value(json_object_get(nd, "memory_mib")),
+                                          0,
+                                          0,
+                                          json_object_get(nd, "attributes"),
+                                          is(nd, "status", "ACTIVE") && !lost(sc, id)};
         json_object_set_new(c->index, id, json_integer((json_int_t)c->n++));
     }
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
-        json_t *i = json_is_string(json_object_get(t, "node")) ? json_object_get(c->index, json_string_value(json_object_get(t, "node"))) : NULL;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    {
+        json_t *i = json_is_string(json_object_get(t, "node"))
+                        ? json_object_get(c->index, json_string_value(json_object_get(t, "node")))
+                        : NULL;
         if (!i || is(t, "last_status", "STOPPED"))
             continue;
         c->nodes[json_integer_value(i)].cpu_used += (int)json_integer_value(json_object_get(t, "cpu"));
@@ -298,14 +327,16 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
     struct pl_request req = {0};
     json_t *ct;
     size_t i;
-    json_array_foreach(json_object_get(json_object_get(first, "definition"), "containers"), i, ct) {
+    json_array_foreach(json_object_get(json_object_get(first, "definition"), "containers"), i, ct)
+    {
         req.cpu += (int)json_integer_value(json_object_get(ct, "cpu"));
         req.mem += (int)json_integer_value(json_object_get(ct, "memory_mib"));
     }
     struct pl_strategy strategies[8];
     struct pl_expr *exprs[8];
     char text[512] = "";
-    json_array_foreach(json_object_get(svc, "placement_strategy"), i, x) {
+    json_array_foreach(json_object_get(svc, "placement_strategy"), i, x)
+    {
         if (req.nstrategies == 8)
             break;
         const char *type = json_string_value(json_object_get(x, "type"));
@@ -318,7 +349,8 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
     if (!req.nstrategies) /* the default: spread over nodes */
         strategies[req.nstrategies++] = (struct pl_strategy){PL_SPREAD, "instanceId"};
     req.strategies = strategies;
-    json_array_foreach(json_object_get(svc, "placement_constraints"), i, x) {
+    json_array_foreach(json_object_get(svc, "placement_constraints"), i, x)
+    {
         if (is(x, "type", "distinct_instance"))
             req.distinct_instance = true;
         else if (req.nmember_of < 8 && is(x, "type", "member_of")) {
@@ -337,13 +369,17 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
     int *count = calloc(c->n + 1, sizeof *count);
     const char *tid;
     json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t) {
-        json_t *ix = json_is_string(json_object_get(t, "node")) ? json_object_get(c->index, json_string_value(json_object_get(t, "node"))) : NULL;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t)
+    {
+        json_t *ix = json_is_string(json_object_get(t, "node"))
+                         ? json_object_get(c->index, json_string_value(json_object_get(t, "node")))
+                         : NULL;
         if (ix && service && is(t, "service", service) && !is(t, "last_status", "STOPPED"))
             count[json_integer_value(ix)]++;
     }
     struct pl_batch *b = pl_batch_new(c->nodes, c->n, &req, count, (uint64_t)util_now() * 1000003u + 1);
-    json_array_foreach(ids, i, x) {
+    json_array_foreach(ids, i, x)
+    {
         char id[40], why[300];
         snprintf(id, sizeof id, "%s", json_string_value(x));
         int k = pl_batch_place(b, why, sizeof why);
@@ -357,8 +393,9 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
             continue;
         }
         const char *node = c->nodes[k].id;
-        sched_task_update(sc, id, json_pack("{s:s,s:s,s:i,s:i,s:n}", "node", node, "last_status", "PROVISIONING", "cpu", req.cpu,
-                                            "memory_mib", req.mem, "pending_reason"));
+        sched_task_update(sc, id,
+                          json_pack("{s:s,s:s,s:i,s:i,s:n}", "node", node, "last_status", "PROVISIONING", "cpu",
+                                    req.cpu, "memory_mib", req.mem, "pending_reason"));
         if (strcmp(node, sc->node_id) == 0)
             sched_agent_start(sc, id);
         else
@@ -374,13 +411,15 @@ void sched_place_pending(struct sched *sc)
 {
     json_t *groups = json_object(), *t, *g;
     const char *id, *key;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    {
         if (!is(t, "last_status", "PENDING") || !is(t, "desired_status", "RUNNING"))
             continue;
         /* One group per service and task definition (sizes differ between revisions); "\n" never
          * appears in either. */
         char k[400];
-        snprintf(k, sizeof k, "%s\n%s", json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "",
+        snprintf(k, sizeof k, "%s\n%s",
+                 json_is_string(json_object_get(t, "service")) ? json_string_value(json_object_get(t, "service")) : "",
                  json_string_value(json_object_get(t, "task_definition")));
         if (!(g = json_object_get(groups, k)))
             json_object_set_new(groups, k, g = json_array());
@@ -389,7 +428,8 @@ void sched_place_pending(struct sched *sc)
     if (json_object_size(groups)) {
         struct cluster c;
         cluster_build(sc, &c);
-        json_object_foreach(groups, key, g) {
+        json_object_foreach(groups, key, g)
+        {
             char service[200];
             snprintf(service, sizeof service, "%.*s", (int)(strchr(key, '\n') - key), key);
             place_group(sc, &c, *service ? service : NULL, g);
@@ -409,10 +449,11 @@ static void node_lost(struct sched *sc, const char *node, double silent)
     json_t *ids = json_array(), *t, *x;
     const char *id;
     size_t i;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-        if (is(t, "node", node) && !is(t, "last_status", "STOPPED"))
-            json_array_append_new(ids, json_string(id));
-    json_array_foreach(ids, i, x) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id,
+                        t) if (is(t, "node", node) && !is(t, "last_status", "STOPPED"))
+        json_array_append_new(ids, json_string(id));
+    json_array_foreach(ids, i, x)
+    {
         struct sched_drain **pp = find_drain(sc, json_string_value(x));
         if (*pp) {
             struct sched_drain *d = *pp;
@@ -434,7 +475,8 @@ static void check_tick(struct ev_loop *loop, ev_timer *w, int revents)
     json_t *nd;
     const char *id;
     double now = util_now();
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "nodes"), id, nd) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "nodes"), id, nd)
+    {
         if (strcmp(id, sc->node_id) == 0 || lost(sc, id))
             continue;
         json_t *hb = json_object_get(sc->heartbeats, id);
@@ -458,9 +500,9 @@ void sched_nodes_start(struct sched *sc)
     /* The embedded node: capacity from the config; its status (DRAINING) survives restarts. */
     json_t *old = get(sc, "nodes", sc->node_id);
     json_t *n = json_pack("{s:s,s:i,s:i,s:O,s:[i,i],s:s,s:s,s:s,s:s}", "id", sc->node_id, "cpu", sc->cpu, "memory_mib",
-                          sc->memory_mib, "attributes", sc->attributes, "port_range", sc->port_lo, sc->port_hi, "address",
-                          "127.0.0.1", "agent", "embedded", "status", old && is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE",
-                          "cgroups", sched_cgroups());
+                          sc->memory_mib, "attributes", sc->attributes, "port_range", sc->port_lo, sc->port_hi,
+                          "address", "127.0.0.1", "agent", "embedded", "status",
+                          old && is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE", "cgroups", sched_cgroups());
     if (old && json_object_get(old, "registered_at"))
         json_object_set(n, "registered_at", json_object_get(old, "registered_at"));
     else {
@@ -492,7 +534,8 @@ void sched_nodes_stop(struct sched *sc)
 
 static int rank(const char *st)
 {
-    static const char *const order[] = {"PROVISIONING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "STOPPED", NULL};
+    static const char *const order[] = {"PROVISIONING", "ACTIVATING", "RUNNING", "DEACTIVATING",
+                                        "STOPPING",     "STOPPED",    NULL};
     for (int i = 0; st && order[i]; i++)
         if (strcmp(st, order[i]) == 0)
             return i;
@@ -502,7 +545,8 @@ static int rank(const char *st)
 /* Merges what a berth-agent reports of task <r> into the scheduler's record. */
 static void merge_report(struct sched *sc, const char *node, json_t *r)
 {
-    static const char *const fields[] = {"ports", "containers", "health_status", "log", "started_at", "stopped_at", NULL};
+    static const char *const fields[] = {"ports",      "containers", "health_status", "log", "started_at",
+                                         "stopped_at", NULL};
     const char *id = json_string_value(json_object_get(r, "id"));
     json_t *t = id ? get(sc, "tasks", id) : NULL;
     if (!t || !is(t, "node", node) || is(t, "last_status", "STOPPED"))
@@ -549,7 +593,8 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
 {
     json_t *nd = get(sc, "nodes", node);
     if (!nd || is(nd, "agent", "embedded")) {
-        httpd_respond_error(req, 404, "NodeNotFound", "no node \"%s\" registered by an agent (POST /v1/nodes first)", node);
+        httpd_respond_error(req, 404, "NodeNotFound", "no node \"%s\" registered by an agent (POST /v1/nodes first)",
+                            node);
         return;
     }
     json_t *body = httpd_body_json(req);
@@ -569,7 +614,8 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     }
     size_t i;
     json_t *seen = json_object();
-    json_array_foreach(reported, i, r) {
+    json_array_foreach(reported, i, r)
+    {
         if (!json_is_string(json_object_get(r, "id")))
             continue;
         json_object_set_new(seen, json_string_value(json_object_get(r, "id")), json_true());
@@ -578,7 +624,8 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     /* Every task the scheduler wants on this node: in full when the agent does not know it yet. */
     json_t *out = json_array();
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    {
         if (!is(t, "node", node) || is(t, "last_status", "STOPPED"))
             continue;
         json_t *x = json_object_get(seen, id)
@@ -593,7 +640,8 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     }
     json_decref(seen);
     json_decref(body);
-    httpd_respond_json(req, 200, json_pack("{s:O,s:o}", "status", json_object_get(get(sc, "nodes", node), "status"), "tasks", out));
+    httpd_respond_json(
+        req, 200, json_pack("{s:O,s:o}", "status", json_object_get(get(sc, "nodes", node), "status"), "tasks", out));
 }
 
 static json_t *node_view(struct sched *sc, const char *id, json_t *nd)
@@ -601,7 +649,8 @@ static json_t *node_view(struct sched *sc, const char *id, json_t *nd)
     json_t *out = json_deep_copy(nd), *t;
     int cpu = 0, mem = 0, running = 0;
     const char *tid;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t) {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t)
+    {
         if (!is(t, "node", id) || is(t, "last_status", "STOPPED"))
             continue;
         cpu += (int)json_integer_value(json_object_get(t, "cpu"));
@@ -616,7 +665,8 @@ static json_t *node_view(struct sched *sc, const char *id, json_t *nd)
     json_object_set_new(out, "connected", json_boolean(embedded || !lost(sc, id)));
     json_t *hb = json_object_get(sc->heartbeats, id);
     if (!embedded && hb)
-        json_object_set_new(out, "last_heartbeat_s", json_real((double)(int)((util_now() - json_real_value(hb)) * 10) / 10));
+        json_object_set_new(out, "last_heartbeat_s",
+                            json_real((double)(int)((util_now() - json_real_value(hb)) * 10) / 10));
     return out;
 }
 
@@ -687,12 +737,12 @@ void sched_nodes_api(struct sched *sc, struct httpd_req *req)
         const char *st = json_string_value(json_object_get(body, "status"));
         const char *key;
         json_t *v;
-        json_object_foreach(body, key, v)
-            if (strcmp(key, "status") != 0) {
-                httpd_respond_error(req, 400, "InvalidParameter", "%s: unknown field (only status can change)", key);
-                json_decref(body);
-                return;
-            }
+        json_object_foreach(body, key, v) if (strcmp(key, "status") != 0)
+        {
+            httpd_respond_error(req, 400, "InvalidParameter", "%s: unknown field (only status can change)", key);
+            json_decref(body);
+            return;
+        }
         if (!st || (strcmp(st, "ACTIVE") != 0 && strcmp(st, "DRAINING") != 0)) {
             httpd_respond_error(req, 400, "InvalidParameter", "status: must be ACTIVE or DRAINING");
             json_decref(body);

@@ -414,10 +414,11 @@ static void why_not(struct pl_batch *b, char *why, size_t len)
         snprintf(why, len, "no node matches the constraint member_of(%s) (%zu active)",
                  b->req.member_of_text ? b->req.member_of_text : "...", active);
     else if (!distinct)
-        snprintf(why, len, "distinct_instance: each of the %zu matching nodes already runs a task of this service", matching);
+        snprintf(why, len, "distinct_instance: each of the %zu matching nodes already runs a task of this service",
+                 matching);
     else if (most_mem < b->req.mem)
-        snprintf(why, len, "insufficient memory: the task needs %d MiB, the most free on %zu node%s is %d MiB", b->req.mem,
-                 distinct, distinct == 1 ? "" : "s", most_mem);
+        snprintf(why, len, "insufficient memory: the task needs %d MiB, the most free on %zu node%s is %d MiB",
+                 b->req.mem, distinct, distinct == 1 ? "" : "s", most_mem);
     else
         snprintf(why, len, "insufficient cpu: the task needs %d units, the most free on a node with the memory is %d",
                  b->req.cpu, most_cpu);

@@ -11,8 +11,8 @@
 
 #define TICK_S 1.0
 #define MAX_EVENTS 1000
-#define KEEP_STOPPED 20      /* stopped tasks kept per service (and for one-off tasks) */
-#define HEALTHY_RUN_S 10.0   /* a task that ran this long resets its service's restart backoff */
+#define KEEP_STOPPED 20    /* stopped tasks kept per service (and for one-off tasks) */
+#define HEALTHY_RUN_S 10.0 /* a task that ran this long resets its service's restart backoff */
 #define BACKOFF_MAX_S 60.0
 
 void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
@@ -50,8 +50,8 @@ const char *sched_run_task(struct sched *sc, const char *service, const char *ta
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
     json_t *t = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "id", id_out, "task_definition", taskdef_ref, "last_status",
-                          "PENDING", "desired_status", "RUNNING", "health_status", "UNKNOWN", "created_at", ts, "definition",
-                          td ? td : json_null());
+                          "PENDING", "desired_status", "RUNNING", "health_status", "UNKNOWN", "created_at", ts,
+                          "definition", td ? td : json_null());
     json_object_set_new(t, "service", service ? json_string(service) : json_null());
     snprintf(path, sizeof path, "tasks/%s", id_out);
     sched_store_put(sc->store, path, t, NULL, NULL);
@@ -100,7 +100,8 @@ static void sched_task_stopped(struct sched *sc, const char *service, double ran
         delay = BACKOFF_MAX_S;
     json_object_set_new(b, "failures", json_integer(n));
     json_object_set_new(b, "until", json_real(util_now() + delay));
-    sched_event(sc, service, "tasks keep failing to start (%lld in a row); the next start waits %.1fs", (long long)n, delay);
+    sched_event(sc, service, "tasks keep failing to start (%lld in a row); the next start waits %.1fs", (long long)n,
+                delay);
 }
 
 /* Deletes all but the newest KEEP_STOPPED stopped tasks of each service. */
@@ -110,15 +111,16 @@ static void prune(struct sched *sc)
     json_t *count = json_object();
     const char *id;
     json_t *ids = json_array();
-    json_object_foreach(tasks, id, t)
-        if (strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
-            json_array_append_new(ids, json_string(id));
+    json_object_foreach(tasks, id, t) if (strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
+        json_array_append_new(ids, json_string(id));
     /* Newest first. */
     size_t n = json_array_size(ids);
     for (size_t i = 1; i < n; i++)
         for (size_t k = i; k > 0; k--) {
-            const char *a = json_string_value(json_object_get(json_object_get(tasks, json_string_value(json_array_get(ids, k - 1))), "stopped_at"));
-            const char *b = json_string_value(json_object_get(json_object_get(tasks, json_string_value(json_array_get(ids, k))), "stopped_at"));
+            const char *a = json_string_value(
+                json_object_get(json_object_get(tasks, json_string_value(json_array_get(ids, k - 1))), "stopped_at"));
+            const char *b = json_string_value(
+                json_object_get(json_object_get(tasks, json_string_value(json_array_get(ids, k))), "stopped_at"));
             if (!a || !b || strcmp(a, b) >= 0)
                 break;
             json_t *x = json_incref(json_array_get(ids, k - 1));
@@ -145,7 +147,8 @@ static void prune(struct sched *sc)
  * a node that stays. */
 static bool is_current(struct sched *sc, json_t *t, const char *td)
 {
-    return strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0 && !sched_task_on_leaving_node(sc, t);
+    return strcmp(json_string_value(json_object_get(t, "task_definition")), td) == 0 &&
+           !sched_task_on_leaving_node(sc, t);
 }
 
 /* The newest (or oldest) active task of <service> that is (or is not) current. */
@@ -153,7 +156,8 @@ static const char *pick(struct sched *sc, json_t *tasks, const char *service, co
 {
     const char *best = NULL, *best_at = NULL, *id;
     json_t *t;
-    json_object_foreach(tasks, id, t) {
+    json_object_foreach(tasks, id, t)
+    {
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (!ts || strcmp(ts, service) != 0 || !active(t) || is_current(sc, t, td) != current)
             continue;
@@ -170,9 +174,10 @@ void sched_deployment_start(struct sched *sc, const char *service, const char *p
 {
     char path[300];
     snprintf(path, sizeof path, "deployments/%s", service);
-    sched_store_put(sc->store, path,
-                    json_pack("{s:s,s:s,s:i,s:s}", "previous", previous, "current", current, "failed", 0, "status", "IN_PROGRESS"),
-                    NULL, NULL);
+    sched_store_put(
+        sc->store, path,
+        json_pack("{s:s,s:s,s:i,s:s}", "previous", previous, "current", current, "failed", 0, "status", "IN_PROGRESS"),
+        NULL, NULL);
     sched_task_stopped(sc, service, 0, false); /* a new deployment starts without delay */
     sched_event(sc, service, "deployment from %s to %s started", previous, current);
 }
@@ -219,7 +224,8 @@ static void sched_deployment_task_failed(struct sched *sc, const char *service, 
         return;
     const char *prev = prev_td;
     if (json_is_true(json_object_get(cb, "rollback")) && *prev) {
-        sched_event(sc, service, "deployment to %s failed: %lld tasks failed to start (circuit breaker); rolling back to %s", td,
+        sched_event(sc, service,
+                    "deployment to %s failed: %lld tasks failed to start (circuit breaker); rolling back to %s", td,
                     (long long)failed, prev);
         json_t *copy = json_deep_copy(svc);
         json_object_set_new(copy, "task_definition", json_string(prev));
@@ -229,7 +235,8 @@ static void sched_deployment_task_failed(struct sched *sc, const char *service, 
         sched_store_put(sc->store, path, copy, NULL, NULL);
         sched_task_stopped(sc, service, 0, false); /* the rollback starts without delay */
     } else {
-        sched_event(sc, service, "deployment to %s failed: %lld tasks failed to start (circuit breaker)", td, (long long)failed);
+        sched_event(sc, service, "deployment to %s failed: %lld tasks failed to start (circuit breaker)", td,
+                    (long long)failed);
         deployment_set(sc, service, json_pack("{s:s}", "status", "FAILED"));
     }
 }
@@ -246,8 +253,10 @@ void sched_task_ended(struct sched *sc, const char *id)
     snprintf(td, sizeof td, "%s", json_string_value(json_object_get(t, "task_definition")));
     const char *code = json_string_value(json_object_get(t, "stop_code"));
     bool failed = code && (strcmp(code, "EssentialContainerExited") == 0 || strcmp(code, "TaskFailedToStart") == 0);
-    double ran = json_object_get(t, "started_at") ? sched_task_age_s(t, "started_at") - sched_task_age_s(t, "stopped_at") : 0;
-    sched_event(sc, *svc ? svc : NULL, "task %s %s: %s", id, code && strcmp(code, "TaskFailedToStart") == 0 ? "failed to start" : "stopped",
+    double ran =
+        json_object_get(t, "started_at") ? sched_task_age_s(t, "started_at") - sched_task_age_s(t, "stopped_at") : 0;
+    sched_event(sc, *svc ? svc : NULL, "task %s %s: %s", id,
+                code && strcmp(code, "TaskFailedToStart") == 0 ? "failed to start" : "stopped",
                 json_string_value(json_object_get(t, "stopped_reason")));
     if (*svc) {
         sched_task_stopped(sc, svc, ran, failed);
@@ -280,7 +289,8 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
     int new_n = 0, new_running = 0, old_n = 0, old_running = 0;
     const char *id;
     json_t *t;
-    json_object_foreach(tasks, id, t) {
+    json_object_foreach(tasks, id, t)
+    {
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (!ts || strcmp(ts, name) != 0 || !active(t))
             continue;
@@ -321,7 +331,8 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         const char *victim = pick(sc, tasks, name, td, false, false);
         if (!victim)
             break;
-        sched_event(sc, name, "stopping task %s (%s)", victim, "replaced by the deployment of the current task definition");
+        sched_event(sc, name, "stopping task %s (%s)", victim,
+                    "replaced by the deployment of the current task definition");
         sched_task_stop(sc, victim, "ServiceSchedulerInitiated", "Deployment replaced the task");
     }
     /* Scale in: the newest go first. */
@@ -332,7 +343,8 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         sched_event(sc, name, "stopping task %s (desired count %d)", victim, desired);
         sched_task_stop(sc, victim, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
     }
-    if (d && old_n == 0 && new_running == desired && strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") == 0 &&
+    if (d && old_n == 0 && new_running == desired &&
+        strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") == 0 &&
         strcmp(json_string_value(json_object_get(d, "current")), td) == 0) {
         sched_event(sc, name, "deployment to %s completed", td);
         deployment_set(sc, name, json_pack("{s:s}", "status", "COMPLETED"));
@@ -352,13 +364,13 @@ static void reconcile(struct sched *sc)
     json_t *state = sched_store_state(sc->store);
     json_t *tasks = json_object_get(state, "tasks"), *t, *svc;
     const char *id, *name;
-    json_object_foreach(json_object_get(state, "services"), name, svc)
-        reconcile_service(sc, name, svc, tasks);
+    json_object_foreach(json_object_get(state, "services"), name, svc) reconcile_service(sc, name, svc, tasks);
     /* The new tasks and those still waiting for room. */
     sched_place_pending(sc);
     tasks = json_object_get(sched_store_state(sc->store), "tasks");
     /* Tasks of services that no longer exist. */
-    json_object_foreach(tasks, id, t) {
+    json_object_foreach(tasks, id, t)
+    {
         const char *ts = json_string_value(json_object_get(t, "service"));
         char path[300];
         if (!ts || !active(t))

@@ -61,31 +61,31 @@ struct sched {
     struct ev_loop *loop;
     struct sched_store *store;
     char *data_dir;
-    char *dns;       /* BERTH_DNS given to tasks */
-    char *namespace; /* BERTH_NAMESPACE */
+    char *dns;           /* BERTH_DNS given to tasks */
+    char *namespace;     /* BERTH_NAMESPACE */
     const char *node_id; /* the node whose tasks agent.c runs ("local" in the scheduler) */
     int port_lo, port_hi;
     int cpu, memory_mib; /* this node's capacity */
     json_t *attributes;  /* this node's attributes */
     struct sched_run *runs;
     ev_timer tick;
-    json_t *events;  /* recent events, newest last */
-    json_t *backoff; /* per service: {"failures": n, "until": monotonic seconds} */
-    json_t *steady;  /* per service: whether it last was at its desired count */
+    json_t *events;                         /* recent events, newest last */
+    json_t *backoff;                        /* per service: {"failures": n, "until": monotonic seconds} */
+    json_t *steady;                         /* per service: whether it last was at its desired count */
     struct net_addr proxy_admin, dns_admin; /* len 0: not configured */
     const char *proxy_listener;             /* listener that gets services' host rules */
     ev_timer sync_timer;
-    struct call *calls;                     /* data plane requests in flight (sync.c) */
-    bool stopping;                          /* sched_sync_stop is cancelling the calls in flight */
-    double autoscale_interval_s;            /* how often metrics are read and autoscaling evaluated */
+    struct call *calls;          /* data plane requests in flight (sync.c) */
+    bool stopping;               /* sched_sync_stop is cancelling the calls in flight */
+    double autoscale_interval_s; /* how often metrics are read and autoscaling evaluated */
     ev_timer metrics_timer;
-    struct svc_metrics *metrics;            /* per service (metrics.c) */
-    double node_lost_after_s;               /* a remote node without heartbeat this long is lost */
-    json_t *heartbeats;                     /* node id -> monotonic time of its last heartbeat (nodes.c) */
-    json_t *lost;                           /* node id -> true while lost */
-    json_t *waking;                         /* node id -> true while a wake-up call is in flight */
+    struct svc_metrics *metrics; /* per service (metrics.c) */
+    double node_lost_after_s;    /* a remote node without heartbeat this long is lost */
+    json_t *heartbeats;          /* node id -> monotonic time of its last heartbeat (nodes.c) */
+    json_t *lost;                /* node id -> true while lost */
+    json_t *waking;              /* node id -> true while a wake-up call is in flight */
     ev_timer nodes_timer;
-    struct sched_drain *drains;             /* tasks leaving their load balancers (nodes.c) */
+    struct sched_drain *drains; /* tasks leaving their load balancers (nodes.c) */
 };
 
 /* metrics.c: reads each load-balanced service's targets from the proxy every autoscale_interval_s:

@@ -25,8 +25,8 @@ struct sched_store {
     json_t *state;
     int journal_fd;
     unsigned long long records, fsyncs, since_snapshot;
-    struct buf pending;       /* records not yet written */
-    struct waiter *waiters;   /* callbacks waiting for them */
+    struct buf pending;     /* records not yet written */
+    struct waiter *waiters; /* callbacks waiting for them */
     size_t nwaiters, capwaiters;
     ev_prepare commit;
 };

@@ -62,20 +62,22 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
         json_t *body = json_loads(c->body, 0, NULL), *lb;
         size_t i;
         json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), c->host_rule_service);
-        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
-            if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) == 0 &&
-                json_object_get(lb, "health_check"))
-                json_object_set(body, "health_check", json_object_get(lb, "health_check"));
+        json_array_foreach(json_object_get(svc, "load_balancers"), i,
+                           lb) if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) == 0 &&
+                                   json_object_get(lb, "health_check"))
+            json_object_set(body, "health_check", json_object_get(lb, "health_check"));
         n->body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
         send_call(sc, &sc->proxy_admin, n);
     } else if (c->kind == 3 && resp->status < 300) {
         /* The group exists now: add the service's host rule pointing at it. */
         if (c->host_rule_service[0]) {
-            json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), c->host_rule_service);
+            json_t *svc =
+                json_object_get(json_object_get(sched_store_state(sc->store), "services"), c->host_rule_service);
             json_t *lb;
             size_t i;
-            json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
+            json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
+            {
                 if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) != 0 ||
                     !json_object_get(lb, "host_header"))
                     continue;
@@ -85,8 +87,9 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
                 r->sc = sc;
                 snprintf(r->method, sizeof r->method, "PUT");
                 snprintf(r->path, sizeof r->path, "/v1/listeners/%s/rules/%d", sc->proxy_listener, prio);
-                json_t *rule = json_pack("{s:{s:O},s:{s:[{s:s}]}}", "conditions", "host_header",
-                                         json_object_get(lb, "host_header"), "action", "forward", "target_group", c->tg);
+                json_t *rule =
+                    json_pack("{s:{s:O},s:{s:[{s:s}]}}", "conditions", "host_header",
+                              json_object_get(lb, "host_header"), "action", "forward", "target_group", c->tg);
                 r->body = json_dumps(rule, JSON_COMPACT);
                 json_decref(rule);
                 send_call(sc, &sc->proxy_admin, r);
@@ -99,8 +102,8 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
         bool present = false;
         json_t *t;
         size_t i;
-        json_array_foreach(json_object_get(g, "targets"), i, t)
-            present |= strcmp(json_string_value(json_object_get(t, "address")), c->address) == 0;
+        json_array_foreach(json_object_get(g, "targets"), i, t) present |=
+            strcmp(json_string_value(json_object_get(t, "address")), c->address) == 0;
         json_decref(g);
         sched_task_drained(sc, c->task, !present);
     } else if (resp->status >= 300) {
@@ -159,13 +162,16 @@ static void sync_now(struct sched *sc)
     json_t *tasks = json_object_get(state, "tasks"), *svc, *t, *x;
     const char *name, *id;
     size_t i;
-    json_object_foreach(json_object_get(state, "services"), name, svc) {
+    json_object_foreach(json_object_get(state, "services"), name, svc)
+    {
         if (sc->proxy_admin.len) {
-            json_array_foreach(json_object_get(svc, "load_balancers"), i, x) {
+            json_array_foreach(json_object_get(svc, "load_balancers"), i, x)
+            {
                 const char *tg = json_string_value(json_object_get(x, "target_group"));
                 const char *pn = json_string_value(json_object_get(x, "port_name"));
                 json_t *list = json_array();
-                json_object_foreach(tasks, id, t) {
+                json_object_foreach(tasks, id, t)
+                {
                     const char *ts = json_string_value(json_object_get(t, "service"));
                     json_t *port = json_object_get(json_object_get(t, "ports"), pn);
                     if (ts && strcmp(ts, name) == 0 && serving(t) && port) {
@@ -187,10 +193,12 @@ static void sync_now(struct sched *sc)
             }
         }
         if (sc->dns_admin.len) {
-            json_array_foreach(json_object_get(svc, "service_registries"), i, x) {
+            json_array_foreach(json_object_get(svc, "service_registries"), i, x)
+            {
                 const char *pn = json_string_value(json_object_get(x, "port_name"));
                 json_t *list = json_array();
-                json_object_foreach(tasks, id, t) {
+                json_object_foreach(tasks, id, t)
+                {
                     const char *ts = json_string_value(json_object_get(t, "service"));
                     json_t *ports = json_object_get(t, "ports");
                     const char *pk = pn;
@@ -216,7 +224,8 @@ static void sync_now(struct sched *sc)
                 struct call *c = calloc(1, sizeof *c);
                 snprintf(c->method, sizeof c->method, "PUT");
                 snprintf(c->path, sizeof c->path, "/v1/namespaces/%s/services/%s/instances",
-                         json_string_value(json_object_get(x, "namespace")), json_string_value(json_object_get(x, "name")));
+                         json_string_value(json_object_get(x, "namespace")),
+                         json_string_value(json_object_get(x, "name")));
                 json_t *body = json_pack("{s:o}", "instances", list);
                 c->body = json_dumps(body, JSON_COMPACT);
                 json_decref(body);

@@ -15,10 +15,10 @@ struct jfield {
     const char *name;
     enum jkind kind;
     double min, max;
-    const char *def;             /* default as JSON text; NULL: none */
+    const char *def; /* default as JSON text; NULL: none */
     bool required;
-    const struct jfield *sub;    /* J_OBJ, J_OBJARR */
-    const char *const *choices;  /* J_ENUM */
+    const struct jfield *sub;   /* J_OBJ, J_OBJARR */
+    const char *const *choices; /* J_ENUM */
 };
 
 static int check(json_t *obj, const char *path, const struct jfield *fields, char **err);
@@ -74,7 +74,8 @@ static int check_value(json_t *v, const char *p, const struct jfield *f, char **
             return cfg_error(err, p, "must be an object of strings");
         const char *k;
         json_t *x;
-        json_object_foreach(v, k, x) {
+        json_object_foreach(v, k, x)
+        {
             if (!json_is_string(x)) {
                 char q[512];
                 cfg_path_key(q, sizeof q, p, k);
@@ -107,7 +108,8 @@ static int check(json_t *obj, const char *path, const struct jfield *fields, cha
         return cfg_error(err, path, "must be an object");
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         const struct jfield *f = fields;
         while (f->name && strcmp(f->name, key) != 0)
             f++;
@@ -132,12 +134,9 @@ static int check(json_t *obj, const char *path, const struct jfield *fields, cha
 }
 
 static const struct jfield health_fields[] = {
-    {"command", J_STRARR, 1, 0, NULL, true, NULL, NULL},
-    {"interval_s", J_NUM, 1, 300, "30", false, NULL, NULL},
-    {"timeout_s", J_NUM, 1, 60, "5", false, NULL, NULL},
-    {"retries", J_INT, 1, 10, "3", false, NULL, NULL},
-    {"start_period_s", J_NUM, 0, 300, "0", false, NULL, NULL},
-    {.name = NULL},
+    {"command", J_STRARR, 1, 0, NULL, true, NULL, NULL},       {"interval_s", J_NUM, 1, 300, "30", false, NULL, NULL},
+    {"timeout_s", J_NUM, 1, 60, "5", false, NULL, NULL},       {"retries", J_INT, 1, 10, "3", false, NULL, NULL},
+    {"start_period_s", J_NUM, 0, 300, "0", false, NULL, NULL}, {.name = NULL},
 };
 static const struct jfield port_fields[] = {
     {"name", J_LABEL, 0, 0, NULL, true, NULL, NULL},
@@ -170,7 +169,8 @@ json_t *sched_taskdef_validate(json_t *body, char **err)
     size_t i;
     bool essential = false;
     json_t *names = json_object(), *ports = json_object();
-    json_array_foreach(cs, i, c) {
+    json_array_foreach(cs, i, c)
+    {
         char p[128];
         const char *name = json_string_value(json_object_get(c, "name"));
         snprintf(p, sizeof p, "containers[%zu].name", i);
@@ -182,7 +182,8 @@ json_t *sched_taskdef_validate(json_t *body, char **err)
         essential |= json_is_true(json_object_get(c, "essential"));
         json_t *pm;
         size_t k;
-        json_array_foreach(json_object_get(c, "port_mappings"), k, pm) {
+        json_array_foreach(json_object_get(c, "port_mappings"), k, pm)
+        {
             const char *pn = json_string_value(json_object_get(pm, "name"));
             snprintf(p, sizeof p, "containers[%zu].port_mappings[%zu].name", i, k);
             if (json_object_get(ports, pn)) {
@@ -308,16 +309,19 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
     }
     json_t *c;
     size_t i;
-    json_array_foreach(json_object_get(svc, "load_balancers"), i, c) {
+    json_array_foreach(json_object_get(svc, "load_balancers"), i, c)
+    {
         json_t *hc = json_object_get(c, "health_check");
-        if (json_number_value(json_object_get(hc, "timeout_s")) >= json_number_value(json_object_get(hc, "interval_s"))) {
+        if (json_number_value(json_object_get(hc, "timeout_s")) >=
+            json_number_value(json_object_get(hc, "interval_s"))) {
             char p[128];
             snprintf(p, sizeof p, "load_balancers[%zu].health_check.timeout_s", i);
             cfg_error(err, p, "must be less than interval_s");
             goto fail;
         }
     }
-    json_array_foreach(json_object_get(svc, "placement_constraints"), i, c) {
+    json_array_foreach(json_object_get(svc, "placement_constraints"), i, c)
+    {
         char p[128];
         snprintf(p, sizeof p, "placement_constraints[%zu].expression", i);
         bool member_of = strcmp(json_string_value(json_object_get(c, "type")), "member_of") == 0;
@@ -335,7 +339,8 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
             goto fail;
         }
     }
-    json_array_foreach(json_object_get(svc, "placement_strategy"), i, c) {
+    json_array_foreach(json_object_get(svc, "placement_strategy"), i, c)
+    {
         const char *type = json_string_value(json_object_get(c, "type"));
         const char *field = json_string_value(json_object_get(c, "field"));
         char p[128];

@@ -9,18 +9,18 @@
 #include "berth/log.h"
 
 /* The --help lines of the flags daemon_args_parse handles for every daemon (besides -c and -t). */
-#define DAEMON_FLAGS_HELP                                                                                           \
-    "      --log-format F    text (default) or json\n"                                                             \
-    "      --log-level L     debug, info (default), warn, error\n"                                                 \
-    "  -h, --help            this help\n"                                                                          \
+#define DAEMON_FLAGS_HELP                                                                                              \
+    "      --log-format F    text (default) or json\n"                                                                 \
+    "      --log-level L     debug, info (default), warn, error\n"                                                     \
+    "  -h, --help            this help\n"                                                                              \
     "  -V, --version         print the version\n"
 
 struct daemon_args {
-    const char *config;        /* -c FILE, or NULL for the defaults */
-    const char *log_format;    /* --log-format (text, json) */
+    const char *config;     /* -c FILE, or NULL for the defaults */
+    const char *log_format; /* --log-format (text, json) */
     const char *log_level_name;
-    enum log_level log_level;  /* --log-level */
-    bool check;                /* -t: validate the config and exit */
+    enum log_level log_level; /* --log-level */
+    bool check;               /* -t: validate the config and exit */
 };
 
 /* A flag one daemon adds: <has_arg> as for getopt_long; *<seen> gets its argument ("" without one). */

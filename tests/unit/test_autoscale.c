@@ -58,14 +58,38 @@ static int sim_run(struct sim *m, double t0, double t1, series_fn load, flag_fn 
     return high;
 }
 
-static double step(double t) { return t < 10 ? 0 : t < 60 ? 1000 : 0; }
-static double spike(double t) { return t >= 20 && t < 22 ? 5000 : 300; }
-static double sawtooth(double t) { return fmod(t, 20) * 75; } /* 0 .. 1500 every 20 s */
-static double noisy_1000(double t) { return 1000 * (1 + 0.08 * sin(t * 1.7)); }
-static double missing_after_30(double t) { return t < 30 ? 1000 : NAN; }
-static double constant_900(double t) { return 900; }
-static double huge(double t) { return 1e6; }
-static bool deploying_until_40(double t) { return t < 40; }
+static double step(double t)
+{
+    return t < 10 ? 0 : t < 60 ? 1000 : 0;
+}
+static double spike(double t)
+{
+    return t >= 20 && t < 22 ? 5000 : 300;
+}
+static double sawtooth(double t)
+{
+    return fmod(t, 20) * 75;
+} /* 0 .. 1500 every 20 s */
+static double noisy_1000(double t)
+{
+    return 1000 * (1 + 0.08 * sin(t * 1.7));
+}
+static double missing_after_30(double t)
+{
+    return t < 30 ? 1000 : NAN;
+}
+static double constant_900(double t)
+{
+    return 900;
+}
+static double huge(double t)
+{
+    return 1e6;
+}
+static bool deploying_until_40(double t)
+{
+    return t < 40;
+}
 
 int main(void)
 {
@@ -75,8 +99,8 @@ int main(void)
     sim_init(&m, 1, 6, 200, 30);
     sim_run(&m, 0, 60, step, NULL);
     is_int(m.desired, 5, "step: 1,000 req/s against 200 per task gives 5 tasks");
-    ok(m.first_change_at >= 10 && m.first_change_at <= 10 + EVAL_S, "step: scaled out on the first evaluation after the step (t=%.0f)",
-       m.first_change_at);
+    ok(m.first_change_at >= 10 && m.first_change_at <= 10 + EVAL_S,
+       "step: scaled out on the first evaluation after the step (t=%.0f)", m.first_change_at);
     is_int(m.changes, 1, "step: one decision while the load held");
     ok(strstr(m.why, "holding at 5") != NULL, "step: holds at 5 under the constant load (%s)", m.why);
     sim_run(&m, 60, 150, step, NULL);

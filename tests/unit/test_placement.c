@@ -32,7 +32,10 @@ static void parse_error(const char *text, const char *want)
     free(err);
 }
 
-#define NODE(id_, cpu_, mem_, attrs_) {id_, cpu_, mem_, 0, 0, attrs_, true}
+#define NODE(id_, cpu_, mem_, attrs_)                                                                                  \
+    {                                                                                                                  \
+        id_, cpu_, mem_, 0, 0, attrs_, true                                                                            \
+    }
 
 /* Places <count> tasks; returns how many were placed; counts per node in <per>. */
 static int place(struct pl_node *nodes, size_t n, struct pl_request *req, int count, int *per, char *why)
@@ -62,9 +65,11 @@ int main(void)
     ok(eval("attribute:disk exists", zone_a) && !eval("attribute:gpu exists", zone_a), "exists");
     ok(eval("attribute:gpu !exists", zone_a), "!exists");
     ok(!eval("attribute:gpu == x", zone_a) && eval("attribute:gpu != x", zone_a), "a missing attribute is != anything");
-    ok(eval("attribute:zone == b or attribute:zone == a and attribute:disk == ssd", zone_a), "and binds tighter than or");
+    ok(eval("attribute:zone == b or attribute:zone == a and attribute:disk == ssd", zone_a),
+       "and binds tighter than or");
     ok(!eval("(attribute:zone == b or attribute:zone == a) and attribute:disk == hdd", zone_a), "parentheses");
-    ok(eval("attribute:ecs.instance-type == \"t3.small\"", "{\"ecs.instance-type\": \"t3.small\"}"), "dotted names, quoted values");
+    ok(eval("attribute:ecs.instance-type == \"t3.small\"", "{\"ecs.instance-type\": \"t3.small\"}"),
+       "dotted names, quoted values");
     parse_error("zone == a", "expected attribute:NAME, found 'zone' at position 1");
     parse_error("attribute:zone in a", "expected '[' after in at position 19");
     parse_error("attribute:zone ==", "expected a value, found the end at position 18");
@@ -84,7 +89,8 @@ int main(void)
         strcat(wide, i ? " or attribute:a exists" : "attribute:a exists");
     char *err = NULL;
     struct pl_expr *big = pl_expr_parse(wide, &err);
-    ok(!big && err && strncmp(err, "more than 256 conditions at position ", 37) == 0, "300 conditions are refused: %s", err);
+    ok(!big && err && strncmp(err, "more than 256 conditions at position ", 37) == 0, "300 conditions are refused: %s",
+       err);
     free(err);
     free(wide);
 
@@ -107,7 +113,8 @@ int main(void)
     req.strategies = &spread_zone;
     memset(per, 0, sizeof per);
     place(zones, 3, &req, 6, per, why);
-    ok(per[0] + per[1] == 3 && per[2] == 3, "spread attribute:zone: 3 in a, 3 in b (%d+%d, %d)", per[0], per[1], per[2]);
+    ok(per[0] + per[1] == 3 && per[2] == 3, "spread attribute:zone: 3 in a, 3 in b (%d+%d, %d)", per[0], per[1],
+       per[2]);
 
     /* binpack memory: the node with the least room left goes first. */
     struct pl_node bins[] = {NODE("big", 4096, 300, NULL), NODE("small", 4096, 100, NULL)};
@@ -127,7 +134,8 @@ int main(void)
     req.nstrategies = 2;
     memset(per, 0, sizeof per);
     place(mix, 3, &req, 4, per, why);
-    ok(per[0] == 0 && per[1] == 2 && per[2] == 2, "spread zone, then binpack memory (%d, %d, %d)", per[0], per[1], per[2]);
+    ok(per[0] == 0 && per[1] == 2 && per[2] == 2, "spread zone, then binpack memory (%d, %d, %d)", per[0], per[1],
+       per[2]);
 
     /* distinct_instance. */
     for (int i = 0; i < 3; i++)
@@ -140,14 +148,17 @@ int main(void)
 
     /* member_of. */
     err = NULL;
-    struct pl_expr *only_b = pl_expr_parse("attribute:zone == b", &err), *only_c = pl_expr_parse("attribute:zone == c", &err);
-    struct pl_request rb = {.cpu = 1, .mem = 1, .member_of = &only_b, .nmember_of = 1, .member_of_text = "attribute:zone == b"};
+    struct pl_expr *only_b = pl_expr_parse("attribute:zone == b", &err),
+                   *only_c = pl_expr_parse("attribute:zone == c", &err);
+    struct pl_request rb = {
+        .cpu = 1, .mem = 1, .member_of = &only_b, .nmember_of = 1, .member_of_text = "attribute:zone == b"};
     for (int i = 0; i < 3; i++)
         zones[i].cpu_used = zones[i].mem_used = 0;
     memset(per, 0, sizeof per);
     is_int(place(zones, 3, &rb, 5, per, why), 5, "member_of: 5 tasks placed");
     is_int(per[2], 5, "all on the zone b node");
-    struct pl_request rc = {.cpu = 1, .mem = 1, .member_of = &only_c, .nmember_of = 1, .member_of_text = "attribute:zone == c"};
+    struct pl_request rc = {
+        .cpu = 1, .mem = 1, .member_of = &only_c, .nmember_of = 1, .member_of_text = "attribute:zone == c"};
     memset(per, 0, sizeof per);
     is_int(place(zones, 3, &rc, 1, per, why), 0, "member_of matching no node: nothing placed");
     is_str(why, "no node matches the constraint member_of(attribute:zone == c) (3 active)", "and the reason names it");
@@ -159,7 +170,8 @@ int main(void)
     req = (struct pl_request){.cpu = 128, .mem = 64};
     memset(per, 0, sizeof per);
     is_int(place(tiny, 2, &req, 1, per, why), 0, "64 MiB fits on no node");
-    is_str(why, "insufficient memory: the task needs 64 MiB, the most free on 2 nodes is 48 MiB", "reason names memory");
+    is_str(why, "insufficient memory: the task needs 64 MiB, the most free on 2 nodes is 48 MiB",
+           "reason names memory");
     req = (struct pl_request){.cpu = 2048, .mem = 16};
     place(tiny, 2, &req, 1, per, why);
     is_str(why, "insufficient cpu: the task needs 2048 units, the most free on a node with the memory is 1024",
