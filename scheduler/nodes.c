@@ -545,8 +545,13 @@ static int rank(const char *st)
 /* Merges what a berth-agent reports of task <r> into the scheduler's record. */
 static void merge_report(struct sched *sc, const char *node, json_t *r)
 {
-    static const char *const fields[] = {"ports",      "containers", "health_status", "log", "started_at",
-                                         "stopped_at", NULL};
+    /* What an agent may report, and the JSON type it must have (anything else is ignored). */
+    static const struct {
+        const char *name;
+        json_type type;
+    } fields[] = {{"ports", JSON_OBJECT}, {"containers", JSON_ARRAY},  {"health_status", JSON_STRING},
+                  {"log", JSON_STRING},   {"started_at", JSON_STRING}, {"stopped_at", JSON_STRING},
+                  {NULL, JSON_NULL}};
     const char *id = json_string_value(json_object_get(r, "id"));
     json_t *t = id ? get(sc, "tasks", id) : NULL;
     if (!t || !is(t, "node", node) || is(t, "last_status", "STOPPED"))
@@ -554,10 +559,10 @@ static void merge_report(struct sched *sc, const char *node, json_t *r)
     char tid[40];
     snprintf(tid, sizeof tid, "%s", id);
     json_t *upd = json_object();
-    for (int i = 0; fields[i]; i++) {
-        json_t *v = json_object_get(r, fields[i]);
-        if (v && !json_equal(v, json_object_get(t, fields[i])))
-            json_object_set(upd, fields[i], v);
+    for (int i = 0; fields[i].name; i++) {
+        json_t *v = json_object_get(r, fields[i].name);
+        if (v && json_typeof(v) == fields[i].type && !json_equal(v, json_object_get(t, fields[i].name)))
+            json_object_set(upd, fields[i].name, v);
     }
     const char *now_st = json_string_value(json_object_get(r, "last_status"));
     int was = rank(json_string_value(json_object_get(t, "last_status"))), is_now = rank(now_st);
@@ -565,8 +570,11 @@ static void merge_report(struct sched *sc, const char *node, json_t *r)
         json_object_set_new(upd, "last_status", json_string(now_st));
         if (is_now == rank("STOPPED")) {
             json_object_set_new(upd, "desired_status", json_string("STOPPED"));
-            json_object_set(upd, "stop_code", json_object_get(r, "stop_code"));
-            json_object_set(upd, "stopped_reason", json_object_get(r, "stopped_reason"));
+            json_t *code = json_object_get(r, "stop_code"), *why = json_object_get(r, "stopped_reason");
+            json_object_set_new(upd, "stop_code",
+                                json_string(json_is_string(code) ? json_string_value(code) : "TaskLost"));
+            json_object_set_new(upd, "stopped_reason",
+                                json_string(json_is_string(why) ? json_string_value(why) : "stopped on its node"));
         }
     }
     if (!json_object_size(upd)) {

@@ -257,7 +257,9 @@ void sched_task_ended(struct sched *sc, const char *id)
         json_object_get(t, "started_at") ? sched_task_age_s(t, "started_at") - sched_task_age_s(t, "stopped_at") : 0;
     sched_event(sc, *svc ? svc : NULL, "task %s %s: %s", id,
                 code && strcmp(code, "TaskFailedToStart") == 0 ? "failed to start" : "stopped",
-                json_string_value(json_object_get(t, "stopped_reason")));
+                json_is_string(json_object_get(t, "stopped_reason"))
+                    ? json_string_value(json_object_get(t, "stopped_reason"))
+                    : "no reason given");
     if (*svc) {
         sched_task_stopped(sc, svc, ran, failed);
         if (failed && ran < HEALTHY_RUN_S)

@@ -136,6 +136,13 @@ t.is_(s.admin("POST", "/v1/nodes", {"id": "local", "cpu": 1, "memory_mib": 1})[0
 t.is_(s.admin("POST", "/v1/nodes/nope/heartbeat", {"tasks": []})[0], 404, "a heartbeat from an unknown node: 404")
 st, body = s.admin("POST", "/v1/nodes/n2/heartbeat", {"tasks": {}})
 t.ok(st == 400 and body["error"]["message"] == "tasks: must be an array", "a heartbeat without a task list: 400", body)
+victim = tasks("onlyb")[0]
+st, body = s.admin("POST", "/v1/nodes/n2/heartbeat",
+                   {"tasks": [{"id": victim["id"], "ports": "x", "containers": 1, "last_status": 5, "stop_code": []},
+                              {"id": "no-such-task"}, {"ports": {}}]})
+after = s.admin("GET", f"/v1/tasks/{victim['id']}")[1]
+t.ok(st == 200 and after["ports"] == victim["ports"] and after["last_status"] == "RUNNING",
+     "fields of the wrong type in a heartbeat are ignored", (st, after.get("ports"), after.get("last_status")))
 
 t.is_(a.stop(), 0, "berth-agent exits 0")
 t.is_(s.stop(), 0, "scheduler exits 0")
