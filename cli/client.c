@@ -165,8 +165,7 @@ static void print_services(json_t *services)
            "P99 MS", "LAST SCALING");
     json_t *x;
     size_t i;
-    json_array_foreach(services, i, x)
-    {
+    json_array_foreach(services, i, x) {
         json_t *m = json_object_get(x, "metrics");
         json_t *last = json_object_get(json_object_get(x, "autoscaling_status"), "last_scaling");
         char rate[32], p99[32], healthy[32], when[16] = "";
@@ -242,7 +241,8 @@ int cli_scheduler(int argc, char **argv)
             json_t *x;
             size_t i;
             printf("TASK DEFINITION\n");
-            json_array_foreach(json_object_get(r, "task_definitions"), i, x) printf("%s\n", json_string_value(x));
+            json_array_foreach(json_object_get(r, "task_definitions"), i, x)
+                printf("%s\n", json_string_value(x));
         } else {
             return usage_error("taskdef register -f FILE | taskdef ls");
         }
@@ -300,8 +300,9 @@ int cli_scheduler(int argc, char **argv)
             json_t *ev = call("GET", path, NULL), *x;
             size_t n = json_array_size(json_object_get(ev, "events")), i;
             printf("events\n");
-            json_array_foreach(json_object_get(ev, "events"), i, x) if (i + 10 >= n)
-                printf("  %s  %s\n", S(x, "created_at"), S(x, "message"));
+            json_array_foreach(json_object_get(ev, "events"), i, x)
+                if (i + 10 >= n)
+                    printf("  %s  %s\n", S(x, "created_at"), S(x, "message"));
             json_decref(ev);
         } else if ((strcmp(verb, "scale") == 0 && argc > 3) || (strcmp(verb, "update") == 0 && name)) {
             json_t *b;
@@ -345,7 +346,8 @@ int cli_scheduler(int argc, char **argv)
                 return print_json(r);
             json_t *x;
             size_t i;
-            json_array_foreach(json_object_get(r, "tasks"), i, x) printf("started task %s\n", json_string_value(x));
+            json_array_foreach(json_object_get(r, "tasks"), i, x)
+                printf("started task %s\n", json_string_value(x));
         } else if (strcmp(verb, "ls") == 0) {
             const char *svc = opt(argc, argv, "--service"), *st = opt(argc, argv, "--status");
             snprintf(path, sizeof path, "/v1/tasks?%s%s%s%s", svc ? "service=" : "", svc ? svc : "",
@@ -357,8 +359,7 @@ int cli_scheduler(int argc, char **argv)
             printf("%-34s %-12s %-10s %-12s %s\n", "TASK", "SERVICE", "TASK DEF", "STATUS", "PORTS / REASON");
             json_t *x;
             size_t i;
-            json_array_foreach(json_object_get(r, "tasks"), i, x)
-            {
+            json_array_foreach(json_object_get(r, "tasks"), i, x) {
                 char ports[128] = "";
                 const char *k;
                 json_t *p;
@@ -407,8 +408,7 @@ int cli_scheduler(int argc, char **argv)
                "ATTRIBUTES");
         json_t *x;
         size_t i;
-        json_array_foreach(json_object_get(r, "nodes"), i, x)
-        {
+        json_array_foreach(json_object_get(r, "nodes"), i, x) {
             char attrs[256] = "";
             const char *k;
             json_t *v;

@@ -21,9 +21,7 @@ static void usage(FILE *f)
                "\n"
                "  -c, --config FILE     JSON config (docs/dns.md); default: DNS on 127.0.0.1:8600 (UDP+TCP),\n"
                "                        admin API on 127.0.0.1:7402, no namespaces\n"
-               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
-               DAEMON_FLAGS_HELP
-               "\n"
+               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n" DAEMON_FLAGS_HELP "\n"
                "Signals: SIGHUP reloads the config (a bad one is refused, the old one keeps serving);\n"
                "SIGTERM/SIGINT exit 0.\n");
 }

@@ -19,9 +19,7 @@ static void usage(FILE *f)
                "berth's L7 HTTP/1.1 load balancer (the ALB of the plane).\n"
                "\n"
                "  -c, --config FILE     JSON config (docs/proxy.md); default: no listeners, admin on 127.0.0.1:7401\n"
-               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
-               DAEMON_FLAGS_HELP
-               "\n"
+               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n" DAEMON_FLAGS_HELP "\n"
                "Signals: SIGHUP reloads the config (a bad one is refused and the old one keeps\n"
                "serving); SIGTERM/SIGINT stop accepting, finish in-flight requests and exit 0.\n");
 }

@@ -31,8 +31,8 @@ struct proxy_hc_conf {
 struct proxy_target_conf {
     char *address; /* "ip:port", or NULL for a dns target */
     char *id;
-    char *dns;     /* SRV or A name */
-    int port;      /* port for A-record dns targets */
+    char *dns; /* SRV or A name */
+    int port;  /* port for A-record dns targets */
 };
 
 struct proxy_tg_conf {
@@ -298,7 +298,6 @@ void proxy_redirect_expand(const char *tpl, const struct proxy_reqinfo *ri, int 
 /* health.c */
 void proxy_hc_start(struct proxy_target *t);
 void proxy_hc_stop(struct proxy_target *t);
-
 
 /* dns.c: members of <tg> from its dns targets, re-resolved at the TTL. */
 int proxy_dns_start(struct proxy_tg *tg);

@@ -179,19 +179,18 @@ static void merge_group(json_t *g0, json_t **others, int n, const char *name)
         if (json_object_get(g, "target_groups")) { /* list form: find the group */
             json_t *x, *found = NULL;
             size_t j;
-            json_array_foreach(json_object_get(g, "target_groups"), j,
-                               x) if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0) found = x;
+            json_array_foreach(json_object_get(g, "target_groups"), j, x)
+                if (strcmp(json_string_value(json_object_get(x, "name")), name) == 0)
+                    found = x;
             g = found;
         }
         if (!g)
             continue;
         json_t *t0, *t;
         size_t i, j;
-        json_array_foreach(json_object_get(g0, "targets"), i, t0)
-        {
+        json_array_foreach(json_object_get(g0, "targets"), i, t0) {
             const char *addr = json_string_value(json_object_get(t0, "address"));
-            json_array_foreach(json_object_get(g, "targets"), j, t)
-            {
+            json_array_foreach(json_object_get(g, "targets"), j, t) {
                 if (!addr || strcmp(addr, json_string_value(json_object_get(t, "address"))) != 0)
                     continue;
                 for (int f = 0; fields[f]; f++) {
@@ -207,8 +206,7 @@ static void merge_group(json_t *g0, json_t **others, int n, const char *name)
             json_array_set_new(c0, i, sum_numbers(json_array_get(c0, i), json_array_get(c, i)));
         const char *key;
         json_t *v;
-        json_object_foreach(json_object_get(s0, "responses"), key, v)
-        {
+        json_object_foreach(json_object_get(s0, "responses"), key, v) {
             json_t *w = json_object_get(json_object_get(s, "responses"), key);
             if (w)
                 json_object_set_new(json_object_get(s0, "responses"), key, sum_numbers(v, w));

@@ -376,14 +376,15 @@ static bool port_taken(struct sched *sc, int port)
 {
     const char *id;
     json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *st = json_string_value(json_object_get(t, "last_status"));
         if ((st && strcmp(st, "STOPPED") == 0) || !ours(sc, t))
             continue;
         const char *k;
         json_t *p;
-        json_object_foreach(json_object_get(t, "ports"), k, p) if (json_integer_value(p) == port) return true;
+        json_object_foreach(json_object_get(t, "ports"), k, p)
+            if (json_integer_value(p) == port)
+                return true;
     }
     return false;
 }
@@ -464,8 +465,7 @@ static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
-        json_object_foreach(json_object_get(t, "ports"), k, p)
-        {
+        json_object_foreach(json_object_get(t, "ports"), k, p) {
             char v[16];
             snprintf(v, sizeof v, "%lld", json_integer_value(p));
             setenv("PORT", v, 0);
@@ -532,7 +532,8 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
     json_t *t = task_get(sc, r->id), *p;
     const char *k;
     bool ready = true;
-    json_object_foreach(json_object_get(t, "ports"), k, p) ready = ready && accepting((int)json_integer_value(p));
+    json_object_foreach(json_object_get(t, "ports"), k, p)
+        ready = ready && accepting((int)json_integer_value(p));
     if (!ready) {
         if (util_now() - r->started > READY_MAX_S) {
             snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
@@ -574,10 +575,8 @@ int sched_agent_start(struct sched *sc, const char *id)
     /* One host port per port mapping, handed over as PORT and BERTH_PORT_<NAME>. */
     json_t *ports = json_object(), *c, *pm;
     size_t i, k;
-    json_array_foreach(cs, i, c)
-    {
-        json_array_foreach(json_object_get(c, "port_mappings"), k, pm)
-        {
+    json_array_foreach(cs, i, c) {
+        json_array_foreach(json_object_get(c, "port_mappings"), k, pm) {
             int port = alloc_port(sc);
             if (port < 0) {
                 json_decref(ports);
@@ -597,8 +596,7 @@ int sched_agent_start(struct sched *sc, const char *id)
     snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
     const char *svc = json_string_value(json_object_get(t, "service"));
     json_t *states = json_array();
-    json_array_foreach(cs, i, c)
-    {
+    json_array_foreach(cs, i, c) {
         r->pidfd[i] = -1;
         r->essential[i] = json_is_true(json_object_get(c, "essential"));
         r->stop_timeout[i] = json_number_value(json_object_get(c, "stop_timeout_s"));
@@ -622,8 +620,7 @@ int sched_agent_start(struct sched *sc, const char *id)
             json_string_value(json_object_get(json_array_get(json_object_get(c, "port_mappings"), 0), "name"));
         const char *pk;
         json_t *pv;
-        json_object_foreach(ports, pk, pv)
-        {
+        json_object_foreach(ports, pk, pv) {
             char key[128];
             int w = snprintf(key, sizeof key, "BERTH_PORT_");
             for (const char *q = pk; *q && w < (int)sizeof key - 1; q++)
@@ -641,8 +638,7 @@ int sched_agent_start(struct sched *sc, const char *id)
         json_object_set_new(env, "BERTH_NAMESPACE", json_string(sc->namespace));
         char **envp = calloc(json_object_size(env) + 1, sizeof *envp);
         size_t ne = 0;
-        json_object_foreach(env, pk, pv)
-        {
+        json_object_foreach(env, pk, pv) {
             size_t len = strlen(pk) + json_string_length(pv) + 2;
             envp[ne] = malloc(len);
             snprintf(envp[ne++], len, "%s=%s", pk, json_string_value(pv));
@@ -761,8 +757,7 @@ void sched_agent_adopt(struct sched *sc)
 {
     const char *id;
     json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *st = json_string_value(json_object_get(t, "last_status"));
         if (!st || strcmp(st, "STOPPED") == 0 || strcmp(st, "PENDING") == 0 || find_run(sc, id) || !ours(sc, t))
             continue;
@@ -776,8 +771,7 @@ void sched_agent_adopt(struct sched *sc)
         snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
         size_t i;
         int alive = 0;
-        json_array_foreach(cs, i, c)
-        {
+        json_array_foreach(cs, i, c) {
             json_t *def = json_array_get(defs, i);
             r->essential[i] = json_is_true(json_object_get(def, "essential"));
             r->stop_timeout[i] = json_number_value(json_object_get(def, "stop_timeout_s"));

@@ -106,8 +106,7 @@ static void apply(json_t *tasks)
     struct sched *sc = &A.sc;
     json_t *wanted = json_object(), *x, *t;
     size_t i;
-    json_array_foreach(tasks, i, x)
-    {
+    json_array_foreach(tasks, i, x) {
         const char *id = json_string_value(json_object_get(x, "id"));
         if (!id)
             continue;
@@ -135,10 +134,10 @@ static void apply(json_t *tasks)
     }
     json_t *gone = json_array();
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) if (!json_object_get(wanted, id))
-        json_array_append_new(gone, json_string(id));
-    json_array_foreach(gone, i, x)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+        if (!json_object_get(wanted, id))
+            json_array_append_new(gone, json_string(id));
+    json_array_foreach(gone, i, x) {
         char path[80], tid[40];
         snprintf(tid, sizeof tid, "%s", json_string_value(x));
         snprintf(path, sizeof path, "tasks/%s", tid);
@@ -204,8 +203,7 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     if (A.registered) {
         json_t *list = json_array(), *t;
         const char *id;
-        json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t)
-        {
+        json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t) {
             json_t *copy = json_deep_copy(t);
             json_object_del(copy, "definition");
             json_array_append_new(list, copy);

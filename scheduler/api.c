@@ -55,8 +55,7 @@ static int latest_revision(struct sched_store *s, const char *family, bool activ
     json_t *revs = sched_store_get(s, path), *td;
     const char *rev;
     int best = 0;
-    json_object_foreach(revs, rev, td)
-    {
+    json_object_foreach(revs, rev, td) {
         int r = atoi(rev);
         bool active = strcmp(json_string_value(json_object_get(td, "status")), "ACTIVE") == 0;
         if (r > best && (active || !active_only))
@@ -129,8 +128,7 @@ static void taskdefs(struct sched_store *s, struct httpd_req *req)
     if (n == 2 && m == HTTP_M_GET) {
         json_t *out = json_array(), *revs;
         const char *family;
-        json_object_foreach(json_object_get(sched_store_state(s), "taskdefs"), family, revs)
-        {
+        json_object_foreach(json_object_get(sched_store_state(s), "taskdefs"), family, revs) {
             char ref[300];
             int rev = latest_revision(s, family, true);
             if (rev) {
@@ -181,8 +179,7 @@ static json_t *service_view(struct sched *sc, const char *name, json_t *svc)
         json_object_set_new(out, "current_deployment", json_deep_copy(dep));
     int running = 0, pending = 0;
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
         const char *st = json_string_value(json_object_get(t, "last_status"));
         if (!ts || strcmp(ts, name) != 0)
@@ -272,8 +269,9 @@ static void services(struct sched *sc, struct httpd_req *req)
         json_object_update(merged, body);
         const char *key;
         json_t *val;
-        json_object_foreach(body, key, val) if (json_is_null(val)) /* {"autoscaling": null} turns it off */
-            json_object_del(merged, key);
+        json_object_foreach(body, key, val)
+            if (json_is_null(val)) /* {"autoscaling": null} turns it off */
+                json_object_del(merged, key);
         json_t *name = json_object_get(body, "name");
         if (name && (!json_is_string(name) || strcmp(json_string_value(name), req->segs[2]) != 0)) {
             httpd_respond_error(req, 400, "InvalidParameter", "name: a service cannot be renamed");
@@ -310,8 +308,7 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
         const char *want = httpd_query_param(req, "status", status, sizeof status);
         json_t *out = json_array(), *t;
         const char *id;
-        json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-        {
+        json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
             const char *ts = json_string_value(json_object_get(t, "service"));
             if (svc && (!ts || strcmp(ts, svc) != 0))
                 continue;
@@ -416,8 +413,7 @@ static void handle(struct httpd_req *req, void *arg)
             const char *want = httpd_query_param(req, "service", svc, sizeof svc);
             json_t *out = json_array(), *e;
             size_t i;
-            json_array_foreach(sc->events, i, e)
-            {
+            json_array_foreach(sc->events, i, e) {
                 const char *es = json_string_value(json_object_get(e, "service"));
                 if (!want || (es && strcmp(es, want) == 0))
                     json_array_append(out, e);

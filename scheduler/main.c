@@ -90,8 +90,9 @@ int main(int argc, char **argv)
         const char *k;
         if (!inner && attrs && !json_is_object(attrs))
             cfg_error(&inner, "agent.attributes", "must be an object of strings");
-        json_object_foreach(inner ? NULL : attrs, k, v) if (!inner && !json_is_string(v))
-            cfg_error(&inner, "agent.attributes", "\"%s\" must be a string", k);
+        json_object_foreach(inner ? NULL : attrs, k, v)
+            if (!inner && !json_is_string(v))
+                cfg_error(&inner, "agent.attributes", "\"%s\" must be a string", k);
         attributes = attrs ? json_incref(attrs) : json_object();
         if (!inner && conf.proxy_admin && net_parse_url(conf.proxy_admin, &proxy_admin) < 0)
             cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);

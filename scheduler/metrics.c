@@ -157,10 +157,8 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
     const char *tgname;
     json_t *g, *t;
     size_t i;
-    json_object_foreach(m->groups, tgname, g)
-    {
-        json_array_foreach(json_object_get(g, "targets"), i, t)
-        {
+    json_object_foreach(m->groups, tgname, g) {
+        json_array_foreach(json_object_get(g, "targets"), i, t) {
             const char *id = json_string_value(json_object_get(t, "id"));
             json_t *task = id ? json_object_get(tasks, id) : NULL;
             if (!task || !is(task, "service", m->name) || !is(task, "last_status", "RUNNING"))
@@ -181,8 +179,7 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
     }
     const char *id;
     json_t *reason;
-    json_object_foreach(replace, id, reason)
-    {
+    json_object_foreach(replace, id, reason) {
         sched_event(sc, m->name, "task %s failed the proxy's health checks; replacing it", id);
         sched_task_stop(sc, id, "TaskFailedHealthChecks", json_string_value(reason));
     }
@@ -232,8 +229,7 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
     size_t i;
     for (struct svc_metrics *m = sc->metrics; m; m = m->next)
         m->alive = false;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "services"), name, svc)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "services"), name, svc) {
         if (!json_array_size(json_object_get(svc, "load_balancers")) || !sc->proxy_admin.len)
             continue;
         struct svc_metrics *m = find(sc, name, true);
@@ -242,8 +238,7 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
             continue; /* the proxy is slow to answer: skip a round */
         m->round_failed = false;
         m->groups = json_object();
-        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
-        {
+        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
             const char *tg = json_string_value(json_object_get(lb, "target_group"));
             if (json_object_get(m->groups, tg))
                 continue;

@@ -174,8 +174,7 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
      * come back at once). */
     json_t *asks = json_array(), *lb, *x;
     size_t i;
-    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
-    {
+    json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
         json_t *port =
             json_object_get(json_object_get(t, "ports"), json_string_value(json_object_get(lb, "port_name")));
         if (!port)
@@ -190,8 +189,9 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
     snprintf(id, sizeof id, "%s", d->id);
     if (!d->wait)
         drain_done(d);
-    json_array_foreach(asks, i, x) sched_drain_poll(sc, id, json_string_value(json_object_get(x, "tg")),
-                                                    json_string_value(json_object_get(x, "addr")));
+    json_array_foreach(asks, i, x)
+        sched_drain_poll(sc, id, json_string_value(json_object_get(x, "tg")),
+                         json_string_value(json_object_get(x, "addr")));
     json_decref(asks);
 }
 
@@ -260,12 +260,10 @@ void sched_nodes_resume(struct sched *sc)
     json_t *ids = json_array(), *t, *x;
     const char *id;
     size_t i;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id,
-                        t) if (is(t, "last_status", "DEACTIVATING") ||
-                               (is(t, "last_status", "STOPPING") && is(t, "node", sc->node_id)))
-        json_array_append_new(ids, json_string(id));
-    json_array_foreach(ids, i, x)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+        if (is(t, "last_status", "DEACTIVATING") || (is(t, "last_status", "STOPPING") && is(t, "node", sc->node_id)))
+            json_array_append_new(ids, json_string(id));
+    json_array_foreach(ids, i, x) {
         const char *tid = json_string_value(x);
         if (is(get(sc, "tasks", tid), "last_status", "DEACTIVATING"))
             drain_start(sc, tid);
@@ -290,8 +288,7 @@ static void cluster_build(struct sched *sc, struct cluster *c)
     c->n = 0;
     c->nodes = calloc(json_object_size(nodes) + 1, sizeof *c->nodes);
     c->index = json_object();
-    json_object_foreach(nodes, id, nd)
-    {
+    json_object_foreach(nodes, id, nd) {
         c->nodes[c->n] = (struct pl_node){id,
                                           (int)json_integer_value(json_object_get(nd, "cpu")),
                                           (int)json_integer_value(json_object_get(nd, "memory_mib")),
@@ -301,8 +298,7 @@ static void cluster_build(struct sched *sc, struct cluster *c)
                                           is(nd, "status", "ACTIVE") && !lost(sc, id)};
         json_object_set_new(c->index, id, json_integer((json_int_t)c->n++));
     }
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         json_t *i = json_is_string(json_object_get(t, "node"))
                         ? json_object_get(c->index, json_string_value(json_object_get(t, "node")))
                         : NULL;
@@ -327,16 +323,14 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
     struct pl_request req = {0};
     json_t *ct;
     size_t i;
-    json_array_foreach(json_object_get(json_object_get(first, "definition"), "containers"), i, ct)
-    {
+    json_array_foreach(json_object_get(json_object_get(first, "definition"), "containers"), i, ct) {
         req.cpu += (int)json_integer_value(json_object_get(ct, "cpu"));
         req.mem += (int)json_integer_value(json_object_get(ct, "memory_mib"));
     }
     struct pl_strategy strategies[8];
     struct pl_expr *exprs[8];
     char text[512] = "";
-    json_array_foreach(json_object_get(svc, "placement_strategy"), i, x)
-    {
+    json_array_foreach(json_object_get(svc, "placement_strategy"), i, x) {
         if (req.nstrategies == 8)
             break;
         const char *type = json_string_value(json_object_get(x, "type"));
@@ -349,8 +343,7 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
     if (!req.nstrategies) /* the default: spread over nodes */
         strategies[req.nstrategies++] = (struct pl_strategy){PL_SPREAD, "instanceId"};
     req.strategies = strategies;
-    json_array_foreach(json_object_get(svc, "placement_constraints"), i, x)
-    {
+    json_array_foreach(json_object_get(svc, "placement_constraints"), i, x) {
         if (is(x, "type", "distinct_instance"))
             req.distinct_instance = true;
         else if (req.nmember_of < 8 && is(x, "type", "member_of")) {
@@ -369,8 +362,7 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
     int *count = calloc(c->n + 1, sizeof *count);
     const char *tid;
     json_t *t;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t) {
         json_t *ix = json_is_string(json_object_get(t, "node"))
                          ? json_object_get(c->index, json_string_value(json_object_get(t, "node")))
                          : NULL;
@@ -378,8 +370,7 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
             count[json_integer_value(ix)]++;
     }
     struct pl_batch *b = pl_batch_new(c->nodes, c->n, &req, count, (uint64_t)util_now() * 1000003u + 1);
-    json_array_foreach(ids, i, x)
-    {
+    json_array_foreach(ids, i, x) {
         char id[40], why[300];
         snprintf(id, sizeof id, "%s", json_string_value(x));
         int k = pl_batch_place(b, why, sizeof why);
@@ -411,8 +402,7 @@ void sched_place_pending(struct sched *sc)
 {
     json_t *groups = json_object(), *t, *g;
     const char *id, *key;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         if (!is(t, "last_status", "PENDING") || !is(t, "desired_status", "RUNNING"))
             continue;
         /* One group per service and task definition (sizes differ between revisions); "\n" never
@@ -428,8 +418,7 @@ void sched_place_pending(struct sched *sc)
     if (json_object_size(groups)) {
         struct cluster c;
         cluster_build(sc, &c);
-        json_object_foreach(groups, key, g)
-        {
+        json_object_foreach(groups, key, g) {
             char service[200];
             snprintf(service, sizeof service, "%.*s", (int)(strchr(key, '\n') - key), key);
             place_group(sc, &c, *service ? service : NULL, g);
@@ -449,11 +438,10 @@ static void node_lost(struct sched *sc, const char *node, double silent)
     json_t *ids = json_array(), *t, *x;
     const char *id;
     size_t i;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id,
-                        t) if (is(t, "node", node) && !is(t, "last_status", "STOPPED"))
-        json_array_append_new(ids, json_string(id));
-    json_array_foreach(ids, i, x)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+        if (is(t, "node", node) && !is(t, "last_status", "STOPPED"))
+            json_array_append_new(ids, json_string(id));
+    json_array_foreach(ids, i, x) {
         struct sched_drain **pp = find_drain(sc, json_string_value(x));
         if (*pp) {
             struct sched_drain *d = *pp;
@@ -475,8 +463,7 @@ static void check_tick(struct ev_loop *loop, ev_timer *w, int revents)
     json_t *nd;
     const char *id;
     double now = util_now();
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "nodes"), id, nd)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "nodes"), id, nd) {
         if (strcmp(id, sc->node_id) == 0 || lost(sc, id))
             continue;
         json_t *hb = json_object_get(sc->heartbeats, id);
@@ -622,8 +609,7 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     }
     size_t i;
     json_t *seen = json_object();
-    json_array_foreach(reported, i, r)
-    {
+    json_array_foreach(reported, i, r) {
         if (!json_is_string(json_object_get(r, "id")))
             continue;
         json_object_set_new(seen, json_string_value(json_object_get(r, "id")), json_true());
@@ -632,8 +618,7 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     /* Every task the scheduler wants on this node: in full when the agent does not know it yet. */
     json_t *out = json_array();
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         if (!is(t, "node", node) || is(t, "last_status", "STOPPED"))
             continue;
         json_t *x = json_object_get(seen, id)
@@ -657,8 +642,7 @@ static json_t *node_view(struct sched *sc, const char *id, json_t *nd)
     json_t *out = json_deep_copy(nd), *t;
     int cpu = 0, mem = 0, running = 0;
     const char *tid;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t)
-    {
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t) {
         if (!is(t, "node", id) || is(t, "last_status", "STOPPED"))
             continue;
         cpu += (int)json_integer_value(json_object_get(t, "cpu"));
@@ -745,12 +729,12 @@ void sched_nodes_api(struct sched *sc, struct httpd_req *req)
         const char *st = json_string_value(json_object_get(body, "status"));
         const char *key;
         json_t *v;
-        json_object_foreach(body, key, v) if (strcmp(key, "status") != 0)
-        {
-            httpd_respond_error(req, 400, "InvalidParameter", "%s: unknown field (only status can change)", key);
-            json_decref(body);
-            return;
-        }
+        json_object_foreach(body, key, v)
+            if (strcmp(key, "status") != 0) {
+                httpd_respond_error(req, 400, "InvalidParameter", "%s: unknown field (only status can change)", key);
+                json_decref(body);
+                return;
+            }
         if (!st || (strcmp(st, "ACTIVE") != 0 && strcmp(st, "DRAINING") != 0)) {
             httpd_respond_error(req, 400, "InvalidParameter", "status: must be ACTIVE or DRAINING");
             json_decref(body);

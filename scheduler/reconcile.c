@@ -111,8 +111,9 @@ static void prune(struct sched *sc)
     json_t *count = json_object();
     const char *id;
     json_t *ids = json_array();
-    json_object_foreach(tasks, id, t) if (strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
-        json_array_append_new(ids, json_string(id));
+    json_object_foreach(tasks, id, t)
+        if (strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
+            json_array_append_new(ids, json_string(id));
     /* Newest first. */
     size_t n = json_array_size(ids);
     for (size_t i = 1; i < n; i++)
@@ -156,8 +157,7 @@ static const char *pick(struct sched *sc, json_t *tasks, const char *service, co
 {
     const char *best = NULL, *best_at = NULL, *id;
     json_t *t;
-    json_object_foreach(tasks, id, t)
-    {
+    json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (!ts || strcmp(ts, service) != 0 || !active(t) || is_current(sc, t, td) != current)
             continue;
@@ -291,8 +291,7 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
     int new_n = 0, new_running = 0, old_n = 0, old_running = 0;
     const char *id;
     json_t *t;
-    json_object_foreach(tasks, id, t)
-    {
+    json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (!ts || strcmp(ts, name) != 0 || !active(t))
             continue;
@@ -366,13 +365,13 @@ static void reconcile(struct sched *sc)
     json_t *state = sched_store_state(sc->store);
     json_t *tasks = json_object_get(state, "tasks"), *t, *svc;
     const char *id, *name;
-    json_object_foreach(json_object_get(state, "services"), name, svc) reconcile_service(sc, name, svc, tasks);
+    json_object_foreach(json_object_get(state, "services"), name, svc)
+        reconcile_service(sc, name, svc, tasks);
     /* The new tasks and those still waiting for room. */
     sched_place_pending(sc);
     tasks = json_object_get(sched_store_state(sc->store), "tasks");
     /* Tasks of services that no longer exist. */
-    json_object_foreach(tasks, id, t)
-    {
+    json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
         char path[300];
         if (!ts || !active(t))

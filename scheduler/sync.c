@@ -62,10 +62,10 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
         json_t *body = json_loads(c->body, 0, NULL), *lb;
         size_t i;
         json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), c->host_rule_service);
-        json_array_foreach(json_object_get(svc, "load_balancers"), i,
-                           lb) if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) == 0 &&
-                                   json_object_get(lb, "health_check"))
-            json_object_set(body, "health_check", json_object_get(lb, "health_check"));
+        json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
+            if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) == 0 &&
+                json_object_get(lb, "health_check"))
+                json_object_set(body, "health_check", json_object_get(lb, "health_check"));
         n->body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
         send_call(sc, &sc->proxy_admin, n);
@@ -76,8 +76,7 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
                 json_object_get(json_object_get(sched_store_state(sc->store), "services"), c->host_rule_service);
             json_t *lb;
             size_t i;
-            json_array_foreach(json_object_get(svc, "load_balancers"), i, lb)
-            {
+            json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
                 if (strcmp(json_string_value(json_object_get(lb, "target_group")), c->tg) != 0 ||
                     !json_object_get(lb, "host_header"))
                     continue;
@@ -102,8 +101,8 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
         bool present = false;
         json_t *t;
         size_t i;
-        json_array_foreach(json_object_get(g, "targets"), i, t) present |=
-            strcmp(json_string_value(json_object_get(t, "address")), c->address) == 0;
+        json_array_foreach(json_object_get(g, "targets"), i, t)
+            present |= strcmp(json_string_value(json_object_get(t, "address")), c->address) == 0;
         json_decref(g);
         sched_task_drained(sc, c->task, !present);
     } else if (resp->status >= 300) {
@@ -162,16 +161,13 @@ static void sync_now(struct sched *sc)
     json_t *tasks = json_object_get(state, "tasks"), *svc, *t, *x;
     const char *name, *id;
     size_t i;
-    json_object_foreach(json_object_get(state, "services"), name, svc)
-    {
+    json_object_foreach(json_object_get(state, "services"), name, svc) {
         if (sc->proxy_admin.len) {
-            json_array_foreach(json_object_get(svc, "load_balancers"), i, x)
-            {
+            json_array_foreach(json_object_get(svc, "load_balancers"), i, x) {
                 const char *tg = json_string_value(json_object_get(x, "target_group"));
                 const char *pn = json_string_value(json_object_get(x, "port_name"));
                 json_t *list = json_array();
-                json_object_foreach(tasks, id, t)
-                {
+                json_object_foreach(tasks, id, t) {
                     const char *ts = json_string_value(json_object_get(t, "service"));
                     json_t *port = json_object_get(json_object_get(t, "ports"), pn);
                     if (ts && strcmp(ts, name) == 0 && serving(t) && port) {
@@ -193,12 +189,10 @@ static void sync_now(struct sched *sc)
             }
         }
         if (sc->dns_admin.len) {
-            json_array_foreach(json_object_get(svc, "service_registries"), i, x)
-            {
+            json_array_foreach(json_object_get(svc, "service_registries"), i, x) {
                 const char *pn = json_string_value(json_object_get(x, "port_name"));
                 json_t *list = json_array();
-                json_object_foreach(tasks, id, t)
-                {
+                json_object_foreach(tasks, id, t) {
                     const char *ts = json_string_value(json_object_get(t, "service"));
                     json_t *ports = json_object_get(t, "ports");
                     const char *pk = pn;

@@ -74,8 +74,7 @@ static int check_value(json_t *v, const char *p, const struct jfield *f, char **
             return cfg_error(err, p, "must be an object of strings");
         const char *k;
         json_t *x;
-        json_object_foreach(v, k, x)
-        {
+        json_object_foreach(v, k, x) {
             if (!json_is_string(x)) {
                 char q[512];
                 cfg_path_key(q, sizeof q, p, k);
@@ -108,8 +107,7 @@ static int check(json_t *obj, const char *path, const struct jfield *fields, cha
         return cfg_error(err, path, "must be an object");
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v)
-    {
+    json_object_foreach(obj, key, v) {
         const struct jfield *f = fields;
         while (f->name && strcmp(f->name, key) != 0)
             f++;
@@ -169,8 +167,7 @@ json_t *sched_taskdef_validate(json_t *body, char **err)
     size_t i;
     bool essential = false;
     json_t *names = json_object(), *ports = json_object();
-    json_array_foreach(cs, i, c)
-    {
+    json_array_foreach(cs, i, c) {
         char p[128];
         const char *name = json_string_value(json_object_get(c, "name"));
         snprintf(p, sizeof p, "containers[%zu].name", i);
@@ -182,8 +179,7 @@ json_t *sched_taskdef_validate(json_t *body, char **err)
         essential |= json_is_true(json_object_get(c, "essential"));
         json_t *pm;
         size_t k;
-        json_array_foreach(json_object_get(c, "port_mappings"), k, pm)
-        {
+        json_array_foreach(json_object_get(c, "port_mappings"), k, pm) {
             const char *pn = json_string_value(json_object_get(pm, "name"));
             snprintf(p, sizeof p, "containers[%zu].port_mappings[%zu].name", i, k);
             if (json_object_get(ports, pn)) {
@@ -309,8 +305,7 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
     }
     json_t *c;
     size_t i;
-    json_array_foreach(json_object_get(svc, "load_balancers"), i, c)
-    {
+    json_array_foreach(json_object_get(svc, "load_balancers"), i, c) {
         json_t *hc = json_object_get(c, "health_check");
         if (json_number_value(json_object_get(hc, "timeout_s")) >=
             json_number_value(json_object_get(hc, "interval_s"))) {
@@ -320,8 +315,7 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
             goto fail;
         }
     }
-    json_array_foreach(json_object_get(svc, "placement_constraints"), i, c)
-    {
+    json_array_foreach(json_object_get(svc, "placement_constraints"), i, c) {
         char p[128];
         snprintf(p, sizeof p, "placement_constraints[%zu].expression", i);
         bool member_of = strcmp(json_string_value(json_object_get(c, "type")), "member_of") == 0;
@@ -339,8 +333,7 @@ json_t *sched_service_validate(json_t *body, char *(*resolve)(void *ctx, const c
             goto fail;
         }
     }
-    json_array_foreach(json_object_get(svc, "placement_strategy"), i, c)
-    {
+    json_array_foreach(json_object_get(svc, "placement_strategy"), i, c) {
         const char *type = json_string_value(json_object_get(c, "type"));
         const char *field = json_string_value(json_object_get(c, "field"));
         char p[128];
