@@ -432,21 +432,16 @@ struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err)
 
 /* ---- logs of tasks on berth-agent nodes: asked of the agent's API ---- */
 
-struct logs_req {
-    struct httpd_req *req;
-};
-
 static void logs_answer(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg)
 {
-    struct logs_req *l = arg;
+    struct httpd_req *req = arg;
     if (sc->stopping) /* the API server is gone, and the request with it */
-        ;
-    else if (err || resp->status != 200)
-        httpd_respond_error(l->req, 502, "AgentUnavailable", "the node's agent did not give the logs: %s",
+        return;
+    if (err || resp->status != 200)
+        httpd_respond_error(req, 502, "AgentUnavailable", "the node's agent did not give the logs: %s",
                             err ? err : "it answered with an error");
     else
-        httpd_respond(l->req, 200, "text/plain", resp->body, resp->body_len);
-    free(l);
+        httpd_respond(req, 200, "text/plain", resp->body, resp->body_len);
 }
 
 void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
@@ -461,8 +456,6 @@ void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
                             json_string_value(json_object_get(task, "node")));
         return;
     }
-    struct logs_req *l = calloc(1, sizeof *l);
-    l->req = req;
     snprintf(path, sizeof path, "/v1/tasks/%s/logs", json_string_value(json_object_get(task, "id")));
-    sched_call(sc, &to, "GET", path, logs_answer, l);
+    sched_call(sc, &to, "GET", path, logs_answer, req);
 }

@@ -137,14 +137,23 @@ static struct sched_drain **find_drain(struct sched *sc, const char *id)
     return pp;
 }
 
+/* Forgets the drain of task <id>, if there is one. */
+static void drain_cancel(struct sched *sc, const char *id)
+{
+    struct sched_drain **pp = find_drain(sc, id), *d = *pp;
+    if (!d)
+        return;
+    ev_timer_stop(sc->loop, &d->timer);
+    *pp = d->next;
+    free(d);
+}
+
 static void drain_done(struct sched_drain *d)
 {
     struct sched *sc = d->sc;
     char id[40];
     snprintf(id, sizeof id, "%s", d->id);
-    ev_timer_stop(sc->loop, &d->timer);
-    *find_drain(sc, id) = d->next;
-    free(d);
+    drain_cancel(sc, id);
     char ts[40];
     util_rfc3339(util_wall(), ts, sizeof ts);
     json_t *t = get(sc, "tasks", id);
@@ -442,13 +451,7 @@ static void node_lost(struct sched *sc, const char *node, double silent)
         if (is(t, "node", node) && !is(t, "last_status", "STOPPED"))
             json_array_append_new(ids, json_string(id));
     json_array_foreach(ids, i, x) {
-        struct sched_drain **pp = find_drain(sc, json_string_value(x));
-        if (*pp) {
-            struct sched_drain *d = *pp;
-            ev_timer_stop(sc->loop, &d->timer);
-            *pp = d->next;
-            free(d);
-        }
+        drain_cancel(sc, json_string_value(x));
         char reason[200];
         snprintf(reason, sizeof reason, "Node %s stopped sending heartbeats", node);
         mark_stopped(sc, json_string_value(x), "NodeLost", reason);
@@ -572,13 +575,7 @@ static void merge_report(struct sched *sc, const char *node, json_t *r)
     if (is_now > was && is_now == rank("RUNNING"))
         sched_task_running(sc, tid);
     else if (is_now > was && is_now == rank("STOPPED")) {
-        struct sched_drain **pp = find_drain(sc, tid);
-        if (*pp) {
-            struct sched_drain *d = *pp;
-            ev_timer_stop(sc->loop, &d->timer);
-            *pp = d->next;
-            free(d);
-        }
+        drain_cancel(sc, tid);
         sched_task_ended(sc, tid);
     }
 }
