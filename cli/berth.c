@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/log.h"
 #include "berth/lookup.h"
 #include "client.h"
 
@@ -38,6 +39,7 @@ static void usage(FILE *f)
             "usage: berth COMMAND [ARGS]\n\n"
             "commands:\n"
             "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N] [--scheduler-port N]\n"
+            "      [--log-level debug|info|warn|error]  (the daemons' logs; default warn)\n"
             "                                    run a local plane: berth-scheduler (API on 127.0.0.1:7400)\n"
             "                                    deploys web (%d..%d autoscaled berth-demo-web tasks behind\n"
             "                                    berth-proxy at http://web.localhost:8080/) and api (called by\n"
@@ -150,6 +152,7 @@ static void print_new_events(int sched_port, char *last, size_t lastlen)
 static int dev(int argc, char **argv)
 {
     int port = 8080, admin = 7401, dns_port = 8600, dns_admin = 7402, sched_port = 7400;
+    char *log_level = "warn"; /* the daemons' own logs; the events are printed anyway */
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
@@ -161,7 +164,14 @@ static int dev(int argc, char **argv)
             dns_admin = atoi(argv[++i]);
         else if (strcmp(argv[i], "--scheduler-port") == 0 && i + 1 < argc)
             sched_port = atoi(argv[++i]);
-        else {
+        else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+            enum log_level lv;
+            log_level = argv[++i];
+            if (log_level_parse(log_level, &lv) < 0) {
+                fprintf(stderr, "berth dev: --log-level: unknown level \"%s\" (debug, info, warn, error)\n", log_level);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "berth dev: unknown argument \"%s\"\n", argv[i]);
             return 2;
         }
@@ -204,8 +214,9 @@ static int dev(int argc, char **argv)
             "\"dns_admin\":\"http://127.0.0.1:%d\",\"dns_server\":\"127.0.0.1:%d\"}\n",
             sched_port, data, admin, dns_admin, dns_port);
     fclose(f);
-    char *dav[] = {dns, "-c", dconf, NULL}, *pav[] = {proxy, "-c", pconf, NULL},
-         *sav[] = {sched, "-c", sconf, "--stop-tasks", NULL};
+    char *dav[] = {dns, "-c", dconf, "--log-level", log_level, NULL},
+         *pav[] = {proxy, "-c", pconf, "--log-level", log_level, NULL},
+         *sav[] = {sched, "-c", sconf, "--stop-tasks", "--log-level", log_level, NULL};
     spawn(dav, NULL);
     spawn(pav, NULL);
     spawn(sav, NULL);

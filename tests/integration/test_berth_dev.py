@@ -8,6 +8,8 @@ from harness import *
 import dnsclient as dc
 
 t = Tap()
+bad = subprocess.run([os.path.join(BIN, "cli", "berth"), "dev", "--log-level", "loud"], capture_output=True, text=True, timeout=10)
+t.ok(bad.returncode == 2 and 'unknown level "loud"' in bad.stderr, "a bad flag is refused before anything starts", bad.stderr)
 ports = {k: free_port() for k in ("port", "admin-port", "dns-port", "dns-admin-port", "scheduler-port")}
 args = [os.path.join(BIN, "cli", "berth"), "dev"] + [x for k, v in ports.items() for x in (f"--{k}", str(v))]
 dev = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
