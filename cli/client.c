@@ -186,7 +186,28 @@ static int usage_error(const char *what)
     return 2;
 }
 
-/* berth top: the service table, refreshed every --interval seconds until Ctrl-C (or --count times). */
+/* The node table of `berth node ls` and `berth top`. */
+static void print_nodes(json_t *nodes)
+{
+    printf("%-12s %-9s %-9s %12s %16s %6s  %s\n", "NODE", "STATUS", "CONNECTED", "CPU USED", "MEMORY USED", "TASKS",
+           "ATTRIBUTES");
+    json_t *x;
+    size_t i;
+    json_array_foreach(nodes, i, x) {
+        char attrs[256] = "";
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(x, "attributes"), k, v)
+            snprintf(attrs + strlen(attrs), sizeof attrs - strlen(attrs), "%s%s=%s", *attrs ? "," : "", k,
+                     json_string_value(v));
+        printf("%-12s %-9s %-9s %5lld/%-6lld %7lld/%-8lld %6lld  %s\n", S(x, "id"), S(x, "status"),
+               json_is_true(json_object_get(x, "connected")) ? "yes" : "no", I(x, "cpu_used"), I(x, "cpu"),
+               I(x, "memory_mib_used"), I(x, "memory_mib"), I(x, "running_tasks"), *attrs ? attrs : "-");
+    }
+}
+
+/* berth top: the service and node tables, refreshed every --interval seconds until Ctrl-C (or --count
+ * times). */
 static int top(int argc, char **argv)
 {
     const char *iv = opt(argc, argv, "--interval"), *cnt = opt(argc, argv, "--count");
@@ -196,9 +217,11 @@ static int top(int argc, char **argv)
         return usage_error("top [--interval SECONDS (>= 0.1)] [--count N | --once]");
     bool tty = isatty(STDOUT_FILENO);
     for (long k = 0; count < 0 || k < count; k++) {
-        json_t *r = call("GET", "/v1/services", NULL);
-        if (!r)
+        json_t *r = call("GET", "/v1/services", NULL), *nodes = r ? call("GET", "/v1/nodes", NULL) : NULL;
+        if (!r || !nodes) {
+            json_decref(r);
             return 1;
+        }
         if (tty)
             printf("\033[H\033[2J");
         else if (k)
@@ -208,8 +231,11 @@ static int top(int argc, char **argv)
         strftime(ts, sizeof ts, "%H:%M:%S", localtime(&now));
         printf("berth top  %s  %s  (every %.1fs%s)\n", addr(), ts, interval, tty ? "; Ctrl-C quits" : "");
         print_services(json_object_get(r, "services"));
+        printf("\n");
+        print_nodes(json_object_get(nodes, "nodes"));
         fflush(stdout);
         json_decref(r);
+        json_decref(nodes);
         if (count < 0 || k + 1 < count)
             usleep((useconds_t)(interval * 1e6));
     }
@@ -404,21 +430,7 @@ int cli_scheduler(int argc, char **argv)
             return 1;
         if (js)
             return print_json(r);
-        printf("%-12s %-9s %-9s %12s %16s %6s  %s\n", "NODE", "STATUS", "CONNECTED", "CPU USED", "MEMORY USED", "TASKS",
-               "ATTRIBUTES");
-        json_t *x;
-        size_t i;
-        json_array_foreach(json_object_get(r, "nodes"), i, x) {
-            char attrs[256] = "";
-            const char *k;
-            json_t *v;
-            json_object_foreach(json_object_get(x, "attributes"), k, v)
-                snprintf(attrs + strlen(attrs), sizeof attrs - strlen(attrs), "%s%s=%s", *attrs ? "," : "", k,
-                         json_string_value(v));
-            printf("%-12s %-9s %-9s %5lld/%-6lld %7lld/%-8lld %6lld  %s\n", S(x, "id"), S(x, "status"),
-                   json_is_true(json_object_get(x, "connected")) ? "yes" : "no", I(x, "cpu_used"), I(x, "cpu"),
-                   I(x, "memory_mib_used"), I(x, "memory_mib"), I(x, "running_tasks"), *attrs ? attrs : "-");
-        }
+        print_nodes(json_object_get(r, "nodes"));
     } else if (strcmp(noun, "top") == 0) {
         return top(argc, argv);
     } else if (strcmp(noun, "events") == 0) {

@@ -50,9 +50,15 @@ t.ok(st == 200 and body.decode().endswith(f"-> api.berth.internal: api from {api
      body.decode().split()[1] in ids, "GET /api: web calls api by name", body)
 env = dict(os.environ, BERTH_ADDR=f"http://127.0.0.1:{ports['scheduler-port']}")
 out = subprocess.run([args[0], "top", "--once"], capture_output=True, text=True, env=env, timeout=10)
-rows = {l.split()[0]: l.split() for l in out.stdout.splitlines()[2:]}
+services, _, node_table = out.stdout.partition("\n\n")
+rows = {l.split()[0]: l.split() for l in services.splitlines()[2:]}
 t.ok(out.returncode == 0 and set(rows) == {"web", "api"} and rows["web"][2:4] == ["2", "2"],
      "berth top --once: web (desired 2, running 2) and api", out.stdout)
+nodes = {l.split()[0]: l.split() for l in node_table.splitlines()[1:]}
+t.ok(set(nodes) == {"local"} and nodes["local"][1:3] == ["ACTIVE", "yes"] and nodes["local"][5] == "3",
+     "and the node table: local, ACTIVE, 3 tasks", node_table)
+
+
 def describe():
     global out
     out = subprocess.run([args[0], "service", "describe", "web"], capture_output=True, text=True, env=env, timeout=10)
