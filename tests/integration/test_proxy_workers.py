@@ -18,6 +18,8 @@ ok = sum(1 for _ in range(N) if http_request("127.0.0.1", lp)[0] == 200)
 t.is_(ok, N, f"{N} requests on new connections all answered")
 tg = p.admin("GET", "/v1/target-groups/web")[1]
 t.is_(sum(x["requests"] for x in tg["targets"]), N, "admin API sums requests over both workers")
+t.is_((tg["stats"]["responses"]["2xx"], sum(tg["stats"]["latency_counts"])), (N, N),
+      "and the group's response and latency counts (what the scheduler's autoscaler reads)")
 m = p.admin("GET", "/metrics")[1]
 t.ok(f'berth_proxy_requests_total{{target_group="web",class="2xx"}} {N}' in m, "metrics summed over workers",
      [l for l in m.splitlines() if "2xx" in l])

@@ -45,8 +45,12 @@ class Sampler(threading.Thread):
         self.samples, self.stop, self.t0 = [], threading.Event(), time.monotonic()
 
     def run(self):
+        self.p99 = []
         while not self.stop.is_set():
-            self.samples.append((time.monotonic() - self.t0, svc()["desired_count"]))
+            d = svc()
+            self.samples.append((time.monotonic() - self.t0, d["desired_count"]))
+            if d.get("metrics", {}).get("p99_ms") is not None:
+                self.p99.append(d["metrics"]["p99_ms"])
             time.sleep(0.25)
 
     def first(self, pred):
@@ -65,6 +69,8 @@ t.diag(f"burst: first scale-out at {first_up} s, desired 6 at {at_max} s")
 t.ok(first_up is not None and first_up <= 6, f"desired_count rose within 6 s of the load starting ({first_up} s)")
 t.ok(at_max is not None and at_max <= 15, f"and reached max 6 within 15 s ({at_max} s)")
 check_wrk_clean(t, wrk, "while scaling out")
+t.ok(sampler.p99 and all(0 < x < 1000 for x in sampler.p99), "the service's p99 latency (from the proxy) was reported",
+     sampler.p99[:5])
 events = [e["message"] for e in s.admin("GET", "/v1/events?service=web")[1]["events"]]
 scaled = [m for m in events if m.startswith("scaled web from 1 to")]
 t.ok(scaled and re.search(r"[\d,]+ req/s against 200 per task", scaled[0]), "the decision is an event with its numbers",
