@@ -332,13 +332,21 @@ int main(int argc, char **argv)
                           .cpu = conf.cpu,
                           .memory_mib = conf.memory_mib,
                           .attributes = json_object_get(A.registration, "attributes")};
-    snprintf(A.host, sizeof A.host, "%s", conf.scheduler);
+    /* The Host header: the URL without its scheme and trailing '/'. */
+    snprintf(A.host, sizeof A.host, "%s",
+             strncmp(conf.scheduler, "http://", 7) == 0 ? conf.scheduler + 7 : conf.scheduler);
+    if (*A.host && A.host[strlen(A.host) - 1] == '/')
+        A.host[strlen(A.host) - 1] = 0;
     A.interval = conf.heartbeat_interval_s;
     struct httpd *api = httpd_start(loop, conf.listen, handle, NULL, &err);
     if (!api) {
         fprintf(stderr, "berth-agent: listen: %s\n", err);
         return 2;
     }
+    /* The API's address as the scheduler will call it (the port the kernel chose, for port 0). */
+    const char *colon = strrchr(conf.listen, ':');
+    json_object_set_new(A.registration, "agent_api",
+                        json_sprintf("http://%.*s:%d", (int)(colon - conf.listen), conf.listen, httpd_port(api)));
     sched_agent_adopt(&A.sc);
     ev_init(&A.timer, heartbeat);
     heartbeat_soon();
