@@ -147,6 +147,7 @@ static int analyse(struct http_msg *m, int kind)
     m->host_idx = -1;
     m->conn_close = false;
     m->has_te = false;
+    m->te_coded = false;
     m->expect_continue = false;
     m->conn_tokens = 0;
     m->content_length = 0;
@@ -202,6 +203,7 @@ static int analyse(struct http_msg *m, int kind)
                         known = known || ieq(t, tl, known_codings[k]);
                     if (!known && kind == PARSE_REQUEST)
                         return HTTP_ERR_NOT_IMPL;
+                    m->te_coded = true;
                 }
             }
             break;
@@ -417,6 +419,11 @@ bool http_is_hop_by_hop(const struct http_msg *m, const struct http_header *h)
     }
     if (m->conn_tokens == 0)
         return false;
+    /* Fields that frame or route a message stay end-to-end whatever Connection names: a proxy that
+     * dropped Content-Length or Host on a client's say-so would desync or misroute the next hop
+     * (RFC 9110 §7.6.1 forbids listing them; a recipient must not obey). */
+    if (IEQ_LIT(n, h->name_len, "content-length") || IEQ_LIT(n, h->name_len, "host"))
+        return false;
     for (unsigned i = 0; i < m->num_headers; i++) {
         const struct http_header *c = &m->headers[i];
         if (!http_header_is(c, "connection"))
@@ -623,4 +630,120 @@ ssize_t http_chunked_decode(struct http_chunked *c, const char *p, size_t len, b
     }
     *done = c->state == CH_DONE;
     return (ssize_t)i;
+}
+
+/* RFC 3986 §2.3 unreserved characters. */
+static bool unreserved(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+}
+
+ssize_t http_normalize_path(char *p, size_t len)
+{
+    if (len == 1 && p[0] == '*')
+        return 1; /* asterisk-form (RFC 9112 §3.2.4) */
+    if (len == 0 || p[0] != '/')
+        return -1;
+    /* Pass 1 (RFC 3986 §6.2.2.1-2): decode percent-encoded unreserved octets, upper-case the hex of
+     * the others, reject malformed escapes. */
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != '%') {
+            p[o++] = p[i];
+            continue;
+        }
+        if (i + 2 >= len)
+            return -1;
+        int hi = hexval((unsigned char)p[i + 1]), lo = hexval((unsigned char)p[i + 2]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        int ch = hi * 16 + lo;
+        if (unreserved(ch)) {
+            p[o++] = (char)ch;
+        } else {
+            p[o++] = '%';
+            p[o++] = "0123456789ABCDEF"[hi];
+            p[o++] = "0123456789ABCDEF"[lo];
+        }
+        i += 2;
+    }
+    len = o;
+    /* Pass 2 (RFC 3986 §5.2.4): remove "." and ".." segments; also merge repeated slashes, as nginx
+     * does, so "//admin" cannot pass a rule for "/admin*" and still reach /admin. In place: the
+     * output never outruns the input. */
+    o = 0;
+    size_t i = 0;
+    while (i < len) {
+        /* p[i] == '/': the start of a segment. */
+        size_t s = i + 1, e = s;
+        while (e < len && p[e] != '/')
+            e++;
+        size_t sl = e - s;
+        bool last = e >= len;
+        if (sl == 0 && !last) {
+            i = e; /* empty segment: "//" */
+            continue;
+        }
+        if (sl == 1 && p[s] == '.') {
+            if (last)
+                p[o++] = '/';
+            i = e;
+            continue;
+        }
+        if (sl == 2 && p[s] == '.' && p[s + 1] == '.') {
+            while (o > 0 && p[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--; /* drop the previous segment and its slash */
+            if (last)
+                p[o++] = '/';
+            i = e;
+            continue;
+        }
+        p[o++] = '/';
+        memmove(p + o, p + s, sl);
+        o += sl;
+        i = e;
+    }
+    if (o == 0)
+        p[o++] = '/';
+    return (ssize_t)o;
+}
+
+bool http_host_valid(const char *h, size_t n)
+{
+    /* RFC 3986 §3.2.2-3: reg-name / IP-literal, then an optional ":port". Anything else (spaces,
+     * '/', '@', '\\') is refused rather than passed on for a target to interpret differently. */
+    if (n == 0)
+        return false;
+    size_t i = 0;
+    if (h[0] == '[') {
+        while (i < n && h[i] != ']') {
+            char c = h[i];
+            if (!(c == '[' || c == ':' || c == '.' || hexval((unsigned char)c) >= 0))
+                return false;
+            i++;
+        }
+        if (i == n)
+            return false;
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            unsigned char c = (unsigned char)h[i];
+            if (!(unreserved(c) || c == '%' || c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' ||
+                  c == ')' || c == '*' || c == '+' || c == ',' || c == ';' || c == '='))
+                return false;
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i < n) {
+        if (h[i] != ':' || i + 1 == n || n - i - 1 > 5)
+            return false;
+        for (i++; i < n; i++)
+            if (h[i] < '0' || h[i] > '9')
+                return false;
+    }
+    return true;
 }

@@ -1,6 +1,7 @@
 /* util.c -- time, random ids and glob matching. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -108,4 +109,19 @@ bool util_ieq(const char *a, size_t alen, const char *b)
         if (fold((unsigned char)a[i], true) != fold((unsigned char)b[i], true))
             return false;
     return true;
+}
+
+long util_nofile_limit(void)
+{
+    static long lim;
+    if (lim)
+        return lim;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return lim = 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return lim = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30) ? (1L << 30) : (long)rl.rlim_cur;
 }

@@ -53,6 +53,8 @@ struct proxy_conn {
     unsigned char req_state, resp_state;
     bool head_started, closing, close_after, tunnel, keep_alive, retryable, websocket;
     bool rd_eof; /* the client half-closed: answer what it sent, then close */
+    bool lingering; /* answered and shut down for writing; reading what the client still sends */
+    uint32_t linger_bytes;
     enum http_method method;
     int minor;
     enum http_body_kind req_body, resp_body;
@@ -139,6 +141,17 @@ static void up_free(struct proxy_upstream *up)
     free(up);
 }
 
+/* Detaches the client's upstream connection and closes it: it is never pooled. */
+static void up_drop(struct proxy_conn *c)
+{
+    struct proxy_upstream *up = c->up;
+    if (!up)
+        return;
+    c->up = NULL;
+    up->client = NULL;
+    up_free(up);
+}
+
 static void pool_remove(struct proxy_upstream *up)
 {
     struct proxy_target *t = up->target;
@@ -202,13 +215,25 @@ static struct proxy_upstream *up_connect(struct proxy *px, struct proxy_target *
     return up;
 }
 
+/* True when an idle connection has nothing to read: a byte there (a late body, garbage) or an EOF
+ * would be taken for the next request's response, so such a connection is never reused. */
+static bool up_idle_clean(const struct proxy_upstream *up)
+{
+    char b;
+    return recv(up->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static struct proxy_upstream *up_acquire(struct proxy *px, struct proxy_target *t)
 {
-    struct proxy_upstream *up = t->idle;
-    if (up) {
+    struct proxy_upstream *up;
+    while ((up = t->idle)) {
         t->idle = up->next;
         t->nidle--;
         up->next = NULL;
+        if (!up_idle_clean(up)) {
+            up_free(up);
+            continue;
+        }
         up->reused = true;
         up->got_bytes = false;
         return up;
@@ -297,6 +322,10 @@ static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
                    : up->connected ? up->target->tg->conf.response_timeout_s
                                    : up->target->tg->conf.connect_timeout_s;
     double left = up->last_activity + limit - ev_now(loop);
+    /* The response timeout runs from the end of the request: while the client is still sending (and
+     * all it sent has gone out), the client's idle timeout governs instead. */
+    if (up->connected && c->req_state == REQ_BODY && up->out.len == 0)
+        left = limit;
     if (up->connected && left > 0.001) {
         up_arm(up, left);
         return;
@@ -319,12 +348,7 @@ static void conn_free(struct proxy_conn *c, const char *reason)
     struct proxy *px = c->px;
     log_debug("closing client connection: %s", reason);
     ready_remove(&c->ready);
-    if (c->up) {
-        struct proxy_upstream *up = c->up;
-        c->up = NULL;
-        up->client = NULL;
-        up_free(up);
-    }
+    up_drop(c);
     if (c->target || c->log)
         exchange_end(c);
     ev_io_stop(px->loop, &c->io);
@@ -426,48 +450,100 @@ static void respond_error(struct proxy_conn *c, int status)
 
 /* ---- request start ---- */
 
-static void reqinfo_fill(struct proxy_conn *c, const struct http_msg *m, struct proxy_reqinfo *ri)
+/* Splits the port off <h> (minding "[v6]:port") and one trailing dot off the name, for matching. */
+static void match_host(const char *h, size_t n, struct proxy_reqinfo *ri)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (h[i] == ']')
+            break;
+        if (h[i] == ':') {
+            n = i;
+            break;
+        }
+    }
+    if (n > 1 && h[n - 1] == '.')
+        n--;
+    ri->host = h;
+    ri->host_len = n;
+}
+
+/* Fills <ri> for routing and forwarding, normalising the request target in place (it lives in the
+ * connection's input buffer). Returns 0, or the status to refuse the request with. One view of the
+ * request serves both: the rules match exactly the host and path the target receives. */
+static int reqinfo_fill(struct proxy_conn *c, const struct http_msg *m, struct proxy_reqinfo *ri)
 {
     memset(ri, 0, sizeof *ri);
     ri->m = m;
     ri->peer = (const struct sockaddr *)&c->peer;
-    if (m->host_idx >= 0) {
-        const struct http_header *h = &m->headers[m->host_idx];
-        ri->host = h->value;
-        ri->host_len = h->value_len;
-        /* Drop ":port", minding "[v6]:port". */
-        for (size_t i = ri->host_len; i-- > 0;) {
-            if (ri->host[i] == ']')
-                break;
-            if (ri->host[i] == ':') {
-                ri->host_len = i;
-                break;
-            }
-        }
-    } else {
-        ri->host = "";
-    }
-    const char *t = m->target;
+    char *t = (char *)m->target; /* c->in is ours to write */
     size_t tl = m->target_len;
-    /* absolute-form (RFC 9112 §3.2.2): route on its path. */
-    if (tl > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
-        const char *slash = memchr(t + 8, '/', tl - 8);
-        size_t off = slash ? (size_t)(slash - t) : tl;
-        t += off;
-        tl -= off;
+    if (tl > 0 && t[0] != '/' && !(tl == 1 && t[0] == '*')) {
+        /* absolute-form (RFC 9112 §3.2.2): the authority replaces Host, and is what is forwarded. */
+        size_t skip = tl > 7 && strncasecmp(t, "http://", 7) == 0 ? 7 : tl > 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+        if (!skip)
+            return 400;
+        size_t a = skip;
+        while (a < tl && t[a] != '/' && t[a] != '?')
+            a++;
+        if (!http_host_valid(t + skip, a - skip))
+            return 400; /* also userinfo ("user@host"), which RFC 9110 §4.2.4 forbids */
+        ri->authority = t + skip;
+        ri->authority_len = a - skip;
+        t += a;
+        tl -= a;
+    } else if (m->host_idx >= 0) {
+        const struct http_header *h = &m->headers[m->host_idx];
+        if (!http_host_valid(h->value, h->value_len))
+            return 400;
+        ri->authority = h->value;
+        ri->authority_len = h->value_len;
+    } else {
+        /* HTTP/1.0 without Host: the target still gets one (HTTP/1.1 requires it). */
+        ri->authority = c->ln->conf.listen;
+        ri->authority_len = strlen(c->ln->conf.listen);
     }
-    const char *q = memchr(t, '?', tl);
-    ri->path = t;
-    ri->path_len = q ? (size_t)(q - t) : tl;
+    match_host(ri->authority, ri->authority_len, ri);
+    char *q = memchr(t, '?', tl);
+    size_t plen = q ? (size_t)(q - t) : tl;
+    ri->has_query = q != NULL;
     ri->query = q ? q + 1 : t + tl;
-    ri->query_len = q ? tl - ri->path_len - 1 : 0;
-    if (ri->path_len == 0)
+    ri->query_len = q ? tl - plen - 1 : 0;
+    if (plen == 0) {
         ri->path = "/", ri->path_len = 1;
+    } else {
+        ssize_t n = http_normalize_path(t, plen);
+        if (n < 0)
+            return 400;
+        ri->path = t;
+        ri->path_len = (size_t)n;
+    }
+    return 0;
+}
+
+/* Appends one Transfer-Encoding line carrying every coding of <m>'s Transfer-Encoding fields, in
+ * order: the body passes through still coded, so the codings must go with it. */
+static void append_te(struct buf *b, const struct http_msg *m)
+{
+    if (!m->te_coded) {
+        BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
+        return;
+    }
+    BUF_LIT(b, "Transfer-Encoding: ");
+    bool first = true;
+    for (unsigned i = 0; i < m->num_headers; i++)
+        if (http_header_is(&m->headers[i], "transfer-encoding") && m->headers[i].value_len) {
+            if (!first)
+                BUF_LIT(b, ", ");
+            buf_append(b, m->headers[i].value, m->headers[i].value_len);
+            first = false;
+        }
+    BUF_LIT(b, "\r\n");
 }
 
 /* Writes the request head for the target into c->head. */
-static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, const char *request_id)
+static void build_upstream_head(struct proxy_conn *c, const struct proxy_reqinfo *ri, const char *request_id)
 {
+    const struct http_msg *m = ri->m;
     struct buf *b = &c->head;
     const char *ip = c->peer_ip;
     b->len = 0;
@@ -476,12 +552,18 @@ static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, 
         buf_borrow(b, c->px->scratch_head, sizeof c->px->scratch_head);
     buf_append(b, m->method, m->method_len);
     BUF_LIT(b, " ");
-    buf_append(b, m->target, m->target_len);
-    BUF_LIT(b, " HTTP/1.1\r\n");
+    buf_append(b, ri->path, ri->path_len);
+    if (ri->has_query) {
+        BUF_LIT(b, "?");
+        buf_append(b, ri->query, ri->query_len);
+    }
+    BUF_LIT(b, " HTTP/1.1\r\nHost: ");
+    buf_append(b, ri->authority, ri->authority_len);
+    BUF_LIT(b, "\r\n");
     bool has_xff = false;
     for (unsigned i = 0; i < m->num_headers; i++) {
         const struct http_header *h = &m->headers[i];
-        if (http_is_hop_by_hop(m, h))
+        if ((int)i == m->host_idx || http_is_hop_by_hop(m, h))
             continue;
         if ((h->name[0] | 0x20) == 'x') {
             if (http_header_is(h, "x-forwarded-for")) {
@@ -511,7 +593,7 @@ static void build_upstream_head(struct proxy_conn *c, const struct http_msg *m, 
     buf_append(b, request_id, strlen(request_id));
     BUF_LIT(b, "\r\n");
     if (m->body == HTTP_BODY_CHUNKED)
-        BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
+        append_te(b, m);
     if (c->websocket)
         BUF_LIT(b, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     BUF_LIT(b, "\r\n");
@@ -596,10 +678,21 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     http_chunked_init(&c->req_chunk);
     c->req_state = m->body == HTTP_BODY_NONE ? REQ_DONE : REQ_BODY;
     c->resp_state = RESP_NONE;
+    c->resp_keep_alive = false;
     c->head_started = false;
 
     struct proxy_reqinfo ri;
-    reqinfo_fill(c, m, &ri);
+    /* CONNECT makes a tunnel, which a reverse proxy does not offer (nor does ALB): 405 and close,
+     * so no tunnel ever reaches a pooled target connection (RFC 9110 §9.3.6). */
+    int refuse = m->method_id == HTTP_M_CONNECT ? 405 : reqinfo_fill(c, m, &ri);
+    if (refuse) {
+        px->bad_requests++;
+        c->keep_alive = false;
+        c->close_after = true;
+        buf_consume(&c->in, m->head_len);
+        respond_error(c, refuse);
+        return 0;
+    }
     char rid[40];
     int rid_idx = -1;
     for (unsigned i = 0; i < m->num_headers; i++)
@@ -644,7 +737,7 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
         }
     }
     struct proxy_tg *tg = proxy_fwd_pick((struct proxy_action *)act);
-    build_upstream_head(c, m, rid);
+    build_upstream_head(c, &ri, rid);
     buf_consume(&c->in, m->head_len);
     c->tg = tg;
     tg->refs++;
@@ -719,8 +812,8 @@ static void write_response_head(struct proxy_conn *c, const struct http_msg *m)
     }
     /* An HTTP/1.0 client cannot read chunked framing: it gets the decoded
      * body, delimited by the connection close (keep_alive is off then). */
-    if (m->body == HTTP_BODY_CHUNKED && c->minor == 1)
-        BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
+    if (m->has_te && c->minor == 1)
+        append_te(b, m);
     if (!c->keep_alive || c->close_after)
         BUF_LIT(b, "Connection: close\r\n");
     else if (c->minor == 0)
@@ -735,9 +828,7 @@ static int upstream_failed(struct proxy_conn *c, const char *why)
     bool timed_out = up->timed_out, reused = up->reused, sent_nothing = !up->got_bytes;
     bool connected = up->connected;
     struct proxy_target *failed = c->target;
-    c->up = NULL;
-    up->client = NULL;
-    up_free(up);
+    up_drop(c);
     /* A reused keep-alive connection closing under us is usually the
      * target's idle timeout (a race, not a failure): it has its own small
      * retry budget. Anything else is a target failure, retried once on
@@ -768,6 +859,19 @@ static void append_decoded(void *arg, const char *p, size_t n)
     buf_append(arg, p, n);
 }
 
+/* The target's answer cannot be relayed: its connection is closed (never pooled) and the client
+ * gets 502 on a connection that closes. Returns 0 for relay_response. */
+static int bad_gateway(struct proxy_conn *c)
+{
+    if (c->up)
+        c->up->got_bytes = true;
+    up_drop(c);
+    c->resp_state = RESP_NONE;
+    c->close_after = true;
+    respond_error(c, 502);
+    return 0;
+}
+
 /* Moves response bytes from the upstream to the client; -1 to abort. */
 static int relay_response(struct proxy_conn *c)
 {
@@ -779,22 +883,13 @@ static int relay_response(struct proxy_conn *c)
             break;
         if (r < 0) {
             log_warn("target %s sent a malformed response", c->target->addr_str);
-            up->got_bytes = true;
-            c->resp_state = RESP_NONE;
-            c->close_after = true;
-            c->up = NULL;
-            up->client = NULL;
-            up_free(up);
-            respond_error(c, 502);
-            return 0;
+            return bad_gateway(c);
         }
         proxy_target_conn_ok(c->target);
         if (m.status == 101) {
             if (!c->websocket) {
-                c->resp_state = RESP_NONE;
-                c->close_after = true;
-                respond_error(c, 502);
-                return 0;
+                log_warn("target %s switched protocols unasked", c->target->addr_str);
+                return bad_gateway(c);
             }
             c->status = 101;
             write_response_head(c, &m);
@@ -810,10 +905,18 @@ static int relay_response(struct proxy_conn *c)
             buf_consume(&up->in, (size_t)r);
             continue;
         }
+        if (m.te_coded && c->minor == 0) {
+            /* An HTTP/1.0 client cannot undo a transfer coding (RFC 9112 §6.1). */
+            log_warn("target %s sent a transfer coding an HTTP/1.0 client cannot read", c->target->addr_str);
+            return bad_gateway(c);
+        }
         c->status = m.status;
         c->resp_body = m.body;
         c->resp_left = m.content_length;
-        c->resp_keep_alive = m.keep_alive;
+        /* A response that has no body (to HEAD; 204, 304) but announces one may be followed by the
+         * body anyway, late, where it would read as the next response: such a connection is not
+         * reused, whatever the timing. */
+        c->resp_keep_alive = m.keep_alive && !(m.body == HTTP_BODY_NONE && (m.has_te || m.content_length > 0));
         http_chunked_init(&c->resp_chunk);
         if (m.body == HTTP_BODY_EOF || (m.body == HTTP_BODY_CHUNKED && c->minor == 0))
             c->keep_alive = false;
@@ -821,12 +924,8 @@ static int relay_response(struct proxy_conn *c)
         buf_consume(&up->in, (size_t)r);
         c->resp_state = m.body == HTTP_BODY_NONE ? RESP_DONE : RESP_BODY;
     }
-    if (up && c->resp_state == RESP_HEAD && up->in.len >= MAX_RESP_HEAD) {
-        c->resp_state = RESP_NONE;
-        c->close_after = true;
-        respond_error(c, 502);
-        return 0;
-    }
+    if (up && c->resp_state == RESP_HEAD && up->in.len >= MAX_RESP_HEAD)
+        return bad_gateway(c);
     if (c->tunnel) {
         if (up->in.len && c->out.len < OUT_HIGH) {
             buf_append(&c->out, buf_head(&up->in), up->in.len);
@@ -934,6 +1033,7 @@ static int up_flush(struct proxy_upstream *up)
             return -1;
         }
         buf_consume(&up->out, (size_t)n);
+        up->last_activity = ev_now(up->px->loop);
     }
     return 0;
 }
@@ -976,6 +1076,42 @@ static void conn_set_events(struct proxy_conn *c)
     if (up) {
         bool urd = c->out.len < OUT_HIGH;
         up_set_events(up, (urd ? EV_READ : 0) | (!up->connected || up->out.len ? EV_WRITE : 0));
+    }
+}
+
+#define LINGER_S 2.0
+#define LINGER_MAX_BYTES (1u << 20)
+
+/* Lingering close (as nginx's lingering_close): after an error answer the client may still be
+ * sending; closing with unread input would reset the connection and could destroy the answer in
+ * the client's receive buffer. So: shut down writing, read and discard for a bounded time and
+ * amount, then close. */
+static void linger_start(struct proxy_conn *c)
+{
+    struct ev_loop *loop = c->px->loop;
+    up_drop(c);
+    shutdown(c->fd, SHUT_WR);
+    c->lingering = true;
+    buf_free(&c->in);
+    ev_io_stop(loop, &c->io);
+    ev_io_set(&c->io, c->fd, EV_READ);
+    ev_io_start(loop, &c->io);
+    ev_timer_stop(loop, &c->timer);
+    ev_timer_set(&c->timer, LINGER_S, 0);
+    ev_timer_start(loop, &c->timer);
+}
+
+/* Reads and discards; frees the connection at EOF, on error or past the byte budget. */
+static void linger_read(struct proxy_conn *c)
+{
+    for (;;) {
+        ssize_t n = read(c->fd, c->px->scratch_in, sizeof c->px->scratch_in);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0 || (c->linger_bytes += (uint32_t)n) > LINGER_MAX_BYTES) {
+            conn_free(c, "lingering close done");
+            return;
+        }
     }
 }
 
@@ -1025,12 +1161,7 @@ again:
             if (c->resp_state == RESP_HEAD && !(c->up && c->up->got_bytes)) {
                 /* Bad framing mid-body: cut the target off so it never sees a
                  * complete malformed request, and answer 400. */
-                struct proxy_upstream *up = c->up;
-                c->up = NULL;
-                if (up) {
-                    up->client = NULL;
-                    up_free(up);
-                }
+                up_drop(c);
                 c->resp_state = RESP_NONE;
                 respond_error(c, 400);
             } else {
@@ -1058,10 +1189,8 @@ again:
                 c->resp_keep_alive = false;
             } else if (c->resp_state == RESP_HEAD) {
                 /* Closed or timed out inside the response head. */
-                c->up = NULL;
-                up->client = NULL;
                 bool to = up->timed_out;
-                up_free(up);
+                up_drop(c);
                 c->resp_state = RESP_NONE;
                 c->close_after = true;
                 respond_error(c, to ? 504 : 502);
@@ -1072,9 +1201,7 @@ again:
                     return -1;
                 }
                 c->closing = true;
-                c->up = NULL;
-                up->client = NULL;
-                up_free(up);
+                up_drop(c);
                 c->resp_state = RESP_DONE;
                 c->req_state = REQ_DONE;
             }
@@ -1102,6 +1229,10 @@ again:
         return -1;
     }
     if (c->closing && c->out.len == 0) {
+        if (c->close_after && !c->rd_eof) {
+            linger_start(c);
+            return 0;
+        }
         conn_free(c, "done");
         return -1;
     }
@@ -1135,6 +1266,10 @@ static void conn_ready(struct proxy_ready *r, int revents)
 {
     struct proxy_conn *c = container_of(r, struct proxy_conn, ready);
     struct ev_loop *loop = c->px->loop;
+    if (c->lingering) {
+        linger_read(c);
+        return;
+    }
     if (revents & EV_READ) {
         if (!c->in.data)
             buf_borrow(&c->in, c->px->scratch_in, sizeof c->px->scratch_in);

@@ -5,6 +5,7 @@
 
 #include "berth/config.h"
 #include "berth/net.h"
+#include "berth/util.h"
 #include "proxy.h"
 
 #define PATHLEN 512
@@ -52,7 +53,7 @@ static const struct cfg_field listener_fields[] = {
     {"listen", CFG_ADDR, offsetof(struct proxy_listener_conf, listen), 0, 0, 0, NULL, NULL, true},
     {"idle_timeout_s", CFG_DOUBLE, offsetof(struct proxy_listener_conf, idle_timeout_s), 0.1, 4000, 60, NULL, NULL, false},
     {"header_timeout_s", CFG_DOUBLE, offsetof(struct proxy_listener_conf, header_timeout_s), 0.1, 600, 10, NULL, NULL, false},
-    {"max_connections", CFG_INT, offsetof(struct proxy_listener_conf, max_connections), 1, 1000000, 100000, NULL, NULL, false},
+    {"max_connections", CFG_INT, offsetof(struct proxy_listener_conf, max_connections), 0, 1000000, 0, NULL, NULL, false},
     {"max_header_bytes", CFG_INT, offsetof(struct proxy_listener_conf, max_header_bytes), 1024, 1 << 20, 16384, NULL, NULL, false},
     {"rules", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"default_action", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
@@ -353,6 +354,12 @@ static int parse_listener(json_t *v, const char *path, struct proxy_listener_con
     memset(l, 0, sizeof *l);
     if (cfg_read(v, path, listener_fields, l, err) < 0)
         return -1;
+    if (l->max_connections == 0) {
+        /* 0 (the default): what the open-files limit allows, each client connection
+         * also holding one to a target, with room for listeners, logs and health checks. */
+        long n = (util_nofile_limit() - 64) / 2;
+        l->max_connections = n < 16 ? 16 : n > 1000000 ? 1000000 : (int)n;
+    }
     cfg_path_key(p, sizeof p, path, "rules");
     json_t *arr = cfg_array(json_object_get(v, "rules"), p, err);
     if (!arr)

@@ -8,7 +8,42 @@
 
 #include "berth/config.h"
 #include "berth/log.h"
+#include "berth/util.h"
 #include "proxy.h"
+
+#define EMFILE_PAUSE_S 0.1
+#define EMFILE_LOG_EVERY_S 10.0
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct proxy_listener *ln = w->data;
+    if (ln->paused && !ln->removed && ln->nconns < ln->conf.max_connections) {
+        ln->paused = false;
+        ev_io_start(loop, &ln->accept_io);
+    }
+}
+
+/* Out of file descriptors: the pending connection stays in the backlog and the socket stays
+ * readable, so accepting again at once would spin. Pause until a connection closes or for
+ * EMFILE_PAUSE_S (as HAProxy and nginx do), and log once per EMFILE_LOG_EVERY_S with a count. */
+static void accept_pause_emfile(struct proxy_listener *ln)
+{
+    struct ev_loop *loop = ln->px->loop;
+    ev_io_stop(loop, &ln->accept_io);
+    ln->paused = true;
+    ev_timer_stop(loop, &ln->resume_timer);
+    ev_timer_set(&ln->resume_timer, EMFILE_PAUSE_S, 0);
+    ev_timer_start(loop, &ln->resume_timer);
+    ln->emfile_count++;
+    double now = ev_now(loop);
+    if (now - ln->emfile_logged >= EMFILE_LOG_EVERY_S) {
+        log_warn("listener %s: out of file descriptors (%lu times since the last report; limit %ld, %d "
+                 "connections open): accepting paused",
+                 ln->conf.name, ln->emfile_count, util_nofile_limit(), ln->nconns);
+        ln->emfile_logged = now;
+        ln->emfile_count = 0;
+    }
+}
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -23,8 +58,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t sl = sizeof ss;
         int fd = accept4(ln->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                log_warn("listener %s: out of file descriptors", ln->conf.name);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause_emfile(ln);
             return;
         }
         int one = 1;
@@ -37,6 +72,9 @@ void proxy_listener_start(struct proxy_listener *ln)
 {
     ev_io_init(&ln->accept_io, accept_cb, ln->fd, EV_READ);
     ln->accept_io.data = ln;
+    ev_init(&ln->resume_timer, accept_resume_cb);
+    ln->resume_timer.data = ln;
+    ln->emfile_logged = -EMFILE_LOG_EVERY_S;
     ev_io_start(ln->px->loop, &ln->accept_io);
 }
 
@@ -54,6 +92,7 @@ void proxy_listener_close(struct proxy_listener *ln)
     if (ln->fd < 0)
         return;
     ev_io_stop(ln->px->loop, &ln->accept_io);
+    ev_timer_stop(ln->px->loop, &ln->resume_timer);
     close(ln->fd);
     ln->fd = -1;
     ln->removed = true;

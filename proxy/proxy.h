@@ -206,6 +206,9 @@ struct proxy_listener {
     int port;
     char port_str[8];
     ev_io accept_io;
+    ev_timer resume_timer; /* accepting paused for lack of file descriptors */
+    double emfile_logged;
+    unsigned long emfile_count;
     int nconns;
     bool removed, paused;
 };
@@ -282,9 +285,12 @@ void proxy_listener_close(struct proxy_listener *ln);
 struct proxy_reqinfo {
     const struct http_msg *m;
     const char *host;
-    size_t host_len; /* without port */
+    size_t host_len; /* for matching: without port and trailing dot */
+    const char *authority;
+    size_t authority_len; /* the Host forwarded to targets (absolute-form's authority wins) */
     const char *path, *query;
-    size_t path_len, query_len;
+    size_t path_len, query_len; /* path normalised (http_normalize_path) */
+    bool has_query;
     const struct sockaddr *peer;
 };
 /* Returns the action for a request: first matching rule by priority, else default. */

@@ -46,6 +46,7 @@ struct http_msg {
     bool upgrade_websocket; /* Upgrade: websocket with Connection: upgrade */
     bool expect_continue;  /* Expect: 100-continue */
     bool has_te;           /* Transfer-Encoding present */
+    bool te_coded;         /* Transfer-Encoding names a coding besides chunked (gzip, chunked) */
     unsigned conn_tokens;  /* number of extra Connection tokens (hop-by-hop names) */
 };
 
@@ -67,8 +68,15 @@ int http_parse_response(const char *buf, size_t len, size_t max_head, enum http_
 /* True if the header at <h> is named <name> (ASCII case-insensitive). */
 bool http_header_is(const struct http_header *h, const char *name);
 /* True for RFC 9110 §7.6.1 hop-by-hop header names, and names listed in the
- * message's Connection header. */
+ * message's Connection header, except Content-Length and Host, which always stay. */
 bool http_is_hop_by_hop(const struct http_msg *m, const struct http_header *h);
+/* Normalises an origin-form path of <len> bytes in place (RFC 3986 §6.2.2: percent-encoded
+ * unreserved octets decoded, other escapes upper-cased; §5.2.4 dot segments removed; repeated
+ * slashes merged). "*" stays. Returns the new length, or -1 for a path that does not start with
+ * '/' or has a malformed escape. */
+ssize_t http_normalize_path(char *p, size_t len);
+/* True when <h>[0..n) is a well-formed Host value: reg-name or IP-literal, optional ":port". */
+bool http_host_valid(const char *h, size_t n);
 /* Reason phrase for <status>. */
 const char *http_status_text(int status);
 /* True for methods RFC 9110 §9.2.2 defines as idempotent. */

@@ -20,6 +20,8 @@ void util_random_id(char *dst);
 bool util_glob_match(const char *pat, const char *s, size_t len, bool icase);
 /* True for a DNS label of 1..63 letters, digits, '-' or '_'. */
 bool util_dns_label(const char *s);
+/* Raises the soft open-files limit to the hard one (once) and returns it. */
+long util_nofile_limit(void);
 /* Case-insensitive compare of <a>[0..alen) with NUL-terminated <b>. */
 bool util_ieq(const char *a, size_t alen, const char *b);
 

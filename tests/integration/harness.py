@@ -126,6 +126,7 @@ class Daemon:
     binary = None  # path below the build directory
     extra_args = []
     api_in_listen = False  # the HTTP API is on "listen" rather than "admin.listen"
+    preexec = None  # run in the child before exec (e.g. to set rlimits)
 
     def __init__(self, config, admin_port=None, check_ready=True):
         self.admin_port = admin_port or free_port()
@@ -141,7 +142,7 @@ class Daemon:
         self.stderr_path = self.config_path + ".log"
         self.stderr = open(self.stderr_path, "w")
         self.proc = spawn([os.path.join(BIN, self.binary), "-c", self.config_path] + self.extra_args,
-                          stderr=self.stderr, stdout=subprocess.DEVNULL)
+                          stderr=self.stderr, stdout=subprocess.DEVNULL, preexec_fn=self.preexec)
         if check_ready and not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
             raise RuntimeError(f"{name} did not become ready:\n" + self.log())
 

@@ -120,5 +120,38 @@ int main(void)
     ok(http_is_hop_by_hop(&hm, &hm.headers[2]), "header named in Connection is hop-by-hop");
     ok(http_is_hop_by_hop(&hm, &hm.headers[3]), "Keep-Alive is hop-by-hop");
     ok(!http_is_hop_by_hop(&hm, &hm.headers[4]), "X-Ok is end-to-end");
+    const char *framing = "POST / HTTP/1.1\r\nHost: x\r\nConnection: content-length, HOST, te\r\nContent-Length: 1\r\nTE: trailers\r\n\r\n";
+    req(framing, &hm);
+    ok(!http_is_hop_by_hop(&hm, &hm.headers[0]), "Host stays though Connection names it");
+    ok(!http_is_hop_by_hop(&hm, &hm.headers[2]), "Content-Length stays though Connection names it");
+    ok(http_is_hop_by_hop(&hm, &hm.headers[3]), "TE named in Connection is dropped");
+
+    /* Path normalisation (RFC 3986 §6.2.2, §5.2.4) and Host syntax. */
+    const char *paths[][2] = {
+        {"/", "/"}, {"/a/b", "/a/b"}, {"/a/./b", "/a/b"}, {"/a/../b", "/b"}, {"/../a", "/a"}, {"/a/..", "/"},
+        {"/a/.", "/a/"}, {"//a///b/", "/a/b/"}, {"/%61%7e%2D", "/a~-"}, {"/%2f%3a", "/%2F%3A"},
+        {"/a/%2e%2E/b", "/b"}, {"/a/.../b", "/a/.../b"}, {"/.a/..b", "/.a/..b"}, {"*", "*"}, {"/a/b/../../..", "/"},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        char b[64];
+        size_t len = strlen(paths[i][0]);
+        memcpy(b, paths[i][0], len);
+        ssize_t nl = http_normalize_path(b, len);
+        ok(nl >= 0 && (size_t)nl == strlen(paths[i][1]) && memcmp(b, paths[i][1], (size_t)nl) == 0,
+           "normalise %s -> %s (got %.*s)", paths[i][0], paths[i][1], (int)(nl < 0 ? 0 : nl), b);
+    }
+    const char *badpaths[] = {"a/b", "/%", "/%4", "/%zz", "/%g0", ""};
+    for (size_t i = 0; i < sizeof badpaths / sizeof *badpaths; i++) {
+        char b[16];
+        size_t len = strlen(badpaths[i]);
+        memcpy(b, badpaths[i], len);
+        ok(http_normalize_path(b, len) < 0, "path \"%s\" refused", badpaths[i]);
+    }
+    const char *goodhosts[] = {"a", "web.localhost", "web.localhost.", "a:80", "[::1]", "[::1]:8080", "127.0.0.1:1", "x_y-z"};
+    for (size_t i = 0; i < sizeof goodhosts / sizeof *goodhosts; i++)
+        ok(http_host_valid(goodhosts[i], strlen(goodhosts[i])), "Host %s valid", goodhosts[i]);
+    const char *badhosts[] = {"", "a b", "a/b", "u@a", "a:", "a:x", ":80", "[::1", "[::1]x", "a:123456", "a\\b", "a?b"};
+    for (size_t i = 0; i < sizeof badhosts / sizeof *badhosts; i++)
+        ok(!http_host_valid(badhosts[i], strlen(badhosts[i])), "Host \"%s\" refused", badhosts[i]);
     return done_testing();
 }
