@@ -29,26 +29,38 @@ static void metrics(struct dns_server *s, struct buf *b)
                "# TYPE berth_dns_truncated_total counter\nberth_dns_truncated_total %llu\n"
                "# TYPE berth_dns_forwarded_total counter\nberth_dns_forwarded_total %llu\n"
                "# TYPE berth_dns_dropped_total counter\nberth_dns_dropped_total %llu\n"
+               "# HELP berth_dns_rate_limited_total UDP answers held back by the response-rate limit.\n"
+               "# TYPE berth_dns_rate_limited_total counter\n"
+               "berth_dns_rate_limited_total{action=\"dropped\"} %llu\n"
+               "berth_dns_rate_limited_total{action=\"slipped\"} %llu\n"
                "# TYPE berth_dns_services gauge\nberth_dns_services %zu\n"
                "# TYPE berth_dns_instances gauge\nberth_dns_instances %zu\n"
                "# TYPE berth_dns_zone_serial gauge\nberth_dns_zone_serial %u\n",
                (unsigned long long)s->udp_queries, (unsigned long long)s->tcp_queries, (unsigned long long)s->truncated,
-               (unsigned long long)s->forwarded, (unsigned long long)s->dropped, nsvc, ninst, s->zone->serial);
+               (unsigned long long)s->forwarded, (unsigned long long)s->dropped,
+               (unsigned long long)s->rrl_dropped, (unsigned long long)s->rrl_slipped, nsvc, ninst, s->zone->serial);
 }
 
 /* GET ...?health=HEALTHY|ALL&attr.KEY=VALUE (DiscoverInstances). */
 static void discover(struct httpd_req *req, struct dns_service *svc)
 {
-    char health[16] = "HEALTHY";
+    char health[32] = "HEALTHY";
     httpd_query_param(req, "health", health, sizeof health);
-    if (strcmp(health, "HEALTHY") != 0 && strcmp(health, "ALL") != 0) {
-        httpd_respond_error(req, 400, "InvalidParameter", "health: \"%s\" must be HEALTHY or ALL", health);
+    bool healthy_only = strcmp(health, "HEALTHY") == 0;
+    if (strcmp(health, "HEALTHY_OR_ELSE_ALL") == 0) {
+        /* Cloud Map: the healthy instances, or all of them when none is healthy. */
+        healthy_only = false;
+        for (size_t i = 0; i < svc->n && !healthy_only; i++)
+            healthy_only = svc->inst[i]->healthy;
+    } else if (!healthy_only && strcmp(health, "ALL") != 0) {
+        httpd_respond_error(req, 400, "InvalidParameter", "health: \"%s\" must be HEALTHY, ALL or HEALTHY_OR_ELSE_ALL",
+                            health);
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; svc && i < svc->n; i++) {
+    for (size_t i = 0; i < svc->n; i++) {
         struct dns_instance *in = svc->inst[i];
-        if (strcmp(health, "HEALTHY") == 0 && !in->healthy)
+        if (healthy_only && !in->healthy)
             continue;
         bool match = true;
         for (const char *p = req->query; p && *p && match;) {
@@ -103,23 +115,22 @@ static void handle(struct httpd_req *req, void *arg)
         httpd_respond_error(req, 404, "NamespaceNotFound", "no namespace named \"%s\"", g[2]);
         return;
     }
-    bool write = m == HTTP_M_PUT;
     struct dns_service *svc = dns_zone_service(z, ns, g[4], false);
-    if (!svc && write) {
-        if (strlen(g[4]) == 0 || strlen(g[4]) > 63 || strchr(g[4], '.')) {
-            httpd_respond_error(req, 400, "InvalidParameter", "service name \"%s\" must be a DNS label", g[4]);
-            return;
-        }
-        svc = dns_zone_service(z, ns, g[4], true);
+    const char *why = svc ? NULL : dns_service_name_problem(g[4]);
+    bool creates = m == HTTP_M_PUT && (n == 6 || n == 7);
+    if (creates && why) {
+        httpd_respond_error(req, 400, "InvalidParameter", "service name \"%s\" %s", g[4], why);
+        return;
+    }
+    if (!svc && !creates) {
+        httpd_respond_error(req, 404, "ServiceNotFound", "no service \"%s\" in %s", g[4], ns->name);
+        return;
     }
     if (n == 6 && m == HTTP_M_GET) {
         discover(req, svc);
         return;
     }
-    if (!svc) {
-        httpd_respond_error(req, 404, "ServiceNotFound", "no service \"%s\" in %s", g[4], ns->name);
-        return;
-    }
+    /* A write creates its service only once the body is valid: a refused PUT changes nothing. */
     char *err = NULL;
     if (n == 6 && m == HTTP_M_PUT) {
         json_t *body = httpd_body_json(req);
@@ -131,6 +142,8 @@ static void handle(struct httpd_req *req, void *arg)
         if (dns_instances_parse(arr, "instances", &inst, &cnt, &err) < 0) {
             httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
         } else {
+            if (!svc)
+                svc = dns_zone_service(z, ns, g[4], true);
             uint32_t serial = z->serial;
             size_t before = svc->n;
             dns_zone_replace(z, svc, inst, cnt);
@@ -158,6 +171,8 @@ static void handle(struct httpd_req *req, void *arg)
             free(err);
             return;
         }
+        if (!svc)
+            svc = dns_zone_service(z, ns, g[4], true);
         bool existed = dns_service_find(z, svc, id) != NULL;
         dns_zone_put(z, svc, in);
         httpd_respond_json(req, existed ? 200 : 201, dns_instance_json(in));

@@ -15,8 +15,37 @@ static const struct cfg_field root_fields[] = {
     {"recursors", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"recursion_allow", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"namespaces", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"udp_max_payload", CFG_INT, offsetof(struct dns_config, udp_max_payload), 512, DNS_MAX_UDP, DNS_UDP_DEFAULT, NULL, NULL, false},
+    {"rate_limit", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
+
+static const struct cfg_field rrl_fields[] = {
+    {"responses_per_s", CFG_INT, offsetof(struct dns_config, rrl_rate), 0, 1000000, 200, NULL, NULL, false},
+    {"slip", CFG_INT, offsetof(struct dns_config, rrl_slip), 0, 10, 2, NULL, NULL, false},
+    {"exempt", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    CFG_END,
+};
+
+/* Reads a list of IP prefixes at <path> (<def> when absent) into *out. */
+static int parse_cidrs(json_t *v, const char *def, const char *path, struct net_cidr **out, size_t *n, char **err)
+{
+    char p[128];
+    json_t *defj = json_loads(def, 0, NULL);
+    json_t *arr = v ? cfg_array(v, path, err) : defj;
+    int rc = arr ? 0 : -1;
+    *n = arr ? json_array_size(arr) : 0;
+    *out = calloc(*n ? *n : 1, sizeof **out);
+    for (size_t i = 0; i < *n && rc == 0; i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+        if (!s || net_parse_cidr(s, &(*out)[i]) < 0) {
+            cfg_path_index(p, sizeof p, path, i);
+            rc = cfg_error(err, p, "must be an IP prefix like \"127.0.0.0/8\"");
+        }
+    }
+    json_decref(defj);
+    return rc;
+}
 
 static const struct cfg_field admin_fields[] = {
     {"listen", CFG_ADDR, offsetof(struct dns_config, admin_listen), 0, 0, 0, "127.0.0.1:7402", NULL, false},
@@ -36,26 +65,6 @@ static const struct cfg_field svc_fields[] = {
     {"instances", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
-
-/* A domain name of DNS labels (letters, digits, '-', '_'), at most 200 bytes. */
-static bool valid_domain(const char *s, bool single_label)
-{
-    size_t n = strlen(s), label = 0;
-    if (n == 0 || n > 200 || s[0] == '.' || s[n - 1] == '.')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '.') {
-            if (single_label || label == 0)
-                return false;
-            label = 0;
-        } else if ((isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_') && ++label <= 63) {
-            continue;
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
 
 int dns_instances_parse(json_t *arr, const char *path, struct dns_instance ***out, size_t *n, char **err)
 {
@@ -100,9 +109,9 @@ static int parse_namespaces(json_t *v, struct dns_zone *z, char **err)
         if (cfg_read(nsv, p, ns_fields, &nn, err) < 0)
             return -1;
         cfg_path_key(q, sizeof q, p, "name");
-        if (!valid_domain(nn.name, false) || dns_zone_namespace(z, nn.name, false)) {
-            cfg_error(err, q, "\"%s\" %s", nn.name,
-                      dns_zone_namespace(z, nn.name, false) ? "is defined twice" : "is not a domain name");
+        const char *why = dns_namespace_name_problem(z, nn.name);
+        if (why) {
+            cfg_error(err, q, "\"%s\" %s", nn.name, why);
             cfg_free(ns_fields, &nn);
             return -1;
         }
@@ -119,10 +128,11 @@ static int parse_namespaces(json_t *v, struct dns_zone *z, char **err)
             cfg_path_index(sp, sizeof sp, q, k);
             if (cfg_read(sv, sp, svc_fields, &sn, err) < 0)
                 return -1;
-            if (!valid_domain(sn.name, true) || dns_zone_service(z, ns, sn.name, false)) {
+            const char *svc_bad = dns_zone_service(z, ns, sn.name, false) ? "is defined twice"
+                                                                        : dns_service_name_problem(sn.name);
+            if (svc_bad) {
                 cfg_path_key(ip, sizeof ip, sp, "name");
-                cfg_error(err, ip, "\"%s\" %s", sn.name,
-                          dns_zone_service(z, ns, sn.name, false) ? "is defined twice" : "is not a DNS label");
+                cfg_error(err, ip, "\"%s\" %s", sn.name, svc_bad);
                 cfg_free(svc_fields, &sn);
                 return -1;
             }
@@ -168,25 +178,16 @@ struct dns_config *dns_config_parse(json_t *root, char **err)
         c->recursors = realloc(c->recursors, old + strlen(s) + 2);
         snprintf(c->recursors + old, strlen(s) + 2, "%s%s", old ? "," : "", s);
     }
-    json_t *allow = json_object_get(root, "recursion_allow");
-    json_t *def = json_pack("[s]", "127.0.0.0/8");
-    json_t *al = allow ? cfg_array(allow, "recursion_allow", err) : def;
-    if (!al) {
-        json_decref(def);
+    if (parse_cidrs(json_object_get(root, "recursion_allow"), "[\"127.0.0.0/8\"]", "recursion_allow", &c->allow,
+                    &c->nallow, err) < 0)
         goto fail;
-    }
-    c->nallow = json_array_size(al);
-    c->allow = calloc(c->nallow ? c->nallow : 1, sizeof *c->allow);
-    for (size_t i = 0; i < c->nallow; i++) {
-        const char *s = json_string_value(json_array_get(al, i));
-        if (!s || net_parse_cidr(s, &c->allow[i]) < 0) {
-            cfg_path_index(p, sizeof p, "recursion_allow", i);
-            cfg_error(err, p, "must be an IP prefix like \"127.0.0.0/8\"");
-            json_decref(def);
-            goto fail;
-        }
-    }
-    json_decref(def);
+    /* Response-rate limiting (as BIND's and Knot's RRL) against reflection with spoofed sources;
+     * loopback cannot be spoofed from outside, so it is exempt by default. */
+    json_t *rl = json_object_get(root, "rate_limit");
+    if (cfg_read(rl, "rate_limit", rrl_fields, c, err) < 0 ||
+        parse_cidrs(json_object_get(rl, "exempt"), "[\"127.0.0.0/8\", \"::1/128\"]", "rate_limit.exempt",
+                    &c->rrl_exempt, &c->nrrl_exempt, err) < 0)
+        goto fail;
     c->zone = dns_zone_new((unsigned)c->ttl_s);
     struct net_addr la;
     net_parse_addr(c->listen, &la);
@@ -208,6 +209,7 @@ void dns_config_free(struct dns_config *c)
     cfg_free(admin_fields, c);
     free(c->recursors);
     free(c->allow);
+    free(c->rrl_exempt);
     dns_zone_free(c->zone);
     free(c);
 }

@@ -16,10 +16,12 @@ enum { DNS_T_A = 1, DNS_T_NS = 2, DNS_T_SOA = 6, DNS_T_HINFO = 13, DNS_T_TXT = 1
        DNS_T_SRV = 33, DNS_T_OPT = 41, DNS_T_ANY = 255 };
 enum { DNS_C_IN = 1, DNS_C_ANY = 255 };
 enum { DNS_R_NOERROR = 0, DNS_R_FORMERR = 1, DNS_R_SERVFAIL = 2, DNS_R_NXDOMAIN = 3, DNS_R_NOTIMP = 4,
-       DNS_R_REFUSED = 5, DNS_R_BADVERS = 16 };
+       DNS_R_REFUSED = 5, DNS_R_NOTAUTH = 9, DNS_R_BADVERS = 16 };
+enum { DNS_T_IXFR = 251, DNS_T_AXFR = 252 };
 
 #define DNS_MAX_NAME 255
-#define DNS_MAX_UDP 4096 /* the largest UDP payload berth-dns sends */
+#define DNS_MAX_UDP 4096     /* the largest UDP payload udp_max_payload may allow */
+#define DNS_UDP_DEFAULT 1232 /* default udp_max_payload: DNS Flag Day 2020, no fragmentation */
 
 /* ---- zone model ---- */
 
@@ -88,6 +90,12 @@ int dns_zone_delete(struct dns_zone *z, struct dns_service *svc, const char *id)
 /* Replaces all instances of a service (takes ownership of the array's items). */
 void dns_zone_replace(struct dns_zone *z, struct dns_service *svc, struct dns_instance **inst, size_t n);
 struct dns_instance *dns_service_find(const struct dns_zone *z, struct dns_service *svc, const char *id);
+/* Why <name> cannot name a service in namespace <ns> (NULL when it can): a DNS label, and not
+ * "ns1", the apex's name server host. The config file and the admin API both check this. */
+const char *dns_service_name_problem(const char *name);
+/* Why <name> cannot be a namespace of <z> (NULL when it can): a domain name that neither lies
+ * inside nor encloses another namespace, so no owner name can mean two things. */
+const char *dns_namespace_name_problem(const struct dns_zone *z, const char *name);
 /* Looks an owner name up (any case, no trailing dot). */
 struct dns_node *dns_zone_lookup(const struct dns_zone *z, const char *name, size_t len);
 /* The namespace whose name is <name> or a suffix of it, or NULL. */
@@ -109,6 +117,7 @@ struct dns_query {
     bool edns;
     int edns_version;
     uint16_t udp_size;
+    uint16_t advertise; /* the UDP payload size this server advertises in its OPT (set by the server) */
     bool do_bit;
 };
 
@@ -136,6 +145,10 @@ struct dns_config {
     int ttl_s;
     double tcp_idle_timeout_s;
     char *recursors; /* comma-separated "ip:port" list for c-ares, NULL without */
+    int udp_max_payload; /* the largest UDP answer, and what OPT advertises */
+    int rrl_rate, rrl_slip; /* response-rate limit per source prefix (0: off); every slip-th limited answer is TC */
+    struct net_cidr *rrl_exempt;
+    size_t nrrl_exempt;
     struct net_cidr *allow;
     size_t nallow;
     struct dns_zone *zone; /* built from "namespaces" */
@@ -149,7 +162,14 @@ int dns_instances_parse(json_t *arr, const char *path, struct dns_instance ***ou
 
 /* ---- server ---- */
 
-enum { DNS_STAT_TYPES = 9, DNS_STAT_RCODES = 8 };
+enum { DNS_STAT_TYPES = 9, DNS_STAT_RCODES = 9 };
+#define DNS_RRL_BUCKETS 4096
+/* One source prefix's token bucket for response-rate limiting. */
+struct dns_rrl_bucket {
+    unsigned char key[8]; /* IPv4 /24 or IPv6 /56, with the family in key[7] */
+    double tokens, at;
+    unsigned limited;
+};
 extern const char *const dns_stat_type_names[DNS_STAT_TYPES];
 extern const char *const dns_stat_rcode_names[DNS_STAT_RCODES];
 
@@ -163,6 +183,8 @@ struct dns_server {
     struct dns_tcp *tcp_conns;
     uint64_t by_type[DNS_STAT_TYPES], by_rcode[DNS_STAT_RCODES];
     uint64_t udp_queries, tcp_queries, truncated, forwarded, dropped;
+    uint64_t rrl_dropped, rrl_slipped;
+    struct dns_rrl_bucket *rrl; /* DNS_RRL_BUCKETS, NULL while the limit is off */
     struct httpd *admin;
 };
 

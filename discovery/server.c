@@ -17,8 +17,8 @@
 #define TCP_OUT_HIGH (256u * 1024)
 
 const char *const dns_stat_type_names[DNS_STAT_TYPES] = {"A", "AAAA", "SRV", "TXT", "SOA", "NS", "ANY", "PTR", "OTHER"};
-const char *const dns_stat_rcode_names[DNS_STAT_RCODES] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                                           "NOTIMP",  "REFUSED", "BADVERS",  "OTHER"};
+const char *const dns_stat_rcode_names[DNS_STAT_RCODES] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
+                                                           "REFUSED", "BADVERS", "NOTAUTH",  "OTHER"};
 
 static int type_index(uint16_t t)
 {
@@ -39,8 +39,8 @@ static void count_rcode(struct dns_server *s, const unsigned char *ans, size_t l
 {
     if (len < 4)
         return;
-    int rc = badvers ? 6 : ans[3] & 0xf;
-    s->by_rcode[rc <= 5 ? rc : rc == 6 ? 6 : 7]++;
+    int rc = ans[3] & 0xf;
+    s->by_rcode[badvers ? 6 : rc <= 5 ? rc : rc == DNS_R_NOTAUTH ? 7 : 8]++;
     if (ans[2] & 0x02)
         s->truncated++;
 }
@@ -74,11 +74,11 @@ static void forwarded(const unsigned char *abuf, size_t alen, const char *err, v
         log_debug("recursion for %s failed: %s", f->q.qname, err ? err : "short answer");
         n = dns_error(&f->q, NULL, 0, DNS_R_SERVFAIL, out, sizeof out);
     } else if (alen > f->limit) {
-        /* Too large for this UDP client: header and question with TC; it retries over TCP. */
-        n = 12 + f->q.qname_wire_len + 4;
-        memcpy(out, abuf, n <= alen ? n : alen);
-        memset(out + 6, 0, 6);
+        /* Too large for this UDP client: header and question with TC (and OPT when the query had
+         * one, RFC 6891 §7); it retries over TCP. */
+        n = dns_error(&f->q, abuf, alen, abuf[3] & 0xf, out, sizeof out);
         out[2] |= 0x02;
+        out[3] |= abuf[3] & 0x80; /* RA */
     } else {
         memcpy(out, abuf, alen);
         n = alen;
@@ -102,12 +102,18 @@ size_t dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t 
         return 0;
     }
     s->by_type[type_index(q.qtype)]++;
+    q.advertise = (uint16_t)s->conf->udp_max_payload;
+    /* Zone transfers are not offered (RFC 5936 §2.2.1: NOTAUTH, as Knot answers one it refuses);
+     * over UDP a transfer request is malformed (RFC 5936 §4.2, RFC 1995 §2). */
+    if (rc == DNS_R_NOERROR && (q.qtype == DNS_T_AXFR || q.qtype == DNS_T_IXFR))
+        rc = tcp ? DNS_R_NOTAUTH : DNS_R_FORMERR;
     if (rc != DNS_R_NOERROR) {
         size_t n = dns_error(&q, raw, len, rc, out, max);
         count_rcode(s, out, n, rc == DNS_R_BADVERS);
         return n;
     }
-    size_t limit = tcp ? TCP_MAX_MSG : q.edns ? (q.udp_size < DNS_MAX_UDP ? q.udp_size : DNS_MAX_UDP) : 512;
+    size_t udp_max = (size_t)s->conf->udp_max_payload;
+    size_t limit = tcp ? TCP_MAX_MSG : q.edns ? (q.udp_size < udp_max ? q.udp_size : udp_max) : 512;
     if (limit > max)
         limit = max;
     bool ra = recursion_allowed(s, peer);
@@ -129,6 +135,78 @@ size_t dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t 
     }
     count_rcode(s, out, n, false);
     return n;
+}
+
+/* ---- response-rate limiting (UDP) ---- */
+
+/* The bucket of <peer>'s prefix: IPv4 /24, IPv6 /56 (one site), as BIND's RRL. */
+static struct dns_rrl_bucket *rrl_bucket(struct dns_server *s, const struct sockaddr *peer, double now)
+{
+    unsigned char key[8] = {0};
+    if (peer->sa_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)peer)->sin_addr, 3);
+        key[7] = 4;
+    } else {
+        memcpy(key, &((const struct sockaddr_in6 *)peer)->sin6_addr, 7);
+        key[7] = 6;
+    }
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ key[i]) * 1099511628211ULL;
+    struct dns_rrl_bucket *b = &s->rrl[h % DNS_RRL_BUCKETS];
+    if (memcmp(b->key, key, sizeof key) != 0) {
+        /* A collision takes the slot over with a full bucket: it errs towards answering. */
+        memcpy(b->key, key, sizeof key);
+        b->tokens = s->conf->rrl_rate;
+        b->at = now;
+        b->limited = 0;
+    }
+    return b;
+}
+
+/* Applies the response-rate limit to the answer <out>[0..len) for <peer>: returns <len> to send
+ * it, 0 to drop it, or the length of a truncated stand-in (header, question, OPT; TC set) that
+ * tells a real client behind a spoofed flood to come back over TCP ("slip"). */
+static size_t rrl_apply(struct dns_server *s, const struct sockaddr *peer, unsigned char *out, size_t len)
+{
+    if (!s->rrl || len < 12)
+        return len;
+    for (size_t i = 0; i < s->conf->nrrl_exempt; i++)
+        if (net_cidr_match(&s->conf->rrl_exempt[i], peer))
+            return len;
+    double now = ev_now(s->loop), rate = s->conf->rrl_rate;
+    struct dns_rrl_bucket *b = rrl_bucket(s, peer, now);
+    b->tokens += (now - b->at) * rate;
+    if (b->tokens > rate)
+        b->tokens = rate;
+    b->at = now;
+    if (b->tokens >= 1) {
+        b->tokens -= 1;
+        return len;
+    }
+    if (!s->conf->rrl_slip || ++b->limited % (unsigned)s->conf->rrl_slip) {
+        s->rrl_dropped++;
+        return 0;
+    }
+    /* Keep the header and the question (written uncompressed, so its labels can be walked). */
+    size_t off = 12;
+    if (out[5] == 1) {
+        while (off < len && out[off])
+            off += 1 + out[off];
+        off += 5;
+    }
+    bool opt = len >= off + 11 && out[len - 11] == 0 && out[len - 10] == 0 && out[len - 9] == DNS_T_OPT;
+    if (off > len)
+        return 0;
+    if (opt) {
+        memmove(out + off, out + len - 11, 11);
+        off += 11;
+    }
+    memset(out + 6, 0, 6);
+    out[11] = opt;
+    out[2] |= 0x02;
+    s->rrl_slipped++;
+    return off;
 }
 
 /* ---- UDP ---- */
@@ -171,6 +249,7 @@ static void udp_cb(struct ev_loop *loop, ev_io *w, int revents)
             s->udp_queries++;
             size_t len = dns_server_handle(s, in[i], rmsg[i].msg_len, (struct sockaddr *)&peers[i], false, out[i],
                                            sizeof out[i], udp_later, ctx);
+            len = rrl_apply(s, (struct sockaddr *)&peers[i], out[i], len);
             if (!len)
                 continue;
             siov[k] = (struct iovec){out[i], len};
@@ -364,8 +443,20 @@ static int start_recursor(struct dns_server *s, struct dns_config *c, char **err
     return s->recursor ? 0 : -1;
 }
 
+/* Allocates the rate-limit table when the limit is on, frees it when off. */
+static void rrl_setup(struct dns_server *s)
+{
+    if (s->conf->rrl_rate > 0 && !s->rrl)
+        s->rrl = calloc(DNS_RRL_BUCKETS, sizeof *s->rrl);
+    else if (s->conf->rrl_rate == 0) {
+        free(s->rrl);
+        s->rrl = NULL;
+    }
+}
+
 int dns_server_start(struct dns_server *s, char **err)
 {
+    rrl_setup(s);
     struct net_addr a;
     net_parse_addr(s->conf->listen, &a);
     s->zone = s->conf->zone;
@@ -406,6 +497,7 @@ int dns_server_reconfigure(struct dns_server *s, struct dns_config *c, char **er
     lookup_free(old); /* forwarded queries in flight get no answer; clients retry */
     dns_config_free(s->conf);
     s->conf = c;
+    rrl_setup(s);
     s->zone = c->zone;
     return 0;
 }
@@ -420,4 +512,6 @@ void dns_server_stop(struct dns_server *s)
         tcp_close(s->tcp_conns);
     lookup_free(s->recursor);
     s->recursor = NULL;
+    free(s->rrl);
+    s->rrl = NULL;
 }

@@ -72,6 +72,23 @@ static int read_name(const unsigned char *p, size_t len, size_t *off, unsigned c
     return 0;
 }
 
+/* Checks the options of an OPT record's rdata: each must fit exactly (RFC 6891 §6.1.2). */
+static bool opt_options_ok(const unsigned char *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        if (off + 4 > len)
+            return false;
+        size_t olen = get16(p + off + 2);
+        if (off + 4 + olen > len)
+            return false;
+        off += 4 + olen;
+    }
+    return true;
+}
+
+/* Reads the whole message even when it is already known to be refused, so that an OPT record is
+ * seen (and echoed, RFC 6891 §7) whatever the answer. The first problem found decides it. */
 int dns_parse_query(const unsigned char *p, size_t len, struct dns_query *q, bool *header_ok)
 {
     memset(q, 0, sizeof *q);
@@ -86,43 +103,53 @@ int dns_parse_query(const unsigned char *p, size_t len, struct dns_query *q, boo
     q->opcode = (q->flags >> 11) & 0xf;
     q->rd = q->flags & 0x0100;
     unsigned qd = get16(p + 4), an = get16(p + 6), ns = get16(p + 8), ar = get16(p + 10);
-    if (q->opcode != 0)
-        return DNS_R_NOTIMP;
-    if (qd != 1) /* RFC 9619 */
-        return DNS_R_FORMERR;
+    int rc = q->opcode != 0 ? DNS_R_NOTIMP : qd != 1 ? DNS_R_FORMERR : DNS_R_NOERROR; /* RFC 9619 */
     size_t off = 12;
-    if (read_name(p, len, &off, q->qname_wire, &q->qname_wire_len, q->qname, &q->qname_len) < 0 || off + 4 > len) {
-        q->qname_wire_len = 0;
-        return DNS_R_FORMERR;
+    for (unsigned i = 0; i < qd; i++) {
+        bool first = i == 0;
+        if (read_name(p, len, &off, first ? q->qname_wire : NULL, first ? &q->qname_wire_len : NULL,
+                      first ? q->qname : NULL, first ? &q->qname_len : NULL) < 0 ||
+            off + 4 > len) {
+            q->qname_wire_len = 0;
+            return rc ? rc : DNS_R_FORMERR;
+        }
+        if (first) {
+            q->qtype = get16(p + off);
+            q->qclass = get16(p + off + 2);
+        }
+        off += 4;
     }
-    q->qtype = get16(p + off);
-    q->qclass = get16(p + off + 2);
-    off += 4;
+    if (qd != 1)
+        q->qname_wire_len = 0; /* nothing to echo */
     int opts = 0;
     for (unsigned i = 0; i < an + ns + ar; i++) {
         unsigned char owner[DNS_MAX_NAME + 1];
         size_t owner_len;
         if (read_name(p, len, &off, owner, &owner_len, NULL, NULL) < 0 || off + 10 > len)
-            return DNS_R_FORMERR;
+            return rc ? rc : DNS_R_FORMERR;
         uint16_t type = get16(p + off), rdlen = get16(p + off + 8);
         if (off + 10 + rdlen > len)
-            return DNS_R_FORMERR;
+            return rc ? rc : DNS_R_FORMERR;
         if (type == DNS_T_OPT) {
             /* RFC 6891 §6.1.1: only in the additional section, owner root, at most one. */
-            if (i < an + ns || owner_len != 1 || ++opts > 1)
-                return DNS_R_FORMERR;
-            q->edns = true;
-            q->udp_size = get16(p + off + 2);
-            if (q->udp_size < 512)
-                q->udp_size = 512;
-            q->edns_version = p[off + 5];
-            q->do_bit = p[off + 6] & 0x80;
+            if (!q->edns) {
+                q->edns = true;
+                q->udp_size = get16(p + off + 2);
+                if (q->udp_size < 512)
+                    q->udp_size = 512;
+                q->edns_version = p[off + 5];
+                q->do_bit = p[off + 6] & 0x80;
+            }
+            if ((i < an + ns || owner_len != 1 || ++opts > 1 || !opt_options_ok(p + off + 10, rdlen)) && !rc)
+                rc = DNS_R_FORMERR;
         }
         off += 10 + rdlen;
     }
-    if (q->edns && q->edns_version > 0)
-        return DNS_R_BADVERS;
-    return DNS_R_NOERROR;
+    if (off != len && !rc)
+        rc = DNS_R_FORMERR; /* trailing bytes after the last record */
+    if (!rc && q->edns && q->edns_version > 0)
+        rc = DNS_R_BADVERS;
+    return rc;
 }
 
 /* ---- writer ---- */
@@ -182,12 +209,13 @@ static int find_comp(const struct writer *w, const char *suffix)
     return -1;
 }
 
-/* Writes dotted <name> (no trailing dot; "" is the root) with compression. */
-static void put_name(struct writer *w, const char *name)
+/* Writes dotted <name> (no trailing dot; "" is the root), compressed when <compress>; its
+ * suffixes are remembered either way, so later names may point into it. */
+static void put_name_c(struct writer *w, const char *name, bool compress)
 {
     const char *s = name;
     while (*s) {
-        int ptr = find_comp(w, s);
+        int ptr = compress ? find_comp(w, s) : -1;
         if (ptr >= 0) {
             put16(w, 0xc000 | (unsigned)ptr);
             return;
@@ -204,6 +232,11 @@ static void put_name(struct writer *w, const char *name)
     }
     unsigned char zero = 0;
     put(w, &zero, 1);
+}
+
+static void put_name(struct writer *w, const char *name)
+{
+    put_name_c(w, name, true);
 }
 
 /* Starts a resource record; returns a mark to roll back to if it does not fit. */
@@ -286,7 +319,7 @@ static void put_opt(struct writer *w, const struct dns_query *q, int rcode)
     unsigned char root = 0;
     put(w, &root, 1);
     put16(w, DNS_T_OPT);
-    put16(w, DNS_MAX_UDP);
+    put16(w, q->advertise ? q->advertise : DNS_UDP_DEFAULT);
     put32(w, (uint32_t)(rcode >> 4) << 24 | (q->do_bit ? 0x8000u : 0));
     put16(w, 0);
 }
@@ -440,7 +473,8 @@ size_t dns_answer(const struct dns_zone *z, const struct dns_query *q, bool ra, 
                                   put16(&w, 0);
                                   put16(&w, 1);
                                   put16(&w, (unsigned)list[i]->port);
-                                  put_name(&w, name);
+                                  /* RFC 2782: the SRV target is never compressed. */
+                                  put_name_c(&w, name, false);
                               }));
                     an += !tc;
                 }

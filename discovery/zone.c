@@ -233,11 +233,9 @@ void dns_zone_put(struct dns_zone *z, struct dns_service *svc, struct dns_instan
     z->serial++;
 }
 
-int dns_zone_delete(struct dns_zone *z, struct dns_service *svc, const char *id)
+/* Removes <i> from its service by position: it needs no name lookup, so it cannot fail. */
+static void instance_remove(struct dns_zone *z, struct dns_service *svc, struct dns_instance *i)
 {
-    struct dns_instance *i = find(z, svc, id);
-    if (!i)
-        return -1;
     size_t at = i->idx;
     index_del(z, i);
     dns_instance_free(i);
@@ -246,13 +244,21 @@ int dns_zone_delete(struct dns_zone *z, struct dns_service *svc, const char *id)
         svc->inst[at]->idx = at;
     }
     z->serial++;
+}
+
+int dns_zone_delete(struct dns_zone *z, struct dns_service *svc, const char *id)
+{
+    struct dns_instance *i = find(z, svc, id);
+    if (!i)
+        return -1;
+    instance_remove(z, svc, i);
     return 0;
 }
 
 void dns_zone_replace(struct dns_zone *z, struct dns_service *svc, struct dns_instance **inst, size_t n)
 {
     while (svc->n)
-        dns_zone_delete(z, svc, svc->inst[0]->id);
+        instance_remove(z, svc, svc->inst[svc->n - 1]);
     for (size_t i = 0; i < n; i++)
         dns_zone_put(z, svc, inst[i]);
 }
@@ -336,9 +342,11 @@ struct dns_instance *dns_instance_parse(json_t *v, const char *id, const char *p
         cfg_error(err, p, "is required");
         goto fail;
     }
-    if (!util_dns_label(c.id)) {
+    if (!util_dns_label(c.id) || c.id[0] == '_') {
+        /* ID.SVC.NS must not meet _tcp.SVC.NS or _PORT._tcp.SVC.NS: underscore labels are theirs. */
         cfg_path_key(p, sizeof p, path, "id");
-        cfg_error(err, p, "\"%s\" must be a DNS label (1-63 letters, digits, '-', '_')", c.id);
+        cfg_error(err, p, "\"%s\" must be a DNS label (1-63 letters, digits, '-', '_') not starting with '_'",
+                  c.id);
         goto fail;
     }
     if (!util_dns_label(c.port_name)) {
@@ -393,4 +401,48 @@ json_t *dns_instance_json(const struct dns_instance *i)
     return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:b,s:O}", "namespace", i->svc->ns->name, "service", i->svc->name,
                      "id", i->id, "address", i->address, "port", i->port, "port_name", i->port_name, "healthy",
                      i->healthy, "attributes", i->attributes);
+}
+
+/* A domain name of labels of letters, digits, '-' and '_' (at most 63 each, 200 in all). */
+static bool valid_domain(const char *s, bool single_label)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 200 || s[0] == '.' || s[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (single_label || label == 0)
+                return false;
+            label = 0;
+        } else if (!((isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_') && ++label <= 63)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *dns_service_name_problem(const char *name)
+{
+    if (!valid_domain(name, true))
+        return "is not a DNS label (1-63 letters, digits, '-', '_')";
+    if (strcasecmp(name, "ns1") == 0)
+        return "is reserved: ns1 is the name server's own host name";
+    return NULL;
+}
+
+const char *dns_namespace_name_problem(const struct dns_zone *z, const char *name)
+{
+    if (!valid_domain(name, false))
+        return "is not a domain name";
+    size_t len = strlen(name);
+    for (size_t i = 0; i < z->n; i++) {
+        const char *o = z->ns[i]->name;
+        size_t ol = strlen(o);
+        if (strcasecmp(o, name) == 0)
+            return "is defined twice";
+        if (dns_zone_covering(z, name, len) == z->ns[i] ||
+            (ol > len && o[ol - len - 1] == '.' && strcasecmp(o + ol - len, name) == 0))
+            return "overlaps another namespace (one lies inside the other)";
+    }
+    return NULL;
 }

@@ -2,9 +2,9 @@
 (every compression pointer must point backwards inside the message)."""
 import random, socket, struct
 
-T = {"A": 1, "NS": 2, "SOA": 6, "HINFO": 13, "TXT": 16, "AAAA": 28, "SRV": 33, "OPT": 41, "ANY": 255, "CAA": 257}
+T = {"A": 1, "NS": 2, "SOA": 6, "HINFO": 13, "TXT": 16, "AAAA": 28, "SRV": 33, "OPT": 41, "IXFR": 251, "AXFR": 252, "ANY": 255, "CAA": 257}
 TN = {v: k for k, v in T.items()}
-RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 9: "NOTAUTH", 16: "BADVERS"}
 
 
 def encode_name(name):
