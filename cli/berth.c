@@ -348,11 +348,15 @@ static int lookup_cmd(int argc, char **argv)
         return 1;
     }
     if (json) {
-        printf("{\"name\":\"%s\",\"ttl\":%u,\"endpoints\":[", fq, ttl);
+        json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            printf("%s{\"address\":\"%s\",\"ip\":\"%s\",\"port\":%d,\"host\":\"%s\",\"priority\":%d,\"weight\":%d}",
-                   i ? "," : "", eps[i].address, eps[i].ip, eps[i].port, eps[i].host, eps[i].priority, eps[i].weight);
-        printf("]}\n");
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:i,s:s,s:i,s:i}", "address", eps[i].address, "ip",
+                                                 eps[i].ip, "port", eps[i].port, "host", eps[i].host, "priority",
+                                                 eps[i].priority, "weight", eps[i].weight));
+        json_t *o = json_pack("{s:s,s:i,s:o}", "name", fq, "ttl", (json_int_t)ttl, "endpoints", arr);
+        json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+        putchar('\n');
+        json_decref(o);
     } else {
         printf("%-24s %-40s %8s %6s\n", "ENDPOINT", "HOST", "PRIORITY", "WEIGHT");
         for (size_t i = 0; i < n; i++)

@@ -6,11 +6,46 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "berth/net.h"
 #include "client.h"
+
+const char *cli_token(char **problem)
+{
+    static char tok[512];
+    static bool done;
+    static char why[600];
+    *problem = why[0] ? why : NULL;
+    if (done)
+        return tok[0] ? tok : NULL;
+    done = true;
+    const char *env = getenv("BERTH_TOKEN");
+    if (env && *env) {
+        snprintf(tok, sizeof tok, "%s", env);
+        return tok;
+    }
+    const char *home = getenv("HOME");
+    char path[512];
+    snprintf(path, sizeof path, "%s/.config/berth/token", home ? home : "");
+    FILE *f = home ? fopen(path, "r") : NULL;
+    if (!f)
+        return NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+        /* As ssh does with keys: a secret others can read is not used. */
+        snprintf(why, sizeof why, "%s is readable by others (mode %03o): chmod 600 it", path, st.st_mode & 0777);
+        *problem = why;
+        fclose(f);
+        return NULL;
+    }
+    if (fgets(tok, sizeof tok, f))
+        tok[strcspn(tok, "\r\n")] = 0;
+    fclose(f);
+    return tok[0] ? tok : NULL;
+}
 
 int cli_http(const char *addr, const char *method, const char *path, const char *req_body, char **body)
 {
@@ -33,11 +68,13 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
         return -1;
     }
     size_t blen = req_body ? strlen(req_body) : 0;
-    char *req = malloc(blen + 1024);
-    int n = snprintf(req, blen + 1024,
+    char *req = malloc(blen + 2048), *problem;
+    const char *tok = cli_token(&problem);
+    int n = snprintf(req, blen + 2048,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     method, path, hostport, blen, req_body ? req_body : "");
+                     "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                     method, path, hostport, tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "",
+                     blen, req_body ? req_body : "");
     for (int off = 0; off < n;) {
         ssize_t w = write(fd, req + off, (size_t)(n - off));
         if (w <= 0)
@@ -89,7 +126,15 @@ static json_t *call(const char *method, const char *path, json_t *body)
     json_t *j = json_loads(resp, 0, NULL);
     if (st >= 300) {
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        char *problem;
         fprintf(stderr, "berth: %s\n", msg ? msg : resp);
+        if (st == 401) {
+            bool have = cli_token(&problem) != NULL;
+            fprintf(stderr, "berth: %s\n",
+                    problem ? problem
+                    : have  ? "the token from BERTH_TOKEN or ~/.config/berth/token was refused"
+                            : "set BERTH_TOKEN, or put the token in ~/.config/berth/token (mode 0600)");
+        }
         json_decref(j);
         j = NULL;
     } else if (!j) {

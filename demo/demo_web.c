@@ -56,7 +56,7 @@ static void call_api(struct api_call *c)
     const struct lookup_endpoint *ep = lookup_pick(eps, neps);
     struct net_addr to;
     if (net_parse_addr(ep->address, &to) < 0 ||
-        !httpc_request(main_loop, &to, "GET", api_name, "/", NULL, NULL, 0, 5.0, call_done, c))
+        !httpc_request(main_loop, &to, "GET", api_name, NULL, "/", NULL, NULL, 0, 5.0, call_done, c))
         call_done(NULL, "cannot connect", c);
 }
 

@@ -214,8 +214,17 @@ static void handle(struct httpd_req *req, void *arg)
     httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
 }
 
+/* The tokens of the config in force (a reload may change them). */
+static int authz(const struct httpd_req *req, void *arg)
+{
+    struct dns_server *s = arg;
+    return httpd_authz_tokens(req, &s->conf->auth);
+}
+
 int dns_admin_start(struct dns_server *s, char **err)
 {
     s->admin = httpd_start(s->loop, s->conf->admin_listen, handle, s, err);
+    if (s->admin)
+        httpd_set_authz(s->admin, authz, s);
     return s->admin ? 0 : -1;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/auth.h"
 #include "berth/config.h"
 #include "dns.h"
 
@@ -17,6 +18,7 @@ static const struct cfg_field root_fields[] = {
     {"namespaces", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"udp_max_payload", CFG_INT, offsetof(struct dns_config, udp_max_payload), 512, DNS_MAX_UDP, DNS_UDP_DEFAULT, NULL, NULL, false},
     {"rate_limit", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
 
@@ -155,7 +157,8 @@ struct dns_config *dns_config_parse(json_t *root, char **err)
     char p[128];
     struct dns_config *c = calloc(1, sizeof *c);
     if (cfg_read(root, "", root_fields, c, err) < 0 ||
-        cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0)
+        cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0 ||
+        auth_parse(json_object_get(root, "auth"), "auth", &c->auth, err) < 0)
         goto fail;
     json_t *rec = cfg_array(json_object_get(root, "recursors"), "recursors", err);
     if (!rec)
@@ -210,6 +213,7 @@ void dns_config_free(struct dns_config *c)
     free(c->recursors);
     free(c->allow);
     free(c->rrl_exempt);
+    auth_free(&c->auth);
     dns_zone_free(c->zone);
     free(c);
 }

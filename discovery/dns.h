@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "berth/auth.h"
 #include "berth/net.h"
 
 /* ---- RFC 1035 constants ---- */
@@ -152,6 +153,7 @@ struct dns_config {
     struct net_cidr *allow;
     size_t nallow;
     struct dns_zone *zone; /* built from "namespaces" */
+    struct auth auth;      /* admin API tokens (none: authentication off) */
 };
 
 /* Reads a config; NULL with *err naming the JSON path. */

@@ -69,6 +69,10 @@ int main(int argc, char **argv)
         free(err);
         return 2;
     }
+    if (auth_require(&c->auth, c->admin_listen, "the admin API", args.insecure, "berth-dns") < 0) {
+        dns_config_free(c);
+        return 2;
+    }
     if (check) {
         printf("%s: ok\n", config_path ? config_path : "(defaults)");
         dns_config_free(c);

@@ -10,15 +10,16 @@
 int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(FILE *),
                       const struct daemon_extra *extra, struct daemon_args *out)
 {
-    struct option opts[7 + MAX_EXTRA] = {
+    struct option opts[8 + MAX_EXTRA] = {
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, 't'},
         {"log-format", required_argument, NULL, 'F'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"insecure", no_argument, NULL, 'I'},
     };
-    int n = 6;
+    int n = 7;
     for (int i = 0; extra && extra[i].name && i < MAX_EXTRA; i++)
         opts[n++] = (struct option){extra[i].name, extra[i].has_arg, NULL, 1000 + i};
     opts[n] = (struct option){NULL, 0, NULL, 0};
@@ -42,6 +43,9 @@ int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(
                 fprintf(stderr, "%s: --log-level: unknown level \"%s\" (debug, info, warn, error)\n", program, optarg);
                 return 2;
             }
+            break;
+        case 'I':
+            out->insecure = true;
             break;
         case 'h':
             usage(stdout);

@@ -199,7 +199,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *addr, const char *method,
-                                const char *host, const char *path, const char *content_type,
+                                const char *host, const char *bearer, const char *path, const char *content_type,
                                 const char *body, size_t body_len, double timeout, httpc_cb cb, void *arg)
 {
     struct httpc_req *r = calloc(1, sizeof *r);
@@ -218,6 +218,8 @@ struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *add
     }
     buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth\r\nConnection: close\r\n", method, path,
                host);
+    if (bearer && *bearer)
+        buf_printf(&r->out, "Authorization: Bearer %s\r\n", bearer);
     if (body)
         buf_printf(&r->out, "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type ? content_type : "application/json",
                    body_len);

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "berth/auth.h"
 #include "berth/buf.h"
 #include "berth/config.h"
 #include "berth/httpd.h"
@@ -23,6 +25,8 @@ struct httpd {
     ev_io accept_io;
     httpd_handler handler;
     void *arg;
+    httpd_authz authz;
+    void *authz_arg;
     struct httpd_conn *conns;
 };
 
@@ -35,6 +39,7 @@ struct httpd_conn {
     struct buf in, out;
     struct httpd_req req;
     char *reqcopy;   /* owns path, query, segs and body of req */
+    char *bearer;    /* owns req.bearer */
     bool pending;    /* handler has not responded yet */
     bool keep_alive;
     bool closing;    /* close after out is flushed */
@@ -57,6 +62,7 @@ static void conn_free(struct httpd_conn *c)
     buf_free(&c->in);
     buf_free(&c->out);
     free(c->reqcopy);
+    free(c->bearer);
     free(c);
 }
 
@@ -166,8 +172,25 @@ static void dispatch(struct httpd_conn *c, const struct http_msg *m)
     memcpy(r->body, buf_head(&c->in) + m->head_len, bl);
     r->body[bl] = 0;
     r->body_len = bl;
+    free(c->bearer);
+    c->bearer = NULL;
+    for (unsigned i = 0; i < m->num_headers; i++) {
+        const struct http_header *h = &m->headers[i];
+        /* RFC 6750 §2.1: "Bearer" (any case), one space, the token. */
+        if (http_header_is(h, "authorization") && h->value_len > 7 && strncasecmp(h->value, "bearer ", 7) == 0)
+            c->bearer = strndup(h->value + 7, h->value_len - 7);
+    }
+    r->bearer = c->bearer;
     c->pending = true;
-    c->srv->handler(r, c->srv->arg);
+    bool open = r->method_id == HTTP_M_GET && r->nsegs == 1 && strcmp(r->segs[0], "healthz") == 0;
+    int deny = c->srv->authz && !open ? c->srv->authz(r, c->srv->authz_arg) : 0;
+    if (deny == 401)
+        httpd_respond_error(r, 401, "Unauthorized", "%s", r->bearer ? "the token is not valid here"
+                                                                     : "a token is needed: Authorization: Bearer TOKEN");
+    else if (deny)
+        httpd_respond_error(r, 403, "Forbidden", "the token's role may not %s %s", r->method, r->path);
+    else
+        c->srv->handler(r, c->srv->arg);
 }
 
 static void send_simple(struct httpd_conn *c, int status)
@@ -291,6 +314,17 @@ struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handle
     return s;
 }
 
+void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg)
+{
+    s->authz = fn;
+    s->authz_arg = arg;
+}
+
+int httpd_authz_tokens(const struct httpd_req *req, void *arg)
+{
+    return auth_allow(arg, req->bearer, req->method);
+}
+
 int httpd_port(const struct httpd *s)
 {
     struct sockaddr_storage ss;
@@ -323,8 +357,9 @@ void httpd_respond(struct httpd_req *req, int status, const char *content_type, 
         conn_free(c);
         return;
     }
-    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-               http_status_text(status), content_type, len, c->keep_alive ? "" : "Connection: close\r\n");
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+               http_status_text(status), content_type, len, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
+               c->keep_alive ? "" : "Connection: close\r\n");
     if (buf_append(&c->out, body, len) < 0)
         c->closing = true;
     if (!c->keep_alive)

@@ -54,6 +54,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
         free(s);
         json_decref(o);
     } else {
-        fprintf(stderr, "%s %s %s: %s\n", ts, level_names[level], prog, msg);
+        /* One event, one line: a name or path from outside cannot forge a second line. */
+        char esc[sizeof msg * 2];
+        fprintf(stderr, "%s %s %s: %s\n", ts, level_names[level], prog, util_log_escape(msg, esc, sizeof esc));
     }
 }

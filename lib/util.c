@@ -125,3 +125,36 @@ long util_nofile_limit(void)
     }
     return lim = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30) ? (1L << 30) : (long)rl.rlim_cur;
 }
+
+const char *util_prom_escape(const char *s, char *dst, size_t size)
+{
+    size_t o = 0;
+    for (; *s && o + 3 <= size; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = *s == '\n' ? 'n' : *s;
+        } else {
+            dst[o++] = *s;
+        }
+    }
+    dst[o] = 0;
+    return dst;
+}
+
+const char *util_log_escape(const char *s, char *dst, size_t size)
+{
+    size_t o = 0;
+    for (; *s && o + 5 <= size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n' || c == '\r' || c == '\t' || c == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(dst + o, size - o, "\\x%02x", c);
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = 0;
+    return dst;
+}

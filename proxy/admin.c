@@ -116,27 +116,31 @@ static void metrics(struct proxy *px, struct buf *b)
                   "# TYPE berth_proxy_requests_total counter\n");
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
+        char tgn[512];
+        util_prom_escape(tg->conf.name, tgn, sizeof tgn);
         for (int k = 1; k <= 5; k++)
-            buf_printf(b, "berth_proxy_requests_total{target_group=\"%s\",class=\"%dxx\"} %llu\n", tg->conf.name, k,
+            buf_printf(b, "berth_proxy_requests_total{target_group=\"%s\",class=\"%dxx\"} %llu\n", tgn, k,
                        (unsigned long long)tg->by_class[k]);
     }
     buf_printf(b, "# HELP berth_proxy_request_duration_seconds Time from request head to response end.\n"
                   "# TYPE berth_proxy_request_duration_seconds histogram\n");
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
+        char tgn[512];
+        util_prom_escape(tg->conf.name, tgn, sizeof tgn);
         uint64_t cum = 0;
         for (int k = 0; k < LAT_BUCKETS; k++) {
             cum += tg->lat_hist[k];
             if (k < LAT_BUCKETS - 1)
                 buf_printf(b, "berth_proxy_request_duration_seconds_bucket{target_group=\"%s\",le=\"%g\"} %llu\n",
-                           tg->conf.name, proxy_lat_bounds[k], (unsigned long long)cum);
+                           tgn, proxy_lat_bounds[k], (unsigned long long)cum);
             else
                 buf_printf(b, "berth_proxy_request_duration_seconds_bucket{target_group=\"%s\",le=\"+Inf\"} %llu\n",
-                           tg->conf.name, (unsigned long long)cum);
+                           tgn, (unsigned long long)cum);
         }
-        buf_printf(b, "berth_proxy_request_duration_seconds_sum{target_group=\"%s\"} %.6f\n", tg->conf.name,
+        buf_printf(b, "berth_proxy_request_duration_seconds_sum{target_group=\"%s\"} %.6f\n", tgn,
                    tg->lat_sum);
-        buf_printf(b, "berth_proxy_request_duration_seconds_count{target_group=\"%s\"} %llu\n", tg->conf.name,
+        buf_printf(b, "berth_proxy_request_duration_seconds_count{target_group=\"%s\"} %llu\n", tgn,
                    (unsigned long long)tg->lat_count);
     }
     buf_printf(b,
@@ -150,6 +154,8 @@ static void metrics(struct proxy *px, struct buf *b)
     buf_printf(b, "# TYPE berth_proxy_healthy_hosts gauge\n# TYPE berth_proxy_unhealthy_hosts gauge\n");
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
+        char tgn[512];
+        util_prom_escape(tg->conf.name, tgn, sizeof tgn);
         int h = 0, u = 0;
         for (size_t k = 0; k < tg->ntargets; k++) {
             if (tg->targets[k]->state == TS_HEALTHY)
@@ -160,7 +166,7 @@ static void metrics(struct proxy *px, struct buf *b)
         buf_printf(
             b,
             "berth_proxy_healthy_hosts{target_group=\"%s\"} %d\nberth_proxy_unhealthy_hosts{target_group=\"%s\"} %d\n",
-            tg->conf.name, h, tg->conf.name, u);
+            tgn, h, tgn, u);
     }
     buf_printf(b,
                "# HELP berth_proxy_target_request_rate Requests per second over the last %d s (or since the group's "
@@ -170,12 +176,14 @@ static void metrics(struct proxy *px, struct buf *b)
                RATE_WINDOW_S);
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
+        char tgn[512];
+        util_prom_escape(tg->conf.name, tgn, sizeof tgn);
         double span = proxy_tg_rate_span(tg, now);
         for (size_t k = 0; k < tg->ntargets; k++) {
             struct proxy_target *t = tg->targets[k];
-            char lbl[256];
-            snprintf(lbl, sizeof lbl, "target_group=\"%s\",target=\"%s\",id=\"%s\"", tg->conf.name, t->addr_str,
-                     t->id ? t->id : "");
+            char lbl[1600], id[512], addr[160];
+            snprintf(lbl, sizeof lbl, "target_group=\"%s\",target=\"%s\",id=\"%s\"", tgn,
+                     util_prom_escape(t->addr_str, addr, sizeof addr), util_prom_escape(t->id ? t->id : "", id, sizeof id));
             buf_printf(b,
                        "berth_proxy_target_request_rate{%s} %.3f\nberth_proxy_target_requests_total{%s} %llu\n"
                        "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_errors{%s} %llu\n",
@@ -453,8 +461,17 @@ static void handle(struct httpd_req *req, void *arg)
     httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
 }
 
+/* The tokens of the config in force (a reload may change them). */
+static int authz(const struct httpd_req *req, void *arg)
+{
+    struct proxy *px = arg;
+    return httpd_authz_tokens(req, &px->conf->auth);
+}
+
 int proxy_admin_start(struct proxy *px, char **err)
 {
     px->admin = httpd_start(px->loop, px->conf->admin_listen, handle, px, err);
+    if (px->admin)
+        httpd_set_authz(px->admin, authz, px);
     return px->admin ? 0 : -1;
 }

@@ -107,6 +107,10 @@ int main(int argc, char **argv)
         free(err);
         return 2;
     }
+    if (!worker && auth_require(&conf->auth, conf->admin_listen, "the admin API", args.insecure, "berth-proxy") < 0) {
+        proxy_config_free(conf);
+        return 2;
+    }
     if (check) {
         printf("%s: ok\n", px.config_path ? px.config_path : "(defaults)");
         proxy_config_free(conf);

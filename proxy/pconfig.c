@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/net.h"
 #include "berth/util.h"
@@ -73,6 +74,7 @@ static const struct cfg_field log_fields[] = {
 
 static const struct cfg_field root_fields[] = {
     {"workers", CFG_INT, offsetof(struct proxy_config, workers), 1, 64, 1, NULL, NULL, false},
+    {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"shutdown_timeout_s", CFG_DOUBLE, offsetof(struct proxy_config, shutdown_timeout_s), 0, 3600, 30, NULL, NULL, false},
     {"admin", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"access_log", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
@@ -402,7 +404,7 @@ struct proxy_config *proxy_config_parse(json_t *root, char **err)
 {
     char p[PATHLEN], q[PATHLEN];
     struct proxy_config *c = calloc(1, sizeof *c);
-    if (cfg_read(root, "", root_fields, c, err) < 0)
+    if (cfg_read(root, "", root_fields, c, err) < 0 || auth_parse(json_object_get(root, "auth"), "auth", &c->auth, err) < 0)
         goto fail;
     if (cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0)
         goto fail;
@@ -557,6 +559,7 @@ void proxy_config_free(struct proxy_config *c)
         proxy_tg_conf_free(&c->tgs[i]);
     free(c->tgs);
     cfg_free(root_fields, c);
+    auth_free(&c->auth);
     cfg_free(admin_fields, c);
     cfg_free(log_fields, c);
     free(c);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "berth/auth.h"
 #include "berth/buf.h"
 #include "berth/http.h"
 #include "berth/net.h"
@@ -98,6 +99,7 @@ struct proxy_listener_conf {
 
 struct proxy_config {
     int workers;
+    struct auth auth; /* admin API tokens (none: authentication off) */
     char *admin_listen;
     char *access_log_path; /* NULL: off; "-": stdout */
     int access_log_format;

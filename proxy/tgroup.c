@@ -117,7 +117,7 @@ static void hc_tick(struct ev_loop *loop, ev_timer *w, int revents)
         else
             ((struct sockaddr_in6 *)&a.ss)->sin6_port = htons((uint16_t)hc->port);
     }
-    t->hc_req = httpc_request(loop, &a, "GET", t->addr_str, hc->path, NULL, NULL, 0, hc->timeout_s, hc_done, t);
+    t->hc_req = httpc_request(loop, &a, "GET", t->addr_str, NULL, hc->path, NULL, NULL, 0, hc->timeout_s, hc_done, t);
     if (!t->hc_req)
         hc_done(NULL, "cannot create socket", t);
 }

@@ -137,7 +137,7 @@ static void merge_metrics(struct fanout *f, struct buf *out)
             char *sp = memrchr(line, ' ', len);
             if (*line == '#' || !sp)
                 continue;
-            char key[512];
+            char key[4096];
             snprintf(key, sizeof key, "%.*s", (int)(sp - line), line);
             json_t *v = json_object_get(sums, key);
             json_object_set_new(sums, key, json_real((v ? json_real_value(v) : 0) + atof(sp + 1)));
@@ -149,7 +149,7 @@ static void merge_metrics(struct fanout *f, struct buf *out)
         if (next)
             next++;
         char *sp = memrchr(line, ' ', len);
-        char key[512];
+        char key[4096];
         snprintf(key, sizeof key, "%.*s", sp ? (int)(sp - line) : 0, line);
         json_t *v = sp && *line != '#' && !strstr(key, "_hosts{") ? json_object_get(sums, key) : NULL;
         if (v) {
@@ -295,7 +295,7 @@ static void handle(struct httpd_req *req, void *arg)
         struct slot *s = malloc(sizeof *s);
         s->f = f;
         s->i = i;
-        if (!httpc_request(M.loop, &M.w[i].admin, req->method, "127.0.0.1", target, "application/json",
+        if (!httpc_request(M.loop, &M.w[i].admin, req->method, "127.0.0.1", req->bearer, target, "application/json",
                            req->body_len || req->method_id != HTTP_M_GET ? req->body : NULL, req->body_len, 10,
                            fan_done, s))
             fan_done(NULL, "cannot connect", s);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/daemon.h"
 #include "berth/httpc.h"
@@ -20,7 +21,7 @@
 #include "sched.h"
 
 struct agent_config {
-    char *scheduler, *node_id, *listen, *data_dir, *address;
+    char *scheduler, *node_id, *listen, *data_dir, *address, *join_token, *join_token_file;
     int cpu, memory_mib;
     double heartbeat_interval_s;
 };
@@ -35,6 +36,9 @@ static const struct cfg_field fields[] = {
     {"memory_mib", CFG_INT, offsetof(struct agent_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
     {"attributes", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"join_token", CFG_STRING, offsetof(struct agent_config, join_token), 0, 0, 0, NULL, NULL, false},
+    {"join_token_file", CFG_STRING, offsetof(struct agent_config, join_token_file), 0, 0, 0, NULL, NULL, false},
+    {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"heartbeat_interval_s", CFG_DOUBLE, offsetof(struct agent_config, heartbeat_interval_s), 0.1, 60, 1, NULL, NULL,
      false},
     CFG_END,
@@ -51,7 +55,64 @@ static struct {
     double interval;
     ev_timer timer;
     char *dns, *namespace;
+    const char *config_path;
+    struct auth auth;   /* tokens for this agent's API (besides the node token) */
+    char join_token[256]; /* presented when registering */
+    char node_token[65];  /* the scheduler's answer to a registration: heartbeats and its calls to us */
 } A;
+
+/* Reads "auth" and the join token (join_token, or the first line of join_token_file) from <root>
+ * into <auth> and <join>. Returns 0, or -1 with *err. */
+static int read_access(json_t *root, struct auth *auth, char join[256], char **err)
+{
+    json_t *jt = json_object_get(root, "join_token"), *jf = json_object_get(root, "join_token_file");
+    join[0] = 0;
+    if ((jt && !json_is_string(jt)) || (jf && !json_is_string(jf)))
+        return cfg_error(err, jt && !json_is_string(jt) ? "join_token" : "join_token_file", "must be a string");
+    if (jt && jf)
+        return cfg_error(err, "join_token_file", "give join_token or join_token_file, not both");
+    if (jt)
+        snprintf(join, 256, "%s", json_string_value(jt));
+    if (jf) {
+        FILE *f = fopen(json_string_value(jf), "r");
+        if (!f || !fgets(join, 256, f)) {
+            if (f)
+                fclose(f);
+            return cfg_error(err, "join_token_file", "cannot read \"%s\"", json_string_value(jf));
+        }
+        fclose(f);
+        join[strcspn(join, "\r\n")] = 0;
+    }
+    return auth_parse(json_object_get(root, "auth"), "auth", auth, err);
+}
+
+/* Who may call this agent's API: the scheduler with this node's token, or a token of "auth". */
+static int agent_authz(const struct httpd_req *req, void *arg)
+{
+    if (A.auth.n == 0 && !A.node_token[0])
+        return 0;
+    if (A.node_token[0] && req->bearer && auth_equal(A.node_token, req->bearer))
+        return 0;
+    return A.auth.n ? auth_allow(&A.auth, req->bearer, req->method) : 401;
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    char *err = NULL, join[256];
+    struct auth next;
+    json_t *root = A.config_path ? cfg_load_file(A.config_path, &err) : json_object();
+    if (!root || read_access(root, &next, join, &err) < 0) {
+        log_error("SIGHUP: %s: keeping the running config", err);
+        free(err);
+        json_decref(root);
+        return;
+    }
+    json_decref(root);
+    auth_free(&A.auth);
+    A.auth = next;
+    memcpy(A.join_token, join, sizeof A.join_token);
+    log_info("SIGHUP: reloaded auth (%zu tokens) and the join token; other settings need a restart", A.auth.n);
+}
 
 /* ---- agent hooks (see sched.h): the scheduler hears of changes on the next heartbeat ---- */
 
@@ -179,6 +240,8 @@ static void answered(const struct httpc_response *resp, const char *err, void *a
                                  : "berth.internal");
         A.sc.dns = A.dns;
         A.sc.namespace = A.namespace;
+        json_t *tok = json_object_get(body, "token");
+        snprintf(A.node_token, sizeof A.node_token, "%s", json_is_string(tok) ? json_string_value(tok) : "");
         A.registered = true;
         A.again = true;
         log_info("registered with the scheduler at %s as node %s", A.host, A.sc.node_id);
@@ -216,7 +279,7 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
         body = json_dumps(A.registration, JSON_COMPACT);
         snprintf(path, sizeof path, "/v1/nodes");
     }
-    A.inflight = httpc_request(loop, &A.scheduler, "POST", A.host, path, "application/json", body, strlen(body), 5.0,
+    A.inflight = httpc_request(loop, &A.scheduler, "POST", A.host, A.registered ? A.node_token : A.join_token, path, "application/json", body, strlen(body), 5.0,
                                answered, NULL);
     free(body);
     if (!A.inflight)
@@ -251,7 +314,8 @@ static void usage(FILE *f)
                "the scheduler places on it, and reports them in heartbeats (docs/scheduler.md).\n"
                "\n"
                "  -c, --config FILE     JSON config: scheduler, node_id, listen, data_dir, address, cpu,\n"
-               "                        memory_mib, attributes, port_range, heartbeat_interval_s\n"
+               "                        memory_mib, attributes, port_range, heartbeat_interval_s,\n"
+               "                        join_token or join_token_file, auth\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
                "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running and\n"
                "                        a restarted agent adopts them)\n" DAEMON_FLAGS_HELP);
@@ -291,6 +355,8 @@ int main(int argc, char **argv)
         }
         if (!inner && net_parse_url(conf.scheduler, &A.scheduler) < 0)
             cfg_error(&inner, "scheduler", "\"%s\" must be a URL like http://127.0.0.1:7400", conf.scheduler);
+        if (!inner)
+            read_access(root, &A.auth, A.join_token, &inner);
     } else if (!inner && !err) {
         cfg_error(&inner, "", "cannot read the config");
     }
@@ -304,6 +370,10 @@ int main(int argc, char **argv)
         return 2;
     }
     json_decref(root);
+    /* The node token protects the API once registered; without a join token there will be none. */
+    if (!A.join_token[0] && auth_require(&A.auth, conf.listen, "the agent API", args.insecure, "berth-agent") < 0)
+        return 2;
+    A.config_path = args.config;
     if (args.check) {
         printf("%s: ok\n", args.config ? args.config : "(defaults)");
         json_decref(A.registration);
@@ -343,6 +413,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "berth-agent: listen: %s\n", err);
         return 2;
     }
+    httpd_set_authz(api, agent_authz, NULL);
     /* The API's address as the scheduler will call it (the port the kernel chose, for port 0). */
     const char *colon = strrchr(conf.listen, ':');
     json_object_set_new(A.registration, "agent_api",
@@ -350,7 +421,9 @@ int main(int argc, char **argv)
     sched_agent_adopt(&A.sc);
     ev_init(&A.timer, heartbeat);
     heartbeat_soon();
-    ev_signal exit_signals[2];
+    ev_signal hup, exit_signals[2];
+    ev_signal_init(&hup, on_hup, SIGHUP);
+    ev_signal_start(loop, &hup);
     daemon_exit_on_signals(loop, exit_signals);
     log_info("berth-agent %s ready: node %s (%d cpu, %d MiB, ports %d-%d), scheduler %s, API on %s", BERTH_VERSION,
              conf.node_id, conf.cpu, conf.memory_mib, A.sc.port_lo, A.sc.port_hi, conf.scheduler, conf.listen);
@@ -366,6 +439,7 @@ int main(int argc, char **argv)
     json_decref(A.registration);
     free(A.dns);
     free(A.namespace);
+    auth_free(&A.auth);
     cfg_free(fields, &conf);
     log_info("stopped");
     return 0;

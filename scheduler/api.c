@@ -457,5 +457,5 @@ void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
         return;
     }
     snprintf(path, sizeof path, "/v1/tasks/%s/logs", json_string_value(json_object_get(task, "id")));
-    sched_call(sc, &to, "GET", path, logs_answer, req);
+    sched_call(sc, &to, json_string_value(json_object_get(task, "node")), "GET", path, logs_answer, req);
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/daemon.h"
 #include "berth/httpd.h"
@@ -14,6 +15,7 @@
 
 struct sched_config {
     char *listen, *data_dir, *namespace, *dns_server, *proxy_admin, *dns_admin, *proxy_listener;
+    char *proxy_admin_token, *dns_admin_token;
     bool embedded;
     int cpu, memory_mib;
     double autoscale_interval_s, node_lost_after_s;
@@ -28,6 +30,9 @@ static const struct cfg_field fields[] = {
     {"proxy_admin", CFG_STRING, offsetof(struct sched_config, proxy_admin), 0, 0, 0, NULL, NULL, false},
     {"dns_admin", CFG_STRING, offsetof(struct sched_config, dns_admin), 0, 0, 0, NULL, NULL, false},
     {"proxy_listener", CFG_STRING, offsetof(struct sched_config, proxy_listener), 0, 0, 0, "http", NULL, false},
+    {"proxy_admin_token", CFG_STRING, offsetof(struct sched_config, proxy_admin_token), 0, 0, 0, NULL, NULL, false},
+    {"dns_admin_token", CFG_STRING, offsetof(struct sched_config, dns_admin_token), 0, 0, 0, NULL, NULL, false},
+    {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"autoscale_interval_s", CFG_DOUBLE, offsetof(struct sched_config, autoscale_interval_s), 0.1, 60, 2, NULL, NULL,
      false},
     {"node_lost_after_s", CFG_DOUBLE, offsetof(struct sched_config, node_lost_after_s), 1, 3600, 10, NULL, NULL, false},
@@ -54,7 +59,65 @@ static void usage(FILE *f)
                "  -c, --config FILE     JSON config (docs/scheduler.md)\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
                "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running\n"
-               "                        and a restarted scheduler adopts them)\n" DAEMON_FLAGS_HELP);
+               "                        and a restarted scheduler adopts them)\n" DAEMON_FLAGS_HELP
+               "\n"
+               "Signals: SIGHUP re-reads the config and applies auth, proxy_admin_token and dns_admin_token\n"
+               "(other settings need a restart; a bad config is refused and the old one kept);\n"
+               "SIGTERM/SIGINT stop (tasks keep running unless --stop-tasks).\n");
+}
+
+/* The settings a SIGHUP can change, read from <path>: 0, or -1 with *err. */
+struct reloadable {
+    struct auth auth;
+    char *proxy_admin_token, *dns_admin_token;
+};
+
+static int read_reloadable(json_t *root, struct reloadable *out, char **err)
+{
+    memset(out, 0, sizeof *out);
+    json_t *pt = json_object_get(root, "proxy_admin_token"), *dt = json_object_get(root, "dns_admin_token");
+    if ((pt && !json_is_string(pt)) || (dt && !json_is_string(dt)))
+        return cfg_error(err, pt && !json_is_string(pt) ? "proxy_admin_token" : "dns_admin_token", "must be a string");
+    if (auth_parse(json_object_get(root, "auth"), "auth", &out->auth, err) < 0)
+        return -1;
+    out->proxy_admin_token = pt ? strdup(json_string_value(pt)) : NULL;
+    out->dns_admin_token = dt ? strdup(json_string_value(dt)) : NULL;
+    return 0;
+}
+
+static void reloadable_free(struct reloadable *r)
+{
+    auth_free(&r->auth);
+    free(r->proxy_admin_token);
+    free(r->dns_admin_token);
+}
+
+static struct {
+    struct sched *sc;
+    const char *path;
+    struct reloadable cur;
+} R;
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    char *err = NULL;
+    struct reloadable next;
+    json_t *root = R.path ? cfg_load_file(R.path, &err) : json_object();
+    if (!root || read_reloadable(root, &next, &err) < 0) {
+        log_error("SIGHUP: %s%s%s: keeping the running config", R.path ? R.path : "", R.path ? ": " : "", err);
+        free(err);
+        json_decref(root);
+        return;
+    }
+    json_decref(root);
+    reloadable_free(&R.cur);
+    R.cur = next;
+    R.sc->auth = &R.cur.auth;
+    R.sc->proxy_admin_token = R.cur.proxy_admin_token;
+    R.sc->dns_admin_token = R.cur.dns_admin_token;
+    log_info("SIGHUP: reloaded auth (%zu tokens), proxy_admin_token and dns_admin_token; other settings need a "
+             "restart",
+             R.cur.auth.n);
 }
 
 int main(int argc, char **argv)
@@ -98,6 +161,8 @@ int main(int argc, char **argv)
             cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);
         if (!inner && conf.dns_admin && net_parse_url(conf.dns_admin, &dns_admin) < 0)
             cfg_error(&inner, "dns_admin", "\"%s\" must be a URL like http://127.0.0.1:7402", conf.dns_admin);
+        if (!inner)
+            read_reloadable(root, &R.cur, &inner);
     } else if (!inner && !err) {
         cfg_error(&inner, "", "cannot read the config");
     }
@@ -116,6 +181,8 @@ int main(int argc, char **argv)
         conf.cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) * 1024;
     if (conf.memory_mib < 0)
         conf.memory_mib = (int)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
+    if (auth_require(&R.cur.auth, conf.listen, "the API", args.insecure, "berth-scheduler") < 0)
+        return 2;
     if (check) {
         printf("%s: ok\n", path ? path : "(defaults)");
         json_decref(attributes);
@@ -144,7 +211,16 @@ int main(int argc, char **argv)
                        .autoscale_interval_s = conf.autoscale_interval_s,
                        .node_id = conf.embedded ? "local" : "",
                        .attributes = attributes,
-                       .node_lost_after_s = conf.node_lost_after_s};
+                       .node_lost_after_s = conf.node_lost_after_s,
+                       .auth = &R.cur.auth,
+                       .proxy_admin_token = R.cur.proxy_admin_token,
+                       .dns_admin_token = R.cur.dns_admin_token};
+    R.sc = &sc;
+    R.path = path;
+    if (sched_node_secret_load(&sc, &err) < 0) {
+        fprintf(stderr, "berth-scheduler: %s\n", err);
+        return 2;
+    }
     char tasks_dir[1024];
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
@@ -157,10 +233,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "berth-scheduler: listen: %s\n", err);
         return 2;
     }
-    ev_signal exit_signals[2];
+    httpd_set_authz(api, sched_authz, &sc);
+    ev_signal hup, exit_signals[2];
+    ev_signal_init(&hup, on_hup, SIGHUP);
+    ev_signal_start(loop, &hup);
     daemon_exit_on_signals(loop, exit_signals);
-    log_info("berth-scheduler %s ready: API on %s, data in %s, node capacity %d cpu / %d MiB, ports %d-%d",
-             BERTH_VERSION, conf.listen, conf.data_dir, conf.cpu, conf.memory_mib, port_lo, port_hi);
+    log_info("berth-scheduler %s ready: API on %s (auth %s), data in %s, node capacity %d cpu / %d MiB, ports %d-%d",
+             BERTH_VERSION, conf.listen, R.cur.auth.n ? "on" : "off", conf.data_dir, conf.cpu, conf.memory_mib, port_lo,
+             port_hi);
     ev_run(loop, 0);
     if (stop_tasks)
         sched_agent_stop_all(&sc);
@@ -171,6 +251,7 @@ int main(int argc, char **argv)
     sched_nodes_stop(&sc);
     json_decref(attributes);
     sched_store_close(store);
+    reloadable_free(&R.cur);
     cfg_free(fields, &conf);
     log_info("stopped");
     return 0;

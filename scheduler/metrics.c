@@ -249,7 +249,7 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
             char path[300];
             snprintf(path, sizeof path, "/v1/target-groups/%s", tg);
             m->pending++;
-            sched_call(sc, &sc->proxy_admin, "GET", path, group_answer, r);
+            sched_call(sc, &sc->proxy_admin, NULL, "GET", path, group_answer, r);
         }
     }
     /* Forget services that are gone (and whose round is over). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/auth.h"
 #include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
@@ -97,7 +98,7 @@ static void wake(struct sched *sc, const char *node)
     if (!api || json_object_get(sc->waking, node) || net_parse_url(api, &to) < 0)
         return;
     json_object_set_new(sc->waking, node, json_true());
-    sched_call(sc, &to, "POST", "/v1/wake", wake_done, strdup(node));
+    sched_call(sc, &to, node, "POST", "/v1/wake", wake_done, strdup(node));
 }
 
 /* The node's part: the embedded agent signals the processes; a berth-agent is told on its next
@@ -704,9 +705,17 @@ void sched_nodes_api(struct sched *sc, struct httpd_req *req)
         sched_event(sc, NULL, "node %s registered", id);
         sched_store_put(sc->store, path, json_incref(nd), NULL, NULL);
         /* What its tasks need to know of the plane. */
-        json_object_set_new(nd, "dns_server", json_string(sc->dns));
-        json_object_set_new(nd, "namespace", json_string(sc->namespace));
-        httpd_respond_json(req, old ? 200 : 201, nd);
+        json_t *out = json_copy(nd);
+        json_object_set_new(out, "dns_server", json_string(sc->dns));
+        json_object_set_new(out, "namespace", json_string(sc->namespace));
+        if (sc->auth && sc->auth->n) {
+            /* The node's own token, for its heartbeats and for the scheduler's calls to it. */
+            char tok[65];
+            sched_node_token(sc, id, tok);
+            json_object_set_new(out, "token", json_string(tok));
+        }
+        json_decref(nd);
+        httpd_respond_json(req, old ? 200 : 201, out);
         sched_kick(sc);
         return;
     }

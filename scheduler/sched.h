@@ -57,6 +57,9 @@ struct sched_run; /* a running task on this node (agent.c) */
 struct sched_drain;
 struct sched_node_state;
 
+struct auth;
+struct httpd_req;
+
 struct sched {
     struct ev_loop *loop;
     struct sched_store *store;
@@ -86,7 +89,18 @@ struct sched {
     json_t *waking;              /* node id -> true while a wake-up call is in flight */
     ev_timer nodes_timer;
     struct sched_drain *drains; /* tasks leaving their load balancers (nodes.c) */
+    const struct auth *auth;    /* API tokens (none: authentication off) */
+    const char *proxy_admin_token, *dns_admin_token; /* sent to the data plane (NULL: none) */
+    unsigned char node_secret[32]; /* per-node tokens are HMACs of node ids under it (data_dir/node-secret) */
 };
+
+/* The token of node <node>: what its agent presents in heartbeats and what the scheduler presents
+ * to the agent's API (64 hex digits into <hex>). */
+void sched_node_token(const struct sched *sc, const char *node, char hex[65]);
+/* Loads data_dir/node-secret, creating it (mode 0600) on first start. Returns 0 or -1 with *err. */
+int sched_node_secret_load(struct sched *sc, char **err);
+/* httpd_authz for the scheduler's API: tokens by role, and each node's own token for its heartbeats. */
+int sched_authz(const struct httpd_req *req, void *arg);
 
 /* metrics.c: reads each load-balanced service's targets from the proxy every autoscale_interval_s:
  * request rate, p99 latency and target health; replaces tasks the proxy finds unhealthy (after
@@ -99,10 +113,10 @@ void sched_metrics_describe(struct sched *sc, const char *service, json_t *out);
 /* sync.c: registration of running tasks in the proxy and DNS. */
 struct httpc_response;
 typedef void (*sched_call_cb)(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg);
-/* Sends a body-less request to a data plane admin API; <cb> always runs once (with <err> set on failure,
- * also when the scheduler stops first). */
-void sched_call(struct sched *sc, const struct net_addr *to, const char *method, const char *path, sched_call_cb cb,
-                void *arg);
+/* Sends a body-less request to a data plane admin API, or with <node> set to that node's agent (with
+ * its node token); <cb> always runs once (with <err> set on failure, also when the scheduler stops first). */
+void sched_call(struct sched *sc, const struct net_addr *to, const char *node, const char *method, const char *path,
+                sched_call_cb cb, void *arg);
 void sched_sync_start(struct sched *sc);
 void sched_sync_stop(struct sched *sc);
 /* Syncs soon (after a task started or is leaving). */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/auth.h"
 #include "berth/httpc.h"
 #include "berth/log.h"
 #include "sched.h"
@@ -21,6 +22,7 @@ struct call {
     sched_call_cb cb; /* set: the answer goes to cb (sched_call) */
     void *arg;
     char tg[128], task[40], address[64], host_rule_service[128];
+    char bearer[65]; /* a node token for calls to an agent */
 };
 
 static void send_call(struct sched *sc, const struct net_addr *to, struct call *c);
@@ -120,16 +122,21 @@ static void send_call(struct sched *sc, const struct net_addr *to, struct call *
     if (sc->calls)
         sc->calls->prev = c;
     sc->calls = c;
-    c->req = httpc_request(sc->loop, to, c->method, "127.0.0.1", c->path, "application/json", c->body,
+    const char *bearer = to == &sc->proxy_admin ? sc->proxy_admin_token
+                         : to == &sc->dns_admin ? sc->dns_admin_token
+                                                : c->bearer;
+    c->req = httpc_request(sc->loop, to, c->method, "127.0.0.1", bearer, c->path, "application/json", c->body,
                            c->body ? strlen(c->body) : 0, 5.0, done, c);
     if (!c->req)
         done(NULL, "cannot connect", c);
 }
 
-void sched_call(struct sched *sc, const struct net_addr *to, const char *method, const char *path, sched_call_cb cb,
-                void *arg)
+void sched_call(struct sched *sc, const struct net_addr *to, const char *node, const char *method, const char *path,
+                sched_call_cb cb, void *arg)
 {
     struct call *c = calloc(1, sizeof *c);
+    if (node && sc->auth && sc->auth->n)
+        sched_node_token(sc, node, c->bearer);
     snprintf(c->method, sizeof c->method, "%s", method);
     snprintf(c->path, sizeof c->path, "%s", path);
     c->cb = cb;

@@ -3,7 +3,7 @@
 # usage: scripts/deps.sh [build|test|bench]   (each level includes the previous)
 set -euo pipefail
 level=${1:-build}
-pkgs=(build-essential cmake pkg-config libev-dev libc-ares-dev libjansson-dev curl python3 ca-certificates)
+pkgs=(build-essential cmake pkg-config libev-dev libc-ares-dev libjansson-dev libssl-dev curl python3 ca-certificates)
 if [[ $level == test || $level == bench ]]; then
   pkgs+=(clang libclang-rt-14-dev wrk bind9-dnsutils)
 fi

@@ -10,6 +10,7 @@
 
 /* The --help lines of the flags daemon_args_parse handles for every daemon (besides -c and -t). */
 #define DAEMON_FLAGS_HELP                                                                                              \
+    "      --insecure        serve the API beyond loopback without \"auth\" tokens (logged loudly)\n"                  \
     "      --log-format F    text (default) or json\n"                                                                 \
     "      --log-level L     debug, info (default), warn, error\n"                                                     \
     "  -h, --help            this help\n"                                                                              \
@@ -21,6 +22,7 @@ struct daemon_args {
     const char *log_level_name;
     enum log_level log_level; /* --log-level */
     bool check;               /* -t: validate the config and exit */
+    bool insecure;            /* --insecure: allow an API beyond loopback without auth */
 };
 
 /* A flag one daemon adds: <has_arg> as for getopt_long; *<seen> gets its argument ("" without one). */

@@ -19,12 +19,12 @@ struct httpc_response {
  * failure, timeout or a malformed response. */
 typedef void (*httpc_cb)(const struct httpc_response *resp, const char *err, void *arg);
 
-/* Sends <method> <path> to <addr> with Host <host>, an optional body, and a
- * total deadline of <timeout> seconds. Returns a handle that stays valid until
+/* Sends <method> <path> to <addr> with Host <host>, "Authorization: Bearer <bearer>" unless
+ * <bearer> is NULL or "", an optional body, and a total deadline of <timeout> seconds. Returns a handle that stays valid until
  * the callback runs or httpc_cancel is called; NULL if the request could not
  * start (the callback is not called then). */
 struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *addr, const char *method,
-                                const char *host, const char *path, const char *content_type,
+                                const char *host, const char *bearer, const char *path, const char *content_type,
                                 const char *body, size_t body_len, double timeout, httpc_cb cb, void *arg);
 /* Aborts a request; its callback is not called. */
 void httpc_cancel(struct httpc_req *r);

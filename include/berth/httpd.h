@@ -24,14 +24,23 @@ struct httpd_req {
     int nsegs;
     char *body;                    /* NUL-terminated request body */
     size_t body_len;
+    const char *bearer;            /* the token of "Authorization: Bearer TOKEN", or NULL */
 };
 
 /* Called for every request; must eventually call one httpd_respond* on <req>,
  * now or later from another callback. */
 typedef void (*httpd_handler)(struct httpd_req *req, void *arg);
 
+/* Decides whether <req> may proceed: 0, 401 (no or an unknown token) or 403 (a token whose role
+ * may not). Runs before the handler for every request except GET /healthz. */
+typedef int (*httpd_authz)(const struct httpd_req *req, void *arg);
+
 /* Starts serving on <listen> ("ip:port"). Returns NULL with *err on failure. */
 struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handler h, void *arg, char **err);
+/* Puts <fn> in front of the handler (NULL: every request goes through). */
+void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg);
+/* The standard <fn> for httpd_set_authz: auth_allow() over <arg>, a struct auth. */
+int httpd_authz_tokens(const struct httpd_req *req, void *arg);
 /* The port the server listens on (useful after listening on port 0). */
 int httpd_port(const struct httpd *s);
 /* Stops listening and closes all connections. */

@@ -20,6 +20,12 @@ void util_random_id(char *dst);
 bool util_glob_match(const char *pat, const char *s, size_t len, bool icase);
 /* True for a DNS label of 1..63 letters, digits, '-' or '_'. */
 bool util_dns_label(const char *s);
+/* Writes <s> into <dst> as a Prometheus label value (text format 0.0.4: backslash, double quote
+ * and newline escaped), cut short only between whole characters; returns <dst>. */
+const char *util_prom_escape(const char *s, char *dst, size_t size);
+/* Writes <s> into <dst> with control characters, backslash and DEL escaped (\n, \t, \xHH), so
+ * a value from outside stays on one log line; returns <dst>. */
+const char *util_log_escape(const char *s, char *dst, size_t size);
 /* Raises the soft open-files limit to the hard one (once) and returns it. */
 long util_nofile_limit(void);
 /* Case-insensitive compare of <a>[0..alen) with NUL-terminated <b>. */
