@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/auth.h"
 #include "berth/log.h"
 #include "berth/lookup.h"
 #include "client.h"
@@ -149,6 +152,31 @@ static void print_new_events(int sched_port, char *last, size_t lastlen)
     json_decref(r);
 }
 
+/* Writes <token> to ~/.config/berth/token (mode 0600; <fallback_dir>/token without a HOME) and puts
+ * the file's path in <path>. Returns 0 or -1 with errno. */
+static int dev_token_save(const char *token, const char *fallback_dir, char *path, size_t size)
+{
+    const char *home = getenv("HOME");
+    if (home && *home) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/.config", home);
+        mkdir(dir, 0700);
+        snprintf(dir, sizeof dir, "%s/.config/berth", home);
+        mkdir(dir, 0700);
+        snprintf(path, size, "%s/token", dir);
+    } else {
+        snprintf(path, size, "%s/token", fallback_dir);
+    }
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (dprintf(fd, "%s\n", token) < 0 || fchmod(fd, 0600) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
+        return -1;
+    return 0;
+}
+
 static int dev(int argc, char **argv)
 {
     int port = 8080, admin = 7401, dns_port = 8600, dns_admin = 7402, sched_port = 7400;
@@ -191,6 +219,17 @@ static int dev(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* Auth on (SPEC §7): a fresh admin token for this run, in ~/.config/berth/token for the CLI. */
+    char token[65], hash[65], token_path[PATH_MAX];
+    if (auth_random_token(token) < 0 || dev_token_save(token, tmpl, token_path, sizeof token_path) < 0) {
+        fprintf(stderr, "berth dev: cannot write the API token: %s\n", strerror(errno));
+        return 1;
+    }
+    auth_sha256_hex(token, hash);
+    setenv("BERTH_TOKEN", token, 1); /* for this process's own calls */
+    char auth[200];
+    snprintf(auth, sizeof auth, "\"auth\":{\"tokens\":[{\"name\":\"dev\",\"role\":\"admin\",\"sha256\":\"%s\"}]}", hash);
+
     char pconf[PATH_MAX + 32], dconf[PATH_MAX + 32], sconf[PATH_MAX + 32], data[PATH_MAX + 32];
     snprintf(pconf, sizeof pconf, "%s/proxy.json", tmpl);
     snprintf(dconf, sizeof dconf, "%s/dns.json", tmpl);
@@ -198,21 +237,21 @@ static int dev(int argc, char **argv)
     snprintf(data, sizeof data, "%s/data", tmpl);
     FILE *f = fopen(pconf, "w");
     fprintf(f,
-            "{\"admin\":{\"listen\":\"127.0.0.1:%d\"},\"listeners\":[{\"name\":\"http\",\"listen\":\"127.0.0.1:%d\","
+            "{%s,\"admin\":{\"listen\":\"127.0.0.1:%d\"},\"listeners\":[{\"name\":\"http\",\"listen\":\"127.0.0.1:%d\","
             "\"default_action\":{\"fixed_response\":{\"status\":404,\"body\":\"no service for this host\\n\"}}}]}\n",
-            admin, port);
+            auth, admin, port);
     fclose(f);
     f = fopen(dconf, "w");
     fprintf(f,
-            "{\"listen\":\"127.0.0.1:%d\",\"admin\":{\"listen\":\"127.0.0.1:%d\"},"
+            "{%s,\"listen\":\"127.0.0.1:%d\",\"admin\":{\"listen\":\"127.0.0.1:%d\"},"
             "\"namespaces\":[{\"name\":\"berth.internal\"}]}\n",
-            dns_port, dns_admin);
+            auth, dns_port, dns_admin);
     fclose(f);
     f = fopen(sconf, "w");
     fprintf(f,
-            "{\"listen\":\"127.0.0.1:%d\",\"data_dir\":\"%s\",\"proxy_admin\":\"http://127.0.0.1:%d\","
-            "\"dns_admin\":\"http://127.0.0.1:%d\",\"dns_server\":\"127.0.0.1:%d\"}\n",
-            sched_port, data, admin, dns_admin, dns_port);
+            "{%s,\"proxy_admin_token\":\"%s\",\"dns_admin_token\":\"%s\",\"listen\":\"127.0.0.1:%d\",\"data_dir\":\"%s\","
+            "\"proxy_admin\":\"http://127.0.0.1:%d\",\"dns_admin\":\"http://127.0.0.1:%d\",\"dns_server\":\"127.0.0.1:%d\"}\n",
+            auth, token, token, sched_port, data, admin, dns_admin, dns_port);
     fclose(f);
     char *dav[] = {dns, "-c", dconf, "--log-level", log_level, NULL},
          *pav[] = {proxy, "-c", pconf, "--log-level", log_level, NULL},
@@ -269,10 +308,12 @@ static int dev(int argc, char **argv)
            "             curl -H 'Host: web.localhost' http://127.0.0.1:%d/api\n"
            "             wrk -t2 -c32 -d30s -H 'Host: web.localhost' http://127.0.0.1:%d/   (watch it scale out)\n"
            "             BERTH_ADDR=http://127.0.0.1:%d berth top\n"
+           "  auth       on: every API wants the token in %s (the berth CLI reads it;\n"
+           "             curl -H \"Authorization: Bearer $(cat %s)\" ...)\n"
            "  data       %s\n"
            "Ctrl-C stops everything. Events follow.\n",
            port, admin, dns_port, dns_port, dns_admin, sched_port, DEMO_TASKS, DEMO_TASKS, DEMO_MAX, DEMO_TARGET, port,
-           port, port, sched_port, tmpl);
+           port, port, sched_port, token_path, token_path, tmpl);
     fflush(stdout);
     int status = 0;
     char last[600] = "";

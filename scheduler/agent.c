@@ -24,7 +24,12 @@
 #include "berth/util.h"
 #include "sched.h"
 
-extern char **environ;
+/* The PATH tasks get: the node's, or the usual one. */
+static const char *task_path(void)
+{
+    const char *p = getenv("PATH");
+    return p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
 
 #define READY_MAX_S 60.0
 
@@ -462,9 +467,15 @@ static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
     /* The check sees the task's environment (PORT and friends), as the container does. */
     json_t *t = task_get(r->sc, r->id), *p;
     const char *k;
+    const char *path = task_path();
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
+        /* Like the task: PATH and PORT, nothing else of the node's environment. */
+        char keep[4096];
+        snprintf(keep, sizeof keep, "%s", path);
+        clearenv();
+        setenv("PATH", keep, 1);
         json_object_foreach(json_object_get(t, "ports"), k, p) {
             char v[16];
             snprintf(v, sizeof v, "%lld", json_integer_value(p));
@@ -604,16 +615,9 @@ int sched_agent_start(struct sched *sc, const char *id)
         char **argv = calloc(json_array_size(cmd) + 1, sizeof *argv);
         for (k = 0; k < json_array_size(cmd); k++)
             argv[k] = strdup(json_string_value(json_array_get(cmd, k)));
-        /* Environment: ours, the container's, then berth's variables. */
-        json_t *env = json_object();
-        for (char **e = environ; *e; e++) {
-            const char *eq = strchr(*e, '=');
-            if (eq) {
-                char key[256];
-                snprintf(key, sizeof key, "%.*s", (int)(eq - *e), *e);
-                json_object_set_new(env, key, json_string(eq + 1));
-            }
-        }
+        /* Environment (SPEC §7): PATH, the container's, then berth's variables; nothing else of the
+         * node's, so no token or secret of the scheduler's reaches a task. */
+        json_t *env = json_pack("{s:s}", "PATH", task_path());
         json_object_update(env, json_object_get(c, "environment"));
         /* PORT: the container's first port mapping, else the task's first. */
         const char *first =

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "berth/auth.h"
+#include "berth/buf.h"
 #include "berth/config.h"
 #include "berth/daemon.h"
 #include "berth/httpc.h"
@@ -59,6 +60,7 @@ static struct {
     struct auth auth;   /* tokens for this agent's API (besides the node token) */
     char join_token[256]; /* presented when registering */
     char node_token[65];  /* the scheduler's answer to a registration: heartbeats and its calls to us */
+    unsigned long long heartbeats, heartbeat_failures;
 } A;
 
 /* Reads "auth" and the join token (join_token, or the first line of join_token_file) from <root>
@@ -220,6 +222,10 @@ static void answered(const struct httpc_response *resp, const char *err, void *a
 {
     A.inflight = NULL;
     json_t *body = !err && resp->status < 300 ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    if (body)
+        A.heartbeats++;
+    else
+        A.heartbeat_failures++;
     if (!body) {
         if (!A.failing)
             log_warn("%s %s: %s", A.registered ? "heartbeat" : "registration", A.host,
@@ -286,11 +292,40 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
         answered(NULL, "cannot connect", NULL);
 }
 
-/* ---- the agent's API: logs of its tasks, and wake-ups from the scheduler ---- */
+/* ---- the agent's API: logs of its tasks, wake-ups from the scheduler, metrics ---- */
+
+static void metrics(struct httpd_req *req)
+{
+    static const char *const states[] = {"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING",
+                                         "DEACTIVATING", "STOPPING", "STOPPED"};
+    unsigned long long n[7] = {0};
+    json_t *t;
+    const char *id;
+    json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t) {
+        const char *st = json_string_value(json_object_get(t, "last_status"));
+        for (int i = 0; st && i < 7; i++)
+            n[i] += strcmp(st, states[i]) == 0;
+    }
+    struct buf b;
+    buf_init(&b, 1 << 16);
+    buf_printf(&b, "# HELP berth_agent_tasks Tasks on this node by status.\n# TYPE berth_agent_tasks gauge\n");
+    for (int i = 0; i < 7; i++)
+        buf_printf(&b, "berth_agent_tasks{status=\"%s\"} %llu\n", states[i], n[i]);
+    buf_printf(&b,
+               "# HELP berth_agent_registered Whether the scheduler knows this node.\n"
+               "# TYPE berth_agent_registered gauge\nberth_agent_registered %d\n"
+               "# TYPE berth_agent_heartbeats_total counter\nberth_agent_heartbeats_total %llu\n"
+               "# TYPE berth_agent_heartbeat_failures_total counter\nberth_agent_heartbeat_failures_total %llu\n",
+               A.registered, A.heartbeats, A.heartbeat_failures);
+    httpd_respond(req, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
+    buf_free(&b);
+}
 
 static void handle(struct httpd_req *req, void *arg)
 {
-    if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
+    if (req->nsegs == 1 && strcmp(req->segs[0], "metrics") == 0 && req->method_id == HTTP_M_GET)
+        metrics(req);
+    else if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
         httpd_respond_json(
             req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.sc.node_id, "registered", A.registered));
     else if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "wake") == 0 &&

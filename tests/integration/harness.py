@@ -127,8 +127,9 @@ class Daemon:
     extra_args = []
     api_in_listen = False  # the HTTP API is on "listen" rather than "admin.listen"
     preexec = None  # run in the child before exec (e.g. to set rlimits)
+    token = None  # sent as "Authorization: Bearer" by admin() unless a call names another
 
-    def __init__(self, config, admin_port=None, check_ready=True):
+    def __init__(self, config, admin_port=None, check_ready=True, env=None):
         self.admin_port = admin_port or free_port()
         if self.api_in_listen:
             config.setdefault("listen", f"127.0.0.1:{self.admin_port}")
@@ -142,7 +143,7 @@ class Daemon:
         self.stderr_path = self.config_path + ".log"
         self.stderr = open(self.stderr_path, "w")
         self.proc = spawn([os.path.join(BIN, self.binary), "-c", self.config_path] + self.extra_args,
-                          stderr=self.stderr, stdout=subprocess.DEVNULL, preexec_fn=self.preexec)
+                          stderr=self.stderr, stdout=subprocess.DEVNULL, preexec_fn=self.preexec, env=env)
         if check_ready and not wait_until(lambda: self.admin("GET", "/healthz")[0] == 200, 10):
             raise RuntimeError(f"{name} did not become ready:\n" + self.log())
 
@@ -155,9 +156,13 @@ class Daemon:
         with open(self.config_path, "w") as f:
             json.dump(config, f)
 
-    def admin(self, method, path, body=None):
+    def admin(self, method, path, body=None, token=False):
+        """One API call; <token>: False for self.token, None for no token, or a token to send."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data, method=method)
+        tok = self.token if token is False else token
+        if tok:
+            req.add_header("Authorization", f"Bearer {tok}")
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 raw = r.read()
@@ -369,12 +374,12 @@ class Scheduler(Daemon):
     api_in_listen = True
     extra_args = ["--stop-tasks"]
 
-    def __init__(self, data_dir, admin_port=None, agent=None, **extra):
+    def __init__(self, data_dir, admin_port=None, agent=None, env=None, **extra):
         self.data_dir = data_dir
         config = {"data_dir": data_dir, **extra}
         if agent:
             config["agent"] = agent
-        super().__init__(config, admin_port=admin_port)
+        super().__init__(config, admin_port=admin_port, env=env)
 
     def task_pids(self):
         return [c["pid"] for t in self.admin("GET", "/v1/tasks")[1]["tasks"] for c in t.get("containers", [])

@@ -2,8 +2,9 @@
 """berth dev (issue 5, acceptance 1): one command runs scheduler, proxy and DNS and deploys the demo
 services through the scheduler: web (autoscaled) answers through the proxy (web.localhost) and calls
 api by name on /api; both are in DNS; berth top shows them; events are printed as they come; Ctrl-C
-(SIGINT) stops everything, tasks included, with no process left behind."""
-import urllib.request
+(SIGINT) stops everything, tasks included, with no process left behind. Auth is on (issue 9): a fresh
+token in ~/.config/berth/token (mode 0600), which the CLI reads; no token, no API."""
+import shutil, urllib.request
 from harness import *
 import dnsclient as dc
 
@@ -12,7 +13,10 @@ bad = subprocess.run([os.path.join(BIN, "cli", "berth"), "dev", "--log-level", "
 t.ok(bad.returncode == 2 and 'unknown level "loud"' in bad.stderr, "a bad flag is refused before anything starts", bad.stderr)
 ports = {k: free_port() for k in ("port", "admin-port", "dns-port", "dns-admin-port", "scheduler-port")}
 args = [os.path.join(BIN, "cli", "berth"), "dev"] + [x for k, v in ports.items() for x in (f"--{k}", str(v))]
-dev = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+home = tempfile.mkdtemp(prefix="berth-dev-home-")
+env = dict(os.environ, HOME=home, BERTH_ADDR=f"http://127.0.0.1:{ports['scheduler-port']}")
+env.pop("BERTH_TOKEN", None)
+dev = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
 banner = ""
 while "Ctrl-C" not in banner:
     line = dev.stdout.readline()
@@ -21,10 +25,23 @@ while "Ctrl-C" not in banner:
     banner += line
 t.ok(f"http://127.0.0.1:{ports['port']}/" in banner and "web.berth.internal" in banner and
      f"127.0.0.1:{ports['scheduler-port']}" in banner, "berth dev prints what is where", banner)
+token_file = os.path.join(home, ".config", "berth", "token")
+t.ok(f"auth       on: every API wants the token in {token_file}" in banner, "and where the API token is", banner)
+t.is_(oct(os.stat(token_file).st_mode & 0o777), "0o600", "the token file is mode 0600")
+token = open(token_file).read().strip()
+for name, p in [("scheduler", ports["scheduler-port"]), ("proxy", ports["admin-port"]), ("dns", ports["dns-admin-port"])]:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{p}/metrics", timeout=5)
+        st = 200
+    except urllib.error.HTTPError as e:
+        st = e.code
+    t.is_(st, 401, f"the {name} API without the token: 401")
 
 
 def tasks(svc="web"):
-    with urllib.request.urlopen(f"http://127.0.0.1:{ports['scheduler-port']}/v1/tasks?service={svc}&status=RUNNING", timeout=5) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{ports['scheduler-port']}/v1/tasks?service={svc}&status=RUNNING",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())["tasks"]
 
 
@@ -48,7 +65,6 @@ pids += [tasks("api")[0]["containers"][0]["pid"]]
 st, _, body = http_request("127.0.0.1", ports["port"], path="/api", headers={"Host": "web.localhost"})
 t.ok(st == 200 and body.decode().endswith(f"-> api.berth.internal: api from {api_id}\n") and
      body.decode().split()[1] in ids, "GET /api: web calls api by name", body)
-env = dict(os.environ, BERTH_ADDR=f"http://127.0.0.1:{ports['scheduler-port']}")
 out = subprocess.run([args[0], "top", "--once"], capture_output=True, text=True, env=env, timeout=10)
 services, _, node_table = out.stdout.partition("\n\n")
 rows = {l.split()[0]: l.split() for l in services.splitlines()[2:]}
@@ -77,4 +93,5 @@ time.sleep(0.5)
 alive = [p for p in kids + [str(p) for p in pids]
          if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
 t.is_(alive, [], "no berth or task process left behind")
+shutil.rmtree(home, ignore_errors=True)
 t.done()
