@@ -24,17 +24,25 @@ static void metrics(struct dns_server *s, struct buf *b)
             ninst += s->zone->ns[i]->svc[k]->n;
     }
     buf_printf(b,
+               "# HELP berth_dns_udp_queries_total Queries over UDP.\n"
                "# TYPE berth_dns_udp_queries_total counter\nberth_dns_udp_queries_total %llu\n"
+               "# HELP berth_dns_tcp_queries_total Queries over TCP.\n"
                "# TYPE berth_dns_tcp_queries_total counter\nberth_dns_tcp_queries_total %llu\n"
+               "# HELP berth_dns_truncated_total Answers sent with TC set.\n"
                "# TYPE berth_dns_truncated_total counter\nberth_dns_truncated_total %llu\n"
+               "# HELP berth_dns_forwarded_total Queries forwarded to the recursors.\n"
                "# TYPE berth_dns_forwarded_total counter\nberth_dns_forwarded_total %llu\n"
+               "# HELP berth_dns_dropped_total Messages dropped unanswered (responses, unreadable headers).\n"
                "# TYPE berth_dns_dropped_total counter\nberth_dns_dropped_total %llu\n"
                "# HELP berth_dns_rate_limited_total UDP answers held back by the response-rate limit.\n"
                "# TYPE berth_dns_rate_limited_total counter\n"
                "berth_dns_rate_limited_total{action=\"dropped\"} %llu\n"
                "berth_dns_rate_limited_total{action=\"slipped\"} %llu\n"
+               "# HELP berth_dns_services Services in all namespaces.\n"
                "# TYPE berth_dns_services gauge\nberth_dns_services %zu\n"
+               "# HELP berth_dns_instances Instances in all services.\n"
                "# TYPE berth_dns_instances gauge\nberth_dns_instances %zu\n"
+               "# HELP berth_dns_zone_serial The zones' SOA serial (changes with every registration).\n"
                "# TYPE berth_dns_zone_serial gauge\nberth_dns_zone_serial %u\n",
                (unsigned long long)s->udp_queries, (unsigned long long)s->tcp_queries, (unsigned long long)s->truncated,
                (unsigned long long)s->forwarded, (unsigned long long)s->dropped,

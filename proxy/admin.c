@@ -144,14 +144,21 @@ static void metrics(struct proxy *px, struct buf *b)
                    (unsigned long long)tg->lat_count);
     }
     buf_printf(b,
+               "# HELP berth_proxy_connections_active Client connections open now.\n"
                "# TYPE berth_proxy_connections_active gauge\nberth_proxy_connections_active %llu\n"
+               "# HELP berth_proxy_connections_total Client connections accepted.\n"
                "# TYPE berth_proxy_connections_total counter\nberth_proxy_connections_total %llu\n"
+               "# HELP berth_proxy_bad_requests_total Requests refused as malformed or not allowed (400, 405, 408, 431, 501).\n"
                "# TYPE berth_proxy_bad_requests_total counter\nberth_proxy_bad_requests_total %llu\n"
+               "# HELP berth_proxy_target_connection_errors_total Connections to targets that failed.\n"
                "# TYPE berth_proxy_target_connection_errors_total counter\n"
                "berth_proxy_target_connection_errors_total %llu\n",
                (unsigned long long)px->conns_active, (unsigned long long)px->conns_total,
                (unsigned long long)px->bad_requests, (unsigned long long)px->conn_errors_total);
-    buf_printf(b, "# TYPE berth_proxy_healthy_hosts gauge\n# TYPE berth_proxy_unhealthy_hosts gauge\n");
+    buf_printf(b, "# HELP berth_proxy_healthy_hosts Registered targets passing health checks.\n"
+                  "# TYPE berth_proxy_healthy_hosts gauge\n"
+                  "# HELP berth_proxy_unhealthy_hosts Registered targets not (yet) passing health checks.\n"
+                  "# TYPE berth_proxy_unhealthy_hosts gauge\n");
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
         char tgn[512];
@@ -171,8 +178,13 @@ static void metrics(struct proxy *px, struct buf *b)
     buf_printf(b,
                "# HELP berth_proxy_target_request_rate Requests per second over the last %d s (or since the group's "
                "first request in them).\n"
-               "# TYPE berth_proxy_target_request_rate gauge\n# TYPE berth_proxy_target_requests_total counter\n"
-               "# TYPE berth_proxy_target_in_flight gauge\n# TYPE berth_proxy_target_connection_errors counter\n",
+               "# TYPE berth_proxy_target_request_rate gauge\n"
+               "# HELP berth_proxy_target_requests_total Requests sent to the target.\n"
+               "# TYPE berth_proxy_target_requests_total counter\n"
+               "# HELP berth_proxy_target_in_flight Requests at the target now.\n"
+               "# TYPE berth_proxy_target_in_flight gauge\n"
+               "# HELP berth_proxy_target_connection_failures_total Connections to the target that failed.\n"
+               "# TYPE berth_proxy_target_connection_failures_total counter\n",
                RATE_WINDOW_S);
     for (size_t i = 0; i < px->ntgs; i++) {
         struct proxy_tg *tg = px->tgs[i];
@@ -186,7 +198,7 @@ static void metrics(struct proxy *px, struct buf *b)
                      util_prom_escape(t->addr_str, addr, sizeof addr), util_prom_escape(t->id ? t->id : "", id, sizeof id));
             buf_printf(b,
                        "berth_proxy_target_request_rate{%s} %.3f\nberth_proxy_target_requests_total{%s} %llu\n"
-                       "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_errors{%s} %llu\n",
+                       "berth_proxy_target_in_flight{%s} %d\nberth_proxy_target_connection_failures_total{%s} %llu\n",
                        lbl, proxy_rate_get(&t->rate, now, span), lbl, (unsigned long long)t->requests, lbl,
                        t->outstanding, lbl, (unsigned long long)t->conn_errors);
         }

@@ -314,7 +314,9 @@ static void metrics(struct httpd_req *req)
     buf_printf(&b,
                "# HELP berth_agent_registered Whether the scheduler knows this node.\n"
                "# TYPE berth_agent_registered gauge\nberth_agent_registered %d\n"
+               "# HELP berth_agent_heartbeats_total Registrations and heartbeats the scheduler answered.\n"
                "# TYPE berth_agent_heartbeats_total counter\nberth_agent_heartbeats_total %llu\n"
+               "# HELP berth_agent_heartbeat_failures_total Registrations and heartbeats that failed.\n"
                "# TYPE berth_agent_heartbeat_failures_total counter\nberth_agent_heartbeat_failures_total %llu\n",
                A.registered, A.heartbeats, A.heartbeat_failures);
     httpd_respond(req, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);

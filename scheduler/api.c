@@ -384,7 +384,9 @@ static void handle(struct httpd_req *req, void *arg)
         char body[512];
         int len = snprintf(
             body, sizeof body,
+            "# HELP berth_scheduler_journal_records_total Records written to the journal.\n"
             "# TYPE berth_scheduler_journal_records_total counter\nberth_scheduler_journal_records_total %llu\n"
+            "# HELP berth_scheduler_journal_fsyncs_total Journal fsyncs (one per group commit).\n"
             "# TYPE berth_scheduler_journal_fsyncs_total counter\nberth_scheduler_journal_fsyncs_total %llu\n",
             records, fsyncs);
         httpd_respond(req, 200, "text/plain; version=0.0.4", body, (size_t)len);
