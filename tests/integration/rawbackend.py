@@ -5,6 +5,7 @@ received, frames requests with the strict parser to answer them, and answers by 
   HEAD /head-late    200 with Content-Length: 5, then 5 body bytes it should not send
   GET  /204-body     204 that also sends a body
   GET  /conn-cl      200 whose Connection header names Content-Length
+  GET  /switch       101 Switching Protocols nobody asked for
   anything else      200, body "<method> <target> host=<Host>"
 parse_strict() and parse_lenient() read a recorded stream back into request lines: strict as RFC
 9112 says; lenient as a forgiving server would (Content-Length wins over Transfer-Encoding, bare LF
@@ -172,6 +173,9 @@ class RawBackend:
         if target == "/204-body":
             c.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\ngarbage")
             return
+        if target == "/switch":
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n")
+            return
         if target == "/conn-cl":
             c.sendall(b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello")
             return
@@ -186,6 +190,16 @@ class RawBackend:
         for s in streams:
             out += [r for r, _ in parse_stream(s, lenient)]
         return out
+
+    def stream_of(self, request_line):
+        """The request lines of the connection that carried <request_line>."""
+        with self.lock:
+            streams = [bytes(s) for s in self.streams]
+        for s in streams:
+            lines = [r for r, _ in parse_stream(s, False)]
+            if request_line in lines:
+                return lines
+        return None
 
     def connections(self):
         with self.lock:

@@ -124,6 +124,9 @@ cases = [
     ("a 204 with a body does not poison the next response",
      f"GET /204-body HTTP/1.1\r\n{H}\r\nGET /v19/next HTTP/1.1\r\n{H}Connection: close\r\n\r\n", ["GET", "GET"],
      [204, 200], ["GET /204-body HTTP/1.1", "GET /v19/next HTTP/1.1"], b"GET /v19/next host=x"),
+    ("an unasked 101 is a 502 and its connection is closed",
+     f"GET /v23/before HTTP/1.1\r\n{H}\r\nGET /switch HTTP/1.1\r\n{H}\r\nGET /v23/after HTTP/1.1\r\n{H}\r\n",
+     ["GET", "GET"], [200, 502], ["GET /v23/before HTTP/1.1", "GET /switch HTTP/1.1"], None),
     ("Transfer-Encoding gzip, chunked keeps its coding",
      f"POST /v20/gz HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
      ["POST"], [200], ["POST /v20/gz HTTP/1.1"], None),
@@ -149,6 +152,8 @@ got += exchange(f"GET /v21/next HTTP/1.1\r\n{H}Connection: close\r\n\r\n".encode
 t.is_([(r[0], r[2]) for r in got], [(200, b""), (200, b"GET /v21/next host=x")], "late bytes in the pool: next answer is its own")
 accepted += ["HEAD /head-late HTTP/1.1", "GET /v21/next HTTP/1.1"]
 
+sw = be.stream_of("GET /switch HTTP/1.1") or []
+t.ok(sw[-1:] == ["GET /switch HTTP/1.1"], "the switched connection carried nothing after the 101", sw)
 gz = [h for h in be.heads if h.startswith(b"POST /v20/gz ")]
 t.ok(gz and b"Transfer-Encoding: gzip, chunked\r\n" in gz[0], "the target got Transfer-Encoding: gzip, chunked", gz)
 t.is_(be.errors, [], "the target never saw a stream it could not parse")
