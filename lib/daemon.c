@@ -1,8 +1,10 @@
 /* daemon.c -- the command-line flags every berth daemon takes. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "berth/config.h"
 #include "berth/daemon.h"
 
 #define MAX_EXTRA 8
@@ -86,4 +88,17 @@ void daemon_exit_on_signals(struct ev_loop *loop, ev_signal w[2])
     ev_signal_init(&w[1], on_exit_signal, SIGINT);
     ev_signal_start(loop, &w[0]);
     ev_signal_start(loop, &w[1]);
+}
+
+int daemon_reload(const char *path, int (*apply)(json_t *root, void *arg, char **err), void *arg)
+{
+    char *err = NULL;
+    json_t *root = path ? cfg_load_file(path, &err) : json_object();
+    int rc = root ? apply(root, arg, &err) : -1;
+    if (rc < 0)
+        log_error("SIGHUP: %s%s%s: keeping the running config", path && root ? path : "", path && root ? ": " : "",
+                  err ? err : "refused");
+    free(err);
+    json_decref(root);
+    return rc;
 }

@@ -98,22 +98,22 @@ static int agent_authz(const struct httpd_req *req, void *arg)
     return A.auth.n ? auth_allow(&A.auth, req->bearer, req->method) : 401;
 }
 
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+static int reload(json_t *root, void *arg, char **err)
 {
-    char *err = NULL, join[256];
+    char join[256];
     struct auth next;
-    json_t *root = A.config_path ? cfg_load_file(A.config_path, &err) : json_object();
-    if (!root || read_access(root, &next, join, &err) < 0) {
-        log_error("SIGHUP: %s: keeping the running config", err);
-        free(err);
-        json_decref(root);
-        return;
-    }
-    json_decref(root);
+    if (read_access(root, &next, join, err) < 0)
+        return -1;
     auth_free(&A.auth);
     A.auth = next;
     memcpy(A.join_token, join, sizeof A.join_token);
     log_info("SIGHUP: reloaded auth (%zu tokens) and the join token; other settings need a restart", A.auth.n);
+    return 0;
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    daemon_reload(A.config_path, reload, NULL);
 }
 
 /* ---- agent hooks (see sched.h): the scheduler hears of changes on the next heartbeat ---- */

@@ -98,18 +98,11 @@ static struct {
     struct reloadable cur;
 } R;
 
-static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+static int reload(json_t *root, void *arg, char **err)
 {
-    char *err = NULL;
     struct reloadable next;
-    json_t *root = R.path ? cfg_load_file(R.path, &err) : json_object();
-    if (!root || read_reloadable(root, &next, &err) < 0) {
-        log_error("SIGHUP: %s%s%s: keeping the running config", R.path ? R.path : "", R.path ? ": " : "", err);
-        free(err);
-        json_decref(root);
-        return;
-    }
-    json_decref(root);
+    if (read_reloadable(root, &next, err) < 0)
+        return -1;
     reloadable_free(&R.cur);
     R.cur = next;
     R.sc->auth = &R.cur.auth;
@@ -118,6 +111,12 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     log_info("SIGHUP: reloaded auth (%zu tokens), proxy_admin_token and dns_admin_token; other settings need a "
              "restart",
              R.cur.auth.n);
+    return 0;
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    daemon_reload(R.path, reload, NULL);
 }
 
 int main(int argc, char **argv)

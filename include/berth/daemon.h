@@ -3,6 +3,7 @@
 #define BERTH_DAEMON_H
 
 #include <ev.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -38,6 +39,11 @@ struct daemon_extra {
  * a bad flag (with a one-line reason on stderr). */
 int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(FILE *),
                       const struct daemon_extra *extra, struct daemon_args *out);
+
+/* For SIGHUP: reads the config at <path> again (an empty object without one) and hands it to
+ * <apply>, which returns 0, or -1 with *err (malloc'd). A file that does not load, or a refusal, is
+ * logged and nothing changes. Returns 0 or -1. */
+int daemon_reload(const char *path, int (*apply)(json_t *root, void *arg, char **err), void *arg);
 
 /* Makes SIGTERM and SIGINT log "signal N: exiting" and end ev_run on <loop>; <w> holds the two watchers
  * (they must outlive the loop run). */
