@@ -408,14 +408,16 @@ int main(int argc, char **argv)
     }
     json_decref(root);
     /* The node token protects the API once registered; without a join token there will be none. */
-    if (!A.join_token[0] && auth_require(&A.auth, conf.listen, "the agent API", args.insecure, "berth-agent") < 0)
-        return 2;
+    bool refused =
+        !A.join_token[0] && auth_require(&A.auth, conf.listen, "the agent API", args.insecure, "berth-agent") < 0;
     A.config_path = args.config;
-    if (args.check) {
-        printf("%s: ok\n", args.config ? args.config : "(defaults)");
+    if (refused || args.check) {
+        if (!refused)
+            printf("%s: ok\n", args.config ? args.config : "(defaults)");
         json_decref(A.registration);
+        auth_free(&A.auth);
         cfg_free(fields, &conf);
-        return 0;
+        return refused ? 2 : 0;
     }
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = EV_DEFAULT;

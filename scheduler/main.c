@@ -180,13 +180,14 @@ int main(int argc, char **argv)
         conf.cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) * 1024;
     if (conf.memory_mib < 0)
         conf.memory_mib = (int)(sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024);
-    if (auth_require(&R.cur.auth, conf.listen, "the API", args.insecure, "berth-scheduler") < 0)
-        return 2;
-    if (check) {
-        printf("%s: ok\n", path ? path : "(defaults)");
+    bool refused = auth_require(&R.cur.auth, conf.listen, "the API", args.insecure, "berth-scheduler") < 0;
+    if (refused || check) {
+        if (!refused)
+            printf("%s: ok\n", path ? path : "(defaults)");
         json_decref(attributes);
+        reloadable_free(&R.cur);
         cfg_free(fields, &conf);
-        return 0;
+        return refused ? 2 : 0;
     }
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = EV_DEFAULT;
