@@ -479,7 +479,9 @@ static int reqinfo_fill(struct proxy_conn *c, const struct http_msg *m, struct p
     size_t tl = m->target_len;
     if (tl > 0 && t[0] != '/' && !(tl == 1 && t[0] == '*')) {
         /* absolute-form (RFC 9112 §3.2.2): the authority replaces Host, and is what is forwarded. */
-        size_t skip = tl > 7 && strncasecmp(t, "http://", 7) == 0 ? 7 : tl > 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+        size_t skip = tl > 7 && strncasecmp(t, "http://", 7) == 0    ? 7
+                      : tl > 8 && strncasecmp(t, "https://", 8) == 0 ? 8
+                                                                     : 0;
         if (!skip)
             return 400;
         size_t a = skip;
