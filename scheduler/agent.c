@@ -396,8 +396,12 @@ static bool port_taken(struct sched *sc, int port)
 
 static int alloc_port(struct sched *sc)
 {
-    static int next;
+    /* From a random starting point, as the kernel picks ephemeral ports: several nodes sharing a
+     * range on one machine (or tests running side by side) then rarely race for the same port. */
+    static int next = -1;
     int span = sc->port_hi - sc->port_lo + 1;
+    if (next < 0)
+        next = (int)(util_rand64() % (uint64_t)span);
     for (int k = 0; k < span; k++) {
         int port = sc->port_lo + (next++ % span);
         if (!port_taken(sc, port) && port_free(port))
