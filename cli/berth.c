@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +19,7 @@
 #include "berth/auth.h"
 #include "berth/log.h"
 #include "berth/lookup.h"
+#include "berth/util.h"
 #include "client.h"
 
 #define DEMO_TASKS 2 /* web: the initial count and the autoscaling minimum */
@@ -167,14 +167,9 @@ static int dev_token_save(const char *token, const char *fallback_dir, char *pat
     } else {
         snprintf(path, size, "%s/token", fallback_dir);
     }
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    if (dprintf(fd, "%s\n", token) < 0 || fchmod(fd, 0600) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
-        return -1;
-    return 0;
+    char line[80];
+    int n = snprintf(line, sizeof line, "%s\n", token);
+    return util_write_private(path, line, (size_t)n);
 }
 
 static int dev(int argc, char **argv)

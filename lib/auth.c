@@ -13,6 +13,7 @@
 #include "berth/config.h"
 #include "berth/log.h"
 #include "berth/net.h"
+#include "berth/util.h"
 
 static const char *const role_names[] = {"admin", "read", "agent", NULL};
 
@@ -27,11 +28,6 @@ static const struct cfg_field token_fields[] = {
     {"sha256", CFG_STRING, offsetof(struct token_conf, sha256), 0, 0, 0, NULL, NULL, true},
     CFG_END,
 };
-
-static int unhex(int c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
 
 int auth_parse(json_t *v, const char *path, struct auth *out, char **err)
 {
@@ -56,7 +52,7 @@ int auth_parse(json_t *v, const char *path, struct auth *out, char **err)
         size_t hl = strlen(c.sha256);
         bool ok = hl == 64;
         for (size_t k = 0; ok && k < 64; k++)
-            ok = unhex((unsigned char)c.sha256[k]) >= 0;
+            ok = util_hexval((unsigned char)c.sha256[k]) >= 0;
         char r[320];
         for (size_t k = 0; k < out->n && ok; k++)
             if (strcmp(out->tokens[k].name, c.name) == 0) {
@@ -75,7 +71,7 @@ int auth_parse(json_t *v, const char *path, struct auth *out, char **err)
         t->name = c.name;
         t->role = (enum auth_role)c.role;
         for (int k = 0; k < 32; k++)
-            t->sha256[k] = (unsigned char)(unhex((unsigned char)c.sha256[2 * k]) * 16 + unhex((unsigned char)c.sha256[2 * k + 1]));
+            t->sha256[k] = (unsigned char)(util_hexval((unsigned char)c.sha256[2 * k]) * 16 + util_hexval((unsigned char)c.sha256[2 * k + 1]));
         free(c.sha256);
     }
     return 0;
@@ -93,13 +89,18 @@ void auth_free(struct auth *a)
     a->n = 0;
 }
 
+static void sha256(const char *s, unsigned char h[32])
+{
+    unsigned int hl = 0;
+    EVP_Digest(s, strlen(s), h, &hl, EVP_sha256(), NULL);
+}
+
 const struct auth_token *auth_find(const struct auth *a, const char *bearer)
 {
     if (!bearer)
         return NULL;
     unsigned char h[32];
-    unsigned int hl = 0;
-    EVP_Digest(bearer, strlen(bearer), h, &hl, EVP_sha256(), NULL);
+    sha256(bearer, h);
     const struct auth_token *found = NULL;
     /* Every token is compared, in constant time, so the timing tells nothing of which matched. */
     for (size_t i = 0; i < a->n; i++)
@@ -131,8 +132,7 @@ static void to_hex(const unsigned char *b, size_t n, char *hex)
 void auth_sha256_hex(const char *s, char hex[65])
 {
     unsigned char h[32];
-    unsigned int hl = 0;
-    EVP_Digest(s, strlen(s), h, &hl, EVP_sha256(), NULL);
+    sha256(s, h);
     to_hex(h, 32, hex);
 }
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "berth/http.h"
+#include "berth/util.h"
 
 /* RFC 9110 §5.6.2 tchar. */
 static const unsigned char tchar[256] = {
@@ -498,16 +499,6 @@ void http_chunked_init(struct http_chunked *c)
     c->state = CH_SIZE;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (unsigned char)lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 ssize_t http_chunked_scan(struct http_chunked *c, const char *p, size_t len, bool *done)
 {
     return http_chunked_decode(c, p, len, done, NULL, NULL);
@@ -522,7 +513,7 @@ ssize_t http_chunked_decode(struct http_chunked *c, const char *p, size_t len, b
         unsigned char ch = (unsigned char)p[i];
         switch (c->state) {
         case CH_SIZE: {
-            int v = hexval(ch);
+            int v = util_hexval(ch);
             if (v >= 0) {
                 /* RFC 9112 §7.1: guard against size overflow. */
                 if (++c->digits > 15)
@@ -655,7 +646,7 @@ ssize_t http_normalize_path(char *p, size_t len)
         }
         if (i + 2 >= len)
             return -1;
-        int hi = hexval((unsigned char)p[i + 1]), lo = hexval((unsigned char)p[i + 2]);
+        int hi = util_hexval((unsigned char)p[i + 1]), lo = util_hexval((unsigned char)p[i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         int ch = hi * 16 + lo;
@@ -721,7 +712,7 @@ bool http_host_valid(const char *h, size_t n)
     if (h[0] == '[') {
         while (i < n && h[i] != ']') {
             char c = h[i];
-            if (!(c == '[' || c == ':' || c == '.' || hexval((unsigned char)c) >= 0))
+            if (!(c == '[' || c == ':' || c == '.' || util_hexval((unsigned char)c) >= 0))
                 return false;
             i++;
         }

@@ -14,6 +14,7 @@
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "berth/net.h"
+#include "berth/util.h"
 
 #define HTTPD_MAX_HEAD 16384
 #define HTTPD_MAX_BODY (8u << 20)
@@ -107,24 +108,13 @@ static int conn_flush(struct httpd_conn *c)
     return 0;
 }
 
-static int unhex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes <s> in place ('+' kept unless <plus>). */
 static void pct_decode(char *s, bool plus)
 {
     char *w = s;
     for (char *r = s; *r; r++) {
-        if (*r == '%' && unhex(r[1]) >= 0 && unhex(r[2]) >= 0) {
-            *w++ = (char)(unhex(r[1]) * 16 + unhex(r[2]));
+        if (*r == '%' && util_hexval(r[1]) >= 0 && util_hexval(r[2]) >= 0) {
+            *w++ = (char)(util_hexval(r[1]) * 16 + util_hexval(r[2]));
             r += 2;
         } else if (plus && *r == '+') {
             *w++ = ' ';

@@ -1,9 +1,13 @@
 /* util.c -- time, random ids and glob matching. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "berth/util.h"
 
@@ -157,4 +161,22 @@ const char *util_log_escape(const char *s, char *dst, size_t size)
     }
     dst[o] = 0;
     return dst;
+}
+
+int util_write_private(const char *path, const void *data, size_t len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    /* fchmod too: an old temporary file keeps its mode through O_CREAT. */
+    if (fchmod(fd, 0600) < 0 || write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) {
+        close(fd);
+        return -1;
+    }
+    return close(fd) < 0 || rename(tmp, path) < 0 ? -1 : 0;
 }

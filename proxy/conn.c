@@ -366,10 +366,7 @@ static void conn_free(struct proxy_conn *c, const char *reason)
     px->conns_active--;
     struct proxy_listener *ln = c->ln;
     ln->nconns--;
-    if (ln->paused && !ln->removed && ln->nconns < ln->conf.max_connections) {
-        ln->paused = false;
-        ev_io_start(px->loop, &ln->accept_io);
-    }
+    proxy_listener_resume(ln);
     proxy_listener_unref(ln);
     free(c);
     if (px->shutting_down && px->conns_active == 0)

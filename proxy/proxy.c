@@ -14,13 +14,17 @@
 #define EMFILE_PAUSE_S 0.1
 #define EMFILE_LOG_EVERY_S 10.0
 
-static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void proxy_listener_resume(struct proxy_listener *ln)
 {
-    struct proxy_listener *ln = w->data;
     if (ln->paused && !ln->removed && ln->nconns < ln->conf.max_connections) {
         ln->paused = false;
-        ev_io_start(loop, &ln->accept_io);
+        ev_io_start(ln->px->loop, &ln->accept_io);
     }
+}
+
+static void accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    proxy_listener_resume(w->data);
 }
 
 /* Out of file descriptors: the pending connection stays in the backlog and the socket stays

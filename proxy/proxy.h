@@ -280,6 +280,8 @@ void proxy_listener_unref(struct proxy_listener *ln);
 void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr *sa);
 /* Closes idle keep-alive client connections (all connections when <all>). */
 void proxy_conns_close(struct proxy *px, bool all);
+/* Accepts again after a pause (max_connections, or out of file descriptors) once there is room. */
+void proxy_listener_resume(struct proxy_listener *ln);
 /* Stops accepting and closes the listening socket (idempotent). */
 void proxy_listener_close(struct proxy_listener *ln);
 

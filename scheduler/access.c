@@ -10,6 +10,7 @@
 #include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/httpd.h"
+#include "berth/util.h"
 #include "sched.h"
 
 void sched_node_token(const struct sched *sc, const char *node, char hex[65])
@@ -32,11 +33,7 @@ int sched_node_secret_load(struct sched *sc, char **err)
     }
     if (getrandom(sc->node_secret, sizeof sc->node_secret, 0) != (ssize_t)sizeof sc->node_secret)
         return cfg_error(err, NULL, "getrandom: %s", strerror(errno));
-    char tmp[1110];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, sc->node_secret, sizeof sc->node_secret) != (ssize_t)sizeof sc->node_secret ||
-        fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
+    if (util_write_private(path, sc->node_secret, sizeof sc->node_secret) < 0)
         return cfg_error(err, NULL, "%s: %s", path, strerror(errno));
     return 0;
 }

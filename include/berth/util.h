@@ -26,6 +26,15 @@ const char *util_prom_escape(const char *s, char *dst, size_t size);
 /* Writes <s> into <dst> with control characters, backslash and DEL escaped (\n, \t, \xHH), so
  * a value from outside stays on one log line; returns <dst>. */
 const char *util_log_escape(const char *s, char *dst, size_t size);
+/* The value of hex digit <c> (either case), or -1. */
+static inline int util_hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+/* Writes <len> bytes of <data> to <path> readable by the owner only (mode 0600), through a
+ * temporary file, fsync and rename, so a crash leaves the old file or the new one. Returns 0 or -1
+ * with errno. */
+int util_write_private(const char *path, const void *data, size_t len);
 /* Raises the soft open-files limit to the hard one (once) and returns it. */
 long util_nofile_limit(void);
 /* Case-insensitive compare of <a>[0..alen) with NUL-terminated <b>. */
