@@ -91,7 +91,9 @@ t.ok(any(re.match(r"scaled web from 6 to [1-5]: .*req/s against 200 per task", m
      "the scale-in is an event too", events[-8:])
 t.ok(wait_until(lambda: svc()["running_count"] == 1, 20), "the extra tasks drained and stopped")
 
-# Constant load of about 500 req/s (5 connections, 10 ms apart each): 3 tasks, and it stays there.
+# Constant load of at most 300 req/s (3 connections, 10 ms apart each; a slower machine delivers less,
+# e.g. 250): mid-way between the 200 and 400 req/s at which the count would change, so 2 tasks, and
+# it stays there. (5 connections gave 417-500 req/s, right at the 400 boundary, and flapped 2-3.)
 lua = os.path.join(tempfile.mkdtemp(prefix="berth-wrk-"), "paced.lua")
 with open(lua, "w") as f:
     f.write("function delay()\n  return 10\nend\n")
@@ -99,7 +101,7 @@ res = {}
 
 
 def paced():
-    res["out"] = subprocess.run(["wrk", "-t1", "-c5", "-d32s", "-s", lua, "-H", "Host: web.localhost",
+    res["out"] = subprocess.run(["wrk", "-t1", "-c3", "-d32s", "-s", lua, "-H", "Host: web.localhost",
                                  f"http://127.0.0.1:{lp}/"], capture_output=True, text=True, timeout=90).stdout
 
 
@@ -109,7 +111,7 @@ settled = wait_until(lambda: svc()["desired_count"] >= 2, 8, step=0.25)
 time.sleep(6)  # let it settle on the rate's count
 n0 = svc()["desired_count"]
 t.diag(f"constant load: settled at {n0} tasks, rate {svc().get('metrics', {}).get('request_rate')} req/s")
-t.ok(settled and 2 <= n0 <= 4, f"a paced load of about 500 req/s settles at 2-4 tasks ({n0})")
+t.ok(settled and 2 <= n0 <= 4, f"a paced load of about 300 req/s settles at 2-4 tasks ({n0})")
 sampler = Sampler()
 sampler.start()
 time.sleep(20)
@@ -119,7 +121,7 @@ counts = {n for _, n in sampler.samples}
 t.is_(counts, {n0}, "under the constant load the count did not change for 20 s")
 load.join()
 m = re.search(r"(\d+) requests in", res.get("out", ""))
-t.ok(m and int(m.group(1)) > 5000 and "Non-2xx" not in res["out"] and "Socket errors" not in res["out"],
+t.ok(m and int(m.group(1)) > 3000 and "Non-2xx" not in res["out"] and "Socket errors" not in res["out"],
      "the paced load ran with no errors", res.get("out"))
 
 t.ok(proxy.sanitizer_clean() and s.sanitizer_clean(), "no sanitizer reports")
