@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/net.h"
 #include "client.h"
 
@@ -57,18 +58,18 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
         hostport[hl - 1] = 0;
     *body = NULL;
     if (net_parse_url(addr, &a) < 0) {
-        *body = strdup("the address must look like http://127.0.0.1:7400");
+        *body = xstrdup("the address must look like http://127.0.0.1:7400");
         return -1;
     }
     int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a.ss, a.len) < 0) {
-        *body = strdup(strerror(errno));
+        *body = xstrdup(strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
     size_t blen = req_body ? strlen(req_body) : 0;
-    char *req = malloc(blen + 2048), *problem;
+    char *req = xmalloc(blen + 2048), *problem;
     const char *tok = cli_token(&problem);
     int n = snprintf(req, blen + 2048,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
@@ -83,10 +84,10 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
     }
     free(req);
     size_t cap = 65536, len = 0;
-    char *resp = malloc(cap);
+    char *resp = xmalloc(cap);
     for (;;) {
         if (len + 4096 > cap)
-            resp = realloc(resp, cap *= 2);
+            resp = xrealloc(resp, cap *= 2);
         ssize_t r = read(fd, resp + len, cap - len - 1);
         if (r <= 0)
             break;
@@ -98,10 +99,10 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
     char *sep = strstr(resp, "\r\n\r\n");
     if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || !sep) {
         free(resp);
-        *body = strdup("malformed response");
+        *body = xstrdup("malformed response");
         return -1;
     }
-    *body = strdup(sep + 4);
+    *body = xstrdup(sep + 4);
     free(resp);
     return status;
 }

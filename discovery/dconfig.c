@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/auth.h"
 #include "berth/config.h"
 #include "dns.h"
@@ -37,7 +38,7 @@ static int parse_cidrs(json_t *v, const char *def, const char *path, struct net_
     json_t *arr = v ? cfg_array(v, path, err) : defj;
     int rc = arr ? 0 : -1;
     *n = arr ? json_array_size(arr) : 0;
-    *out = calloc(*n ? *n : 1, sizeof **out);
+    *out = xcalloc(*n ? *n : 1, sizeof **out);
     for (size_t i = 0; i < *n && rc == 0; i++) {
         const char *s = json_string_value(json_array_get(arr, i));
         if (!s || net_parse_cidr(s, &(*out)[i]) < 0) {
@@ -75,7 +76,7 @@ int dns_instances_parse(json_t *arr, const char *path, struct dns_instance ***ou
     if (!a)
         return -1;
     *n = json_array_size(a);
-    *out = calloc(*n ? *n : 1, sizeof **out);
+    *out = xcalloc(*n ? *n : 1, sizeof **out);
     for (size_t i = 0; i < *n; i++) {
         cfg_path_index(p, sizeof p, path, i);
         (*out)[i] = dns_instance_parse(json_array_get(a, i), NULL, p, err);
@@ -155,7 +156,7 @@ static int parse_namespaces(json_t *v, struct dns_zone *z, char **err)
 struct dns_config *dns_config_parse(json_t *root, char **err)
 {
     char p[128];
-    struct dns_config *c = calloc(1, sizeof *c);
+    struct dns_config *c = xcalloc(1, sizeof *c);
     if (cfg_read(root, "", root_fields, c, err) < 0 ||
         cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0 ||
         auth_parse(json_object_get(root, "auth"), "auth", &c->auth, err) < 0)
@@ -178,7 +179,7 @@ struct dns_config *dns_config_parse(json_t *root, char **err)
             goto fail;
         }
         size_t old = c->recursors ? strlen(c->recursors) : 0;
-        c->recursors = realloc(c->recursors, old + strlen(s) + 2);
+        c->recursors = xrealloc(c->recursors, old + strlen(s) + 2);
         snprintf(c->recursors + old, strlen(s) + 2, "%s%s", old ? "," : "", s);
     }
     if (parse_cidrs(json_object_get(root, "recursion_allow"), "[\"127.0.0.0/8\"]", "recursion_allow", &c->allow,

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/buf.h"
 #include "berth/config.h"
 #include "berth/log.h"
@@ -121,7 +122,7 @@ size_t dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t 
     size_t n = dns_answer(s->zone, &q, ra, out, limit, &refused);
     if (refused) {
         if (ra && later) {
-            struct fwd *f = malloc(sizeof *f);
+            struct fwd *f = xmalloc(sizeof *f);
             f->s = s;
             f->q = q;
             f->limit = limit;
@@ -412,7 +413,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int fd = accept4(s->tcp_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        struct dns_tcp *c = calloc(1, sizeof *c);
+        struct dns_tcp *c = xcalloc(1, sizeof *c);
         c->s = s;
         c->fd = fd;
         c->id = ++tcp_ids;
@@ -447,7 +448,7 @@ static int start_recursor(struct dns_server *s, struct dns_config *c, char **err
 static void rrl_setup(struct dns_server *s)
 {
     if (s->conf->rrl_rate > 0 && !s->rrl)
-        s->rrl = calloc(DNS_RRL_BUCKETS, sizeof *s->rrl);
+        s->rrl = xcalloc(DNS_RRL_BUCKETS, sizeof *s->rrl);
     else if (s->conf->rrl_rate == 0) {
         free(s->rrl);
         s->rrl = NULL;

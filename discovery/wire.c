@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "berth/alloc.h"
 #include "berth/util.h"
 #include "dns.h"
 
@@ -428,7 +429,7 @@ size_t dns_answer(const struct dns_zone *z, const struct dns_query *q, bool ra, 
     struct dns_instance *stack_list[64], **list = stack_list;
     const struct dns_service *svc = node ? node->svc : NULL;
     if (svc && svc->n > 64)
-        list = malloc(svc->n * sizeof *list);
+        list = xmalloc(svc->n * sizeof *list);
     size_t n = 0;
     char name[DNS_MAX_NAME + 2];
 

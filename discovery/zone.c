@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "berth/alloc.h"
 #include "berth/config.h"
 #include "berth/util.h"
 #include "dns.h"
@@ -34,7 +35,7 @@ struct dns_node *dns_zone_lookup(const struct dns_zone *z, const char *name, siz
 static void grow(struct dns_zone *z)
 {
     size_t nb = z->nbuckets * 2;
-    struct dns_node **b = calloc(nb, sizeof *b);
+    struct dns_node **b = xcalloc(nb, sizeof *b);
     for (size_t i = 0; i < z->nbuckets; i++)
         for (struct dns_node *n = z->buckets[i], *next; n; n = next) {
             next = n->next;
@@ -60,8 +61,8 @@ static struct dns_node *node_get(struct dns_zone *z, const char *a, const char *
         return n;
     if (z->nnodes >= z->nbuckets)
         grow(z);
-    n = calloc(1, sizeof *n);
-    n->key = strdup(key);
+    n = xcalloc(1, sizeof *n);
+    n->key = xstrdup(key);
     n->kind = kind;
     size_t k = hash_name(key, (size_t)len) & (z->nbuckets - 1);
     n->next = z->buckets[k];
@@ -95,9 +96,9 @@ static struct dns_node *node_find2(const struct dns_zone *z, const char *a, cons
 
 struct dns_zone *dns_zone_new(unsigned ttl)
 {
-    struct dns_zone *z = calloc(1, sizeof *z);
+    struct dns_zone *z = xcalloc(1, sizeof *z);
     z->nbuckets = 1024;
-    z->buckets = calloc(z->nbuckets, sizeof *z->buckets);
+    z->buckets = xcalloc(z->nbuckets, sizeof *z->buckets);
     z->ttl = ttl;
     z->serial = 1;
     z->ns_addr[0] = 127;
@@ -112,9 +113,9 @@ struct dns_namespace *dns_zone_namespace(struct dns_zone *z, const char *name, b
             return z->ns[i];
     if (!create)
         return NULL;
-    struct dns_namespace *ns = calloc(1, sizeof *ns);
-    ns->name = strdup(name);
-    z->ns = realloc(z->ns, (z->n + 1) * sizeof *z->ns);
+    struct dns_namespace *ns = xcalloc(1, sizeof *ns);
+    ns->name = xstrdup(name);
+    z->ns = xrealloc(z->ns, (z->n + 1) * sizeof *z->ns);
     z->ns[z->n++] = ns;
     bool c;
     node_get(z, NULL, name, NODE_APEX, &c)->ns = ns;
@@ -132,10 +133,10 @@ struct dns_service *dns_zone_service(struct dns_zone *z, struct dns_namespace *n
             return ns->svc[i];
     if (!create)
         return NULL;
-    struct dns_service *s = calloc(1, sizeof *s);
-    s->name = strdup(name);
+    struct dns_service *s = xcalloc(1, sizeof *s);
+    s->name = xstrdup(name);
     s->ns = ns;
-    ns->svc = realloc(ns->svc, (ns->n + 1) * sizeof *ns->svc);
+    ns->svc = xrealloc(ns->svc, (ns->n + 1) * sizeof *ns->svc);
     ns->svc[ns->n++] = s;
     bool c;
     struct dns_node *n = node_get(z, name, ns->name, NODE_SERVICE, &c);
@@ -186,7 +187,7 @@ static void index_add(struct dns_zone *z, struct dns_instance *inst)
     snprintf(label, sizeof label, "_%s._tcp", inst->port_name);
     n = node_get(z, label, svcname, NODE_PORT, &c);
     if (c) {
-        n->port_name = strdup(inst->port_name);
+        n->port_name = xstrdup(inst->port_name);
         n->svc = svc;
         n->ns = svc->ns;
     }
@@ -225,7 +226,7 @@ void dns_zone_put(struct dns_zone *z, struct dns_service *svc, struct dns_instan
         svc->inst[inst->idx] = inst;
     } else {
         if ((svc->n & (svc->n - 1)) == 0) /* grow by doubling */
-            svc->inst = realloc(svc->inst, (svc->n ? svc->n * 2 : 1) * sizeof *svc->inst);
+            svc->inst = xrealloc(svc->inst, (svc->n ? svc->n * 2 : 1) * sizeof *svc->inst);
         inst->idx = svc->n;
         svc->inst[svc->n++] = inst;
     }
@@ -335,7 +336,7 @@ struct dns_instance *dns_instance_parse(json_t *v, const char *id, const char *p
             goto fail;
         }
         free(c.id);
-        c.id = strdup(id);
+        c.id = xstrdup(id);
     }
     if (!c.id) {
         cfg_path_key(p, sizeof p, path, "id");
@@ -354,7 +355,7 @@ struct dns_instance *dns_instance_parse(json_t *v, const char *id, const char *p
         cfg_error(err, p, "\"%s\" must be a DNS label", c.port_name);
         goto fail;
     }
-    struct dns_instance *i = calloc(1, sizeof *i);
+    struct dns_instance *i = xcalloc(1, sizeof *i);
     if (inet_pton(AF_INET, c.address, i->addr) == 1) {
         i->family = AF_INET;
     } else if (inet_pton(AF_INET6, c.address, i->addr) == 1) {

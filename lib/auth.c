@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "berth/alloc.h"
 #include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/log.h"
@@ -43,7 +44,7 @@ int auth_parse(json_t *v, const char *path, struct auth *out, char **err)
         return -1;
     if (json_array_size(arr) == 0)
         return cfg_error(err, p, "must list at least one token (leave \"auth\" out to turn authentication off)");
-    out->tokens = calloc(json_array_size(arr), sizeof *out->tokens);
+    out->tokens = xcalloc(json_array_size(arr), sizeof *out->tokens);
     for (size_t i = 0; i < json_array_size(arr); i++) {
         struct token_conf c = {0};
         cfg_path_index(q, sizeof q, p, i);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/buf.h"
 
 #define BUF_MIN 4096
@@ -35,11 +36,7 @@ void buf_unborrow(struct buf *b)
     b->size = b->off = 0;
     if (b->len) {
         size_t n = b->len;
-        b->data = malloc(n);
-        if (!b->data) { /* out of memory: the bytes are lost, as on a failed read */
-            b->len = 0;
-            return;
-        }
+        b->data = xmalloc(n);
         memcpy(b->data, old, n);
         b->size = n;
     }
@@ -69,9 +66,7 @@ char *buf_reserve(struct buf *b, size_t want)
         n *= 2;
     if (n > b->cap)
         n = b->cap;
-    char *d = malloc(n);
-    if (!d)
-        return NULL;
+    char *d = xmalloc(n);
     if (b->len)
         memcpy(d, b->data + b->off, b->len);
     if (!b->borrowed)

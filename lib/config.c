@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/config.h"
 #include "berth/net.h"
 
@@ -19,11 +20,11 @@ int cfg_error(char **err, const char *path, const char *fmt, ...)
         free(*err);
         if (path && *path) {
             size_t n = strlen(path) + strlen(msg) + 3;
-            *err = malloc(n);
+            *err = xmalloc(n);
             if (*err)
                 snprintf(*err, n, "%s: %s", path, msg);
         } else {
-            *err = strdup(msg);
+            *err = xstrdup(msg);
         }
     }
     return -1;
@@ -106,7 +107,7 @@ static int read_field(json_t *v, const char *path, const struct cfg_field *f, vo
             return cfg_error(err, path, "must not be empty");
         }
         free(*(char **)slot);
-        *(char **)slot = strdup(s);
+        *(char **)slot = xstrdup(s);
         return 0;
     }
     case CFG_ENUM: {
@@ -141,7 +142,7 @@ static int set_default(const struct cfg_field *f, void *dst)
     case CFG_STRING:
     case CFG_ADDR:
         free(*(char **)slot);
-        *(char **)slot = f->def_str ? strdup(f->def_str) : NULL;
+        *(char **)slot = f->def_str ? xstrdup(f->def_str) : NULL;
         break;
     case CFG_ENUM:
         *(int *)slot = 0;

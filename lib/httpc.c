@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/buf.h"
 #include "berth/http.h"
 #include "berth/httpc.h"
@@ -202,9 +203,7 @@ struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *add
                                 const char *host, const char *bearer, const char *path, const char *content_type,
                                 const char *body, size_t body_len, double timeout, httpc_cb cb, void *arg)
 {
-    struct httpc_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    struct httpc_req *r = xcalloc(1, sizeof *r);
     r->loop = loop;
     r->cb = cb;
     r->arg = arg;

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/auth.h"
 #include "berth/buf.h"
 #include "berth/config.h"
@@ -130,11 +131,7 @@ static void dispatch(struct httpd_conn *c, const struct http_msg *m)
     size_t tl = m->target_len, bl = (size_t)m->content_length;
     /* Layout: path\0 query\0 segs-copy\0 body\0 */
     free(c->reqcopy);
-    c->reqcopy = malloc(tl * 2 + 4 + bl + 1);
-    if (!c->reqcopy) {
-        c->closing = true;
-        return;
-    }
+    c->reqcopy = xmalloc(tl * 2 + 4 + bl + 1);
     struct httpd_req *r = &c->req;
     memset(r, 0, sizeof *r);
     r->conn = c;
@@ -168,7 +165,7 @@ static void dispatch(struct httpd_conn *c, const struct http_msg *m)
         const struct http_header *h = &m->headers[i];
         /* RFC 6750 §2.1: "Bearer" (any case), one space, the token. */
         if (http_header_is(h, "authorization") && h->value_len > 7 && strncasecmp(h->value, "bearer ", 7) == 0)
-            c->bearer = strndup(h->value + 7, h->value_len - 7);
+            c->bearer = xstrndup(h->value + 7, h->value_len - 7);
     }
     r->bearer = c->bearer;
     c->pending = true;
@@ -258,11 +255,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        struct httpd_conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            return;
-        }
+        struct httpd_conn *c = xcalloc(1, sizeof *c);
         c->srv = s;
         c->fd = fd;
         buf_init(&c->in, HTTPD_MAX_HEAD + HTTPD_MAX_BODY);
@@ -293,7 +286,7 @@ struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handle
         cfg_error(err, NULL, "cannot listen on %s: %s", listen, strerror(errno));
         return NULL;
     }
-    struct httpd *s = calloc(1, sizeof *s);
+    struct httpd *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->fd = fd;
     s->handler = h;
@@ -376,7 +369,7 @@ void httpd_respond_json(struct httpd_req *req, int status, json_t *body)
         return;
     }
     size_t n = strlen(s);
-    s = realloc(s, n + 2);
+    s = xrealloc(s, n + 2);
     s[n++] = '\n';
     httpd_respond(req, status, "application/json", s, n);
     free(s);

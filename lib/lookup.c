@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "berth/alloc.h"
 #include "berth/lookup.h"
 #include "berth/util.h"
 
@@ -104,7 +105,7 @@ struct lookup *lookup_new(struct ev_loop *loop, const char *server, char **err)
 {
     if (cares_ready < 0)
         cares_ready = ares_library_init(ARES_LIB_INIT_ALL) == ARES_SUCCESS;
-    struct lookup *l = calloc(1, sizeof *l);
+    struct lookup *l = xcalloc(1, sizeof *l);
     l->loop = loop;
     for (int i = 0; i < MAX_SOCKS; i++)
         l->socks[i].fd = -1;
@@ -118,7 +119,7 @@ struct lookup *lookup_new(struct ev_loop *loop, const char *server, char **err)
         r = ares_set_servers_ports_csv(l->ch, server);
     if (r != ARES_SUCCESS) {
         if (err) {
-            *err = malloc(256);
+            *err = xmalloc(256);
             snprintf(*err, 256, "resolver%s%s: %s", server ? " " : "", server ? server : "", ares_strerror(r));
         }
         if (l->ch)
@@ -201,7 +202,7 @@ static void add_ep(struct lookup_query *q, const char *host, const char *ip, int
 {
     if (q->n >= MAX_EPS)
         return;
-    q->eps = realloc(q->eps, (q->n + 1) * sizeof *q->eps);
+    q->eps = xrealloc(q->eps, (q->n + 1) * sizeof *q->eps);
     struct lookup_endpoint *e = &q->eps[q->n++];
     memset(e, 0, sizeof *e);
     snprintf(e->host, sizeof e->host, "%s", host);
@@ -281,7 +282,7 @@ static void addr_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
     struct addr_ctx *a = arg;
     struct lookup_query *q = a->q;
     if (status == ARES_SUCCESS) {
-        struct srv_scan *s = calloc(1, sizeof *s);
+        struct srv_scan *s = xcalloc(1, sizeof *s);
         each_rr(abuf, alen, scan_rr, s);
         for (int i = 0; i < s->naddr; i++)
             add_ep(q, a->host, s->addr[i].ip, s->addr[i].family, a->port, a->prio, a->weight, s->addr[i].ttl);
@@ -301,7 +302,7 @@ static void query_addrs(struct lookup_query *q, const char *host, int port, int 
 {
     static const int types[] = {ns_t_a, ns_t_aaaa};
     for (int i = 0; i < 2; i++) {
-        struct addr_ctx *a = calloc(1, sizeof *a);
+        struct addr_ctx *a = xcalloc(1, sizeof *a);
         a->q = q;
         snprintf(a->host, sizeof a->host, "%s", host);
         a->port = port;
@@ -321,7 +322,7 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
             finish(q);
         return;
     }
-    struct srv_scan *s = calloc(1, sizeof *s);
+    struct srv_scan *s = xcalloc(1, sizeof *s);
     if (status == ARES_SUCCESS)
         each_rr(abuf, alen, scan_rr, s);
     if (s->nsrv == 0) {
@@ -354,9 +355,7 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
 struct lookup_query *lookup_endpoints(struct lookup *l, const char *name, enum lookup_type type, int default_port,
                                       lookup_cb cb, void *arg)
 {
-    struct lookup_query *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
+    struct lookup_query *q = xcalloc(1, sizeof *q);
     q->l = l;
     snprintf(q->name, sizeof q->name, "%s", name);
     q->type = type;
@@ -395,7 +394,7 @@ static void forward_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 
 void lookup_forward(struct lookup *l, const unsigned char *q, size_t len, lookup_raw_cb cb, void *arg)
 {
-    struct fwd_ctx *f = malloc(sizeof *f);
+    struct fwd_ctx *f = xmalloc(sizeof *f);
     f->cb = cb;
     f->arg = arg;
     ares_send(l->ch, q, (int)len, forward_cb, f);
@@ -444,10 +443,10 @@ static void sync_cb(const struct lookup_endpoint *eps, size_t n, unsigned ttl, c
     s->done = true;
     s->ttl = ttl;
     if (err) {
-        s->err = strdup(err);
+        s->err = xstrdup(err);
         return;
     }
-    s->eps = malloc(n * sizeof *eps);
+    s->eps = xmalloc(n * sizeof *eps);
     memcpy(s->eps, eps, n * sizeof *eps);
     s->n = n;
 }
@@ -477,7 +476,7 @@ int lookup_endpoints_sync(const char *server, const char *name, enum lookup_type
     lookup_free(l);
     ev_loop_destroy(loop);
     if (!s.done) {
-        *err = malloc(300);
+        *err = xmalloc(300);
         snprintf(*err, 300, "%s: no answer within %gs", name, timeout_s);
         return -1;
     }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/config.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
@@ -270,7 +271,7 @@ static void put_rule(struct proxy *px, struct httpd_req *req, struct proxy_liste
         proxy_rule_free(&l->rules[i]);
         l->rules[i] = r;
     } else {
-        l->rules = realloc(l->rules, (l->nrules + 1) * sizeof *l->rules);
+        l->rules = xrealloc(l->rules, (l->nrules + 1) * sizeof *l->rules);
         memmove(&l->rules[i + 1], &l->rules[i], (l->nrules - i) * sizeof *l->rules);
         l->rules[i] = r;
         l->nrules++;
@@ -328,7 +329,7 @@ static int read_targets(json_t *body, bool one, struct proxy_target_conf **out, 
     if (!one && (!json_is_object(body) || !json_is_array(arr)))
         return cfg_error(err, "targets", "body must be {\"targets\": [...]}");
     *n = one ? 1 : json_array_size(arr);
-    *out = calloc(*n ? *n : 1, sizeof **out);
+    *out = xcalloc(*n ? *n : 1, sizeof **out);
     for (size_t i = 0; i < *n; i++) {
         snprintf(p, sizeof p, one ? "target" : "targets[%zu]", i);
         if (proxy_target_conf_parse(one ? body : json_array_get(arr, i), p, &(*out)[i], err) < 0)

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/log.h"
 #include "berth/util.h"
 #include "proxy.h"
@@ -198,7 +199,7 @@ static struct proxy_upstream *up_connect(struct proxy *px, struct proxy_target *
     int fd = net_connect_tcp(&t->addr);
     if (fd < 0)
         return NULL;
-    struct proxy_upstream *up = calloc(1, sizeof *up);
+    struct proxy_upstream *up = xcalloc(1, sizeof *up);
     up->px = px;
     up->fd = fd;
     up->target = t;
@@ -376,11 +377,7 @@ static void conn_free(struct proxy_conn *c, const char *reason)
 void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr *sa)
 {
     struct proxy *px = ln->px;
-    struct proxy_conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return;
-    }
+    struct proxy_conn *c = xcalloc(1, sizeof *c);
     c->px = px;
     c->ln = ln;
     ln->refs++;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/log.h"
 #include "berth/lookup.h"
 #include "proxy.h"
@@ -39,7 +40,7 @@ static void apply(struct proxy_dns *d)
     size_t total = 0;
     for (size_t i = 0; i < d->n; i++)
         total += d->entries[i].n;
-    struct proxy_target_conf *tc = calloc(total ? total : 1, sizeof *tc);
+    struct proxy_target_conf *tc = xcalloc(total ? total : 1, sizeof *tc);
     size_t k = 0;
     double next = DNS_MAX_INTERVAL_S;
     for (size_t i = 0; i < d->n; i++) {
@@ -73,7 +74,7 @@ static void resolved(const struct lookup_endpoint *eps, size_t n, unsigned ttl, 
         e->failed = true;
     } else {
         free(e->eps);
-        e->eps = malloc(n * sizeof *eps);
+        e->eps = xmalloc(n * sizeof *eps);
         memcpy(e->eps, eps, n * sizeof *eps);
         e->n = n;
         e->ttl = ttl;
@@ -116,10 +117,10 @@ int proxy_dns_start(struct proxy_tg *tg)
         free(err);
         return -1;
     }
-    struct proxy_dns *d = calloc(1, sizeof *d);
+    struct proxy_dns *d = xcalloc(1, sizeof *d);
     d->tg = tg;
     d->l = l;
-    d->entries = calloc(n, sizeof *d->entries);
+    d->entries = xcalloc(n, sizeof *d->entries);
     for (size_t i = 0; i < tg->conf.ntargets; i++)
         if (tg->conf.targets[i].dns) {
             d->entries[d->n].d = d;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/config.h"
 #include "berth/daemon.h"
 #include "berth/httpd.h"
@@ -50,7 +51,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
         if (worker_fd < 0)
             log_warn("reload: admin.listen changes need a restart; keeping %s", px.conf->admin_listen);
         free(c->admin_listen);
-        c->admin_listen = strdup(px.conf->admin_listen);
+        c->admin_listen = xstrdup(px.conf->admin_listen);
     }
     if (!c || proxy_apply(&px, c, &err) < 0) {
         log_error("reload refused, still serving the previous config: %s", err);
@@ -140,7 +141,7 @@ int main(int argc, char **argv)
     if (worker_fd >= 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the master */
         free(conf->admin_listen);
-        conf->admin_listen = strdup("127.0.0.1:0");
+        conf->admin_listen = xstrdup("127.0.0.1:0");
     }
     px.loop = EV_DEFAULT;
     proxy_conn_init(&px);

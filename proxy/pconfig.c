@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/net.h"
@@ -89,7 +90,7 @@ static int read_strings(json_t *v, const char *path, char ***out, size_t *n, cha
     if (!json_is_array(v) || json_array_size(v) == 0)
         return cfg_error(err, path, "must be a non-empty array of strings");
     *n = json_array_size(v);
-    *out = calloc(*n, sizeof **out);
+    *out = xcalloc(*n, sizeof **out);
     for (size_t i = 0; i < *n; i++) {
         json_t *s = json_array_get(v, i);
         if (!json_is_string(s) || json_string_length(s) == 0) {
@@ -97,7 +98,7 @@ static int read_strings(json_t *v, const char *path, char ***out, size_t *n, cha
             cfg_path_index(p, sizeof p, path, i);
             return cfg_error(err, p, "must be a non-empty string");
         }
-        (*out)[i] = strdup(json_string_value(s));
+        (*out)[i] = xstrdup(json_string_value(s));
     }
     return 0;
 }
@@ -114,14 +115,14 @@ static int read_kv(json_t *v, const char *path, struct proxy_kv **out, size_t *n
     if (!json_is_object(v) || json_object_size(v) == 0)
         return cfg_error(err, path, "must be a non-empty object of name: [values]");
     *n = 0;
-    *out = calloc(json_object_size(v), sizeof **out);
+    *out = xcalloc(json_object_size(v), sizeof **out);
     const char *k;
     json_t *vals;
     json_object_foreach(v, k, vals) {
         char p[PATHLEN];
         cfg_path_key(p, sizeof p, path, k);
         struct proxy_kv *kv = &(*out)[(*n)++];
-        kv->name = strdup(k);
+        kv->name = xstrdup(k);
         if (read_strings(vals, p, &kv->values, &kv->nvalues, err) < 0)
             return -1;
     }
@@ -157,7 +158,7 @@ static int parse_cond(json_t *v, const char *path, struct proxy_cond *c, char **
             size_t n;
             if (read_strings(x, p, &s, &n, err) < 0)
                 return -1;
-            c->cidrs = calloc(n, sizeof *c->cidrs);
+            c->cidrs = xcalloc(n, sizeof *c->cidrs);
             c->ncidrs = n;
             for (size_t i = 0; i < n; i++)
                 if (net_parse_cidr(s[i], &c->cidrs[i]) < 0) {
@@ -189,7 +190,7 @@ static int parse_action(json_t *v, const char *path, struct proxy_action *a, cha
         if (!json_is_array(f) || json_array_size(f) == 0)
             return cfg_error(err, p, "must be a non-empty array of {target_group, weight}");
         a->nfwd = json_array_size(f);
-        a->fwd = calloc(a->nfwd, sizeof *a->fwd);
+        a->fwd = xcalloc(a->nfwd, sizeof *a->fwd);
         int total = 0;
         for (size_t i = 0; i < a->nfwd; i++) {
             static const struct cfg_field fwd_fields[] = {
@@ -332,7 +333,7 @@ int proxy_tg_conf_parse(json_t *v, const char *path, struct proxy_tg_conf *c, ch
     if (!arr)
         return -1;
     c->ntargets = json_array_size(arr);
-    c->targets = calloc(c->ntargets ? c->ntargets : 1, sizeof *c->targets);
+    c->targets = xcalloc(c->ntargets ? c->ntargets : 1, sizeof *c->targets);
     for (size_t i = 0; i < c->ntargets; i++) {
         cfg_path_index(q, sizeof q, p, i);
         if (proxy_target_conf_parse(json_array_get(arr, i), q, &c->targets[i], err) < 0)
@@ -367,7 +368,7 @@ static int parse_listener(json_t *v, const char *path, struct proxy_listener_con
     if (!arr)
         return -1;
     l->nrules = json_array_size(arr);
-    l->rules = calloc(l->nrules ? l->nrules : 1, sizeof *l->rules);
+    l->rules = xcalloc(l->nrules ? l->nrules : 1, sizeof *l->rules);
     for (size_t i = 0; i < l->nrules; i++) {
         cfg_path_index(q, sizeof q, p, i);
         if (proxy_rule_parse(json_array_get(arr, i), q, &l->rules[i], err) < 0)
@@ -403,7 +404,7 @@ static int check_action_refs(const struct proxy_action *a, const struct proxy_co
 struct proxy_config *proxy_config_parse(json_t *root, char **err)
 {
     char p[PATHLEN], q[PATHLEN];
-    struct proxy_config *c = calloc(1, sizeof *c);
+    struct proxy_config *c = xcalloc(1, sizeof *c);
     if (cfg_read(root, "", root_fields, c, err) < 0 || auth_parse(json_object_get(root, "auth"), "auth", &c->auth, err) < 0)
         goto fail;
     if (cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0)
@@ -415,7 +416,7 @@ struct proxy_config *proxy_config_parse(json_t *root, char **err)
     if (!arr)
         goto fail;
     c->ntgs = json_array_size(arr);
-    c->tgs = calloc(c->ntgs ? c->ntgs : 1, sizeof *c->tgs);
+    c->tgs = xcalloc(c->ntgs ? c->ntgs : 1, sizeof *c->tgs);
     for (size_t i = 0; i < c->ntgs; i++) {
         cfg_path_index(p, sizeof p, "target_groups", i);
         if (proxy_tg_conf_parse(json_array_get(arr, i), p, &c->tgs[i], err) < 0)
@@ -432,7 +433,7 @@ struct proxy_config *proxy_config_parse(json_t *root, char **err)
     if (!arr)
         goto fail;
     c->nlisteners = json_array_size(arr);
-    c->listeners = calloc(c->nlisteners ? c->nlisteners : 1, sizeof *c->listeners);
+    c->listeners = xcalloc(c->nlisteners ? c->nlisteners : 1, sizeof *c->listeners);
     for (size_t i = 0; i < c->nlisteners; i++) {
         struct proxy_listener_conf *l = &c->listeners[i];
         cfg_path_index(p, sizeof p, "listeners", i);
@@ -441,7 +442,7 @@ struct proxy_config *proxy_config_parse(json_t *root, char **err)
         if (!l->name) {
             char n[32];
             snprintf(n, sizeof n, "listener-%zu", i);
-            l->name = strdup(n);
+            l->name = xstrdup(n);
         }
         for (size_t k = 0; k < i; k++) {
             if (strcmp(c->listeners[k].name, l->name) == 0) {
@@ -488,18 +489,18 @@ void proxy_tg_conf_free(struct proxy_tg_conf *c)
 void proxy_tg_conf_copy(struct proxy_tg_conf *dst, const struct proxy_tg_conf *src)
 {
     *dst = *src;
-    dst->name = strdup(src->name);
-    dst->dns_server = src->dns_server ? strdup(src->dns_server) : NULL;
-    dst->hc.path = strdup(src->hc.path);
-    dst->hc.matcher = strdup(src->hc.matcher);
-    dst->targets = calloc(src->ntargets ? src->ntargets : 1, sizeof *dst->targets);
+    dst->name = xstrdup(src->name);
+    dst->dns_server = src->dns_server ? xstrdup(src->dns_server) : NULL;
+    dst->hc.path = xstrdup(src->hc.path);
+    dst->hc.matcher = xstrdup(src->hc.matcher);
+    dst->targets = xcalloc(src->ntargets ? src->ntargets : 1, sizeof *dst->targets);
     for (size_t i = 0; i < src->ntargets; i++) {
         const struct proxy_target_conf *s = &src->targets[i];
         struct proxy_target_conf *d = &dst->targets[i];
         d->port = s->port;
-        d->address = s->address ? strdup(s->address) : NULL;
-        d->id = s->id ? strdup(s->id) : NULL;
-        d->dns = s->dns ? strdup(s->dns) : NULL;
+        d->address = s->address ? xstrdup(s->address) : NULL;
+        d->id = s->id ? xstrdup(s->id) : NULL;
+        d->dns = s->dns ? xstrdup(s->dns) : NULL;
     }
 }
 

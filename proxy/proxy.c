@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/config.h"
 #include "berth/log.h"
 #include "berth/util.h"
@@ -123,8 +124,8 @@ static void listener_resolve(struct proxy *px, struct proxy_listener_conf *l)
 int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
 {
     /* 1. Open the sockets of new listeners first: a failure here changes nothing. */
-    int *fds = calloc(conf->nlisteners + 1, sizeof *fds);
-    struct proxy_listener **keep = calloc(conf->nlisteners + 1, sizeof *keep);
+    int *fds = xcalloc(conf->nlisteners + 1, sizeof *fds);
+    struct proxy_listener **keep = xcalloc(conf->nlisteners + 1, sizeof *keep);
     for (size_t i = 0; i < conf->nlisteners; i++) {
         struct net_addr a;
         net_parse_addr(conf->listeners[i].listen, &a);
@@ -170,7 +171,7 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
 
     /* 3. Listeners: same address keeps its socket (no connection is
      * dropped); its rules are swapped for the new ones. */
-    struct proxy_listener **nl = calloc(conf->nlisteners + 1, sizeof *nl);
+    struct proxy_listener **nl = xcalloc(conf->nlisteners + 1, sizeof *nl);
     for (size_t i = 0; i < conf->nlisteners; i++) {
         struct proxy_listener *ln = keep[i];
         if (ln) {
@@ -179,7 +180,7 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
             proxy_listener_conf_free(&old);
             ln->refs++;
         } else {
-            ln = calloc(1, sizeof *ln);
+            ln = xcalloc(1, sizeof *ln);
             ln->refs = 1; /* the listener list; each connection adds one */
             ln->px = px;
             ln->conf = conf->listeners[i];

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/httpc.h"
 #include "berth/log.h"
 #include "berth/util.h"
@@ -147,7 +148,7 @@ void proxy_hc_stop(struct proxy_target *t)
 
 static struct proxy_target *target_new(struct proxy_tg *tg, const char *address, const char *id, bool from_dns)
 {
-    struct proxy_target *t = calloc(1, sizeof *t);
+    struct proxy_target *t = xcalloc(1, sizeof *t);
     if (net_parse_addr(address, &t->addr) < 0) {
         free(t);
         return NULL;
@@ -155,7 +156,7 @@ static struct proxy_target *target_new(struct proxy_tg *tg, const char *address,
     t->refs = 1;
     t->px = tg->px;
     t->tg = tg;
-    t->id = id ? strdup(id) : NULL;
+    t->id = id ? xstrdup(id) : NULL;
     t->from_dns = from_dns;
     net_format_addr(&t->addr, t->addr_str, sizeof t->addr_str);
     t->state = TS_INITIAL;
@@ -217,7 +218,7 @@ static void target_deregister(struct proxy_tg *tg, size_t i)
         proxy_target_unref(t);
         return;
     }
-    tg->draining = realloc(tg->draining, (tg->ndraining + 1) * sizeof *tg->draining);
+    tg->draining = xrealloc(tg->draining, (tg->ndraining + 1) * sizeof *tg->draining);
     tg->draining[tg->ndraining++] = t;
     ev_timer_init(&t->drain_timer, drain_timeout, tg->conf.deregistration_delay_s, 0);
     t->drain_timer.data = t;
@@ -229,7 +230,7 @@ static struct proxy_target *target_register(struct proxy_tg *tg, const char *add
     struct proxy_target *t = target_new(tg, address, id, from_dns);
     if (!t)
         return NULL;
-    tg->targets = realloc(tg->targets, (tg->ntargets + 1) * sizeof *tg->targets);
+    tg->targets = xrealloc(tg->targets, (tg->ntargets + 1) * sizeof *tg->targets);
     tg->targets[tg->ntargets++] = t;
     proxy_hc_start(t);
     log_info("target group %s: registered target %s (%s)", tg->conf.name, t->addr_str, id ? id : "-");
@@ -283,7 +284,7 @@ void proxy_tg_set_targets(struct proxy_tg *tg, const struct proxy_target_conf *t
             target_register(tg, tc[k].address, tc[k].id, from_dns);
         } else if (tc[k].id) {
             free(tg->targets[i]->id);
-            tg->targets[i]->id = strdup(tc[k].id);
+            tg->targets[i]->id = xstrdup(tc[k].id);
         }
     }
 }
@@ -325,10 +326,10 @@ struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *c
         proxy_dns_stop(tg); /* it points into the old conf */
         proxy_tg_conf_free(&tg->conf);
     } else {
-        tg = calloc(1, sizeof *tg);
+        tg = xcalloc(1, sizeof *tg);
         tg->refs = 1;
         tg->px = px;
-        px->tgs = realloc(px->tgs, (px->ntgs + 1) * sizeof *px->tgs);
+        px->tgs = xrealloc(px->tgs, (px->ntgs + 1) * sizeof *px->tgs);
         px->tgs[px->ntgs++] = tg;
     }
     proxy_tg_conf_copy(&tg->conf, conf);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
@@ -237,7 +238,7 @@ static void merge_and_respond(struct fanout *f)
                      f->a[0].status);
     if (get && req->nsegs >= 2 && strcmp(req->segs[1], "target-groups") == 0 && f->a[0].status == 200) {
         json_t *v0 = json_loads(f->a[0].body, 0, NULL);
-        json_t **others = calloc((size_t)M.n, sizeof *others);
+        json_t **others = xcalloc((size_t)M.n, sizeof *others);
         for (int i = 1; i < M.n; i++)
             others[i - 1] = json_loads(f->a[i].body, 0, NULL);
         json_t *g;
@@ -267,10 +268,10 @@ static void fan_done(const struct httpc_response *resp, const char *err, void *a
     struct answer *a = &f->a[s->i];
     free(s);
     if (err) {
-        a->err = strdup(err);
+        a->err = xstrdup(err);
     } else {
         a->status = resp->status;
-        a->body = strndup(resp->body, resp->body_len);
+        a->body = xstrndup(resp->body, resp->body_len);
     }
     if (--f->pending > 0)
         return;
@@ -285,14 +286,14 @@ static void fan_done(const struct httpc_response *resp, const char *err, void *a
 
 static void handle(struct httpd_req *req, void *arg)
 {
-    struct fanout *f = calloc(1, sizeof *f);
+    struct fanout *f = xcalloc(1, sizeof *f);
     f->req = req;
-    f->a = calloc((size_t)M.n, sizeof *f->a);
+    f->a = xcalloc((size_t)M.n, sizeof *f->a);
     f->pending = M.n;
     char target[4096];
     snprintf(target, sizeof target, "%s%s%s", req->path, *req->query ? "?" : "", req->query);
     for (int i = 0; i < M.n; i++) {
-        struct slot *s = malloc(sizeof *s);
+        struct slot *s = xmalloc(sizeof *s);
         s->f = f;
         s->i = i;
         if (!httpc_request(M.loop, &M.w[i].admin, req->method, "127.0.0.1", req->bearer, target, "application/json",
@@ -329,7 +330,7 @@ int proxy_master_run(const struct proxy_config *conf, char *const *worker_argv, 
     M.worker_argv = worker_argv;
     M.fd_slot = fd_slot;
     M.n = conf->workers;
-    M.w = calloc((size_t)M.n, sizeof *M.w);
+    M.w = xcalloc((size_t)M.n, sizeof *M.w);
     for (int i = 0; i < M.n; i++)
         if (spawn(i) < 0) {
             fprintf(stderr, "berth-proxy: worker %d failed to start\n", i);

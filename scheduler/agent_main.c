@@ -2,7 +2,7 @@
  * attributes, then heartbeats: each heartbeat reports its tasks and gets back the tasks the scheduler
  * wants on it (new ones to start, "stop" ones to stop). Tasks run through agent.c, as on the
  * scheduler's embedded node, and are kept in a local journal (data_dir), so a restarted agent adopts
- * its running tasks. A small API serves the tasks' logs to the scheduler. */
+ * its running tasks. A small API serves the tasks' logs and resource use to the scheduler. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/auth.h"
 #include "berth/buf.h"
 #include "berth/config.h"
@@ -19,7 +20,8 @@
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "berth/util.h"
-#include "sched.h"
+#include "agent.h"
+#include "validate.h"
 
 struct agent_config {
     char *scheduler, *node_id, *listen, *data_dir, *address, *join_token, *join_token_file;
@@ -46,7 +48,10 @@ static const struct cfg_field fields[] = {
 };
 
 static struct {
-    struct sched sc;
+    struct ev_loop *loop;
+    struct sched_store *store;
+    struct tasks tasks;
+    struct agent agent;
     struct net_addr scheduler;
     char host[128];
     json_t *registration; /* POST /v1/nodes body */
@@ -116,7 +121,7 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     daemon_reload(A.config_path, reload, NULL);
 }
 
-/* ---- agent hooks (see sched.h): the scheduler hears of changes on the next heartbeat ---- */
+/* ---- the agent's hooks: the scheduler hears of changes on the next heartbeat ---- */
 
 static void heartbeat_soon(void)
 {
@@ -125,38 +130,23 @@ static void heartbeat_soon(void)
         return;
     }
     A.timer.repeat = 0.005;
-    ev_timer_again(A.sc.loop, &A.timer);
+    ev_timer_again(A.loop, &A.timer);
 }
 
-void sched_task_update(struct sched *sc, const char *id, json_t *fields_)
+static void task_changed(void *arg, const char *id, enum task_status was, enum task_status now)
 {
-    char path[80];
-    snprintf(path, sizeof path, "tasks/%s", id);
-    sched_store_merge(sc->store, path, fields_);
+    if (now == TASK_RUNNING || now == TASK_STOPPED)
+        heartbeat_soon();
 }
 
-void sched_task_running(struct sched *sc, const char *id)
+/* A failed health check: stopped here (the scheduler, told by the heartbeat, replaces the task). */
+static void stop_hook(void *arg, const char *id, const char *code, const char *reason)
 {
-    heartbeat_soon();
+    agent_stop(&A.agent, id, code, reason);
 }
 
-void sched_task_ended(struct sched *sc, const char *id)
+static void event_hook(void *arg, const char *service, const char *msg)
 {
-    heartbeat_soon();
-}
-
-void sched_task_stop(struct sched *sc, const char *id, const char *stop_code, const char *reason)
-{
-    sched_agent_stop(sc, id, stop_code, reason);
-}
-
-void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
 }
 
@@ -166,7 +156,7 @@ void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
  * no longer lists; forget stopped tasks it has seen stopped. */
 static void apply(json_t *tasks)
 {
-    struct sched *sc = &A.sc;
+    struct agent *ag = &A.agent;
     json_t *wanted = json_object(), *x, *t;
     size_t i;
     json_array_foreach(tasks, i, x) {
@@ -177,16 +167,16 @@ static void apply(json_t *tasks)
         snprintf(tid, sizeof tid, "%s", id);
         snprintf(path, sizeof path, "tasks/%s", tid);
         json_object_set_new(wanted, tid, json_true());
-        json_t *local = sched_store_get(sc->store, path);
+        json_t *local = sched_store_get(A.store, path);
         bool stop = json_is_true(json_object_get(x, "stop"));
         if (!local && !stop && json_object_get(x, "definition")) {
             json_t *copy = json_deep_copy(x);
-            json_object_set_new(copy, "node", json_string(sc->node_id));
-            sched_store_put(sc->store, path, copy, NULL, NULL);
+            json_object_set_new(copy, "node", json_string(ag->node_id));
+            sched_store_put(A.store, path, copy, NULL, NULL);
             log_info("task %s: starting (%s)", tid, json_string_value(json_object_get(x, "task_definition")));
-            sched_agent_start(sc, tid);
-        } else if (local && stop && sched_agent_running(sc, tid)) {
-            sched_agent_stop(sc, tid,
+            agent_start(ag, tid);
+        } else if (local && stop && agent_running(ag, tid)) {
+            agent_stop(ag, tid,
                              json_is_string(json_object_get(x, "stop_code"))
                                  ? json_string_value(json_object_get(x, "stop_code"))
                                  : "UserInitiated",
@@ -197,19 +187,18 @@ static void apply(json_t *tasks)
     }
     json_t *gone = json_array();
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
+    json_object_foreach(json_object_get(sched_store_state(A.store), "tasks"), id, t)
         if (!json_object_get(wanted, id))
             json_array_append_new(gone, json_string(id));
     json_array_foreach(gone, i, x) {
         char path[80], tid[40];
         snprintf(tid, sizeof tid, "%s", json_string_value(x));
         snprintf(path, sizeof path, "tasks/%s", tid);
-        if (sched_agent_running(sc, tid)) {
+        if (agent_running(ag, tid)) {
             log_info("task %s: the scheduler no longer wants it; stopping", tid);
-            sched_agent_stop(sc, tid, "ServiceSchedulerInitiated",
-                             "The scheduler no longer wants the task on this node");
+            agent_stop(ag, tid, "ServiceSchedulerInitiated", "The scheduler no longer wants the task on this node");
         } else {
-            sched_store_put(sc->store, path, NULL, NULL, NULL); /* the scheduler has its final state */
+            sched_store_put(A.store, path, NULL, NULL, NULL); /* the scheduler has its final state */
         }
     }
     json_decref(gone);
@@ -238,19 +227,19 @@ static void answered(const struct httpc_response *resp, const char *err, void *a
     } else if (!A.registered) {
         free(A.dns);
         free(A.namespace);
-        A.dns = strdup(json_is_string(json_object_get(body, "dns_server"))
+        A.dns = xstrdup(json_is_string(json_object_get(body, "dns_server"))
                            ? json_string_value(json_object_get(body, "dns_server"))
                            : "127.0.0.1:8600");
-        A.namespace = strdup(json_is_string(json_object_get(body, "namespace"))
+        A.namespace = xstrdup(json_is_string(json_object_get(body, "namespace"))
                                  ? json_string_value(json_object_get(body, "namespace"))
                                  : "berth.internal");
-        A.sc.dns = A.dns;
-        A.sc.namespace = A.namespace;
+        A.agent.dns = A.dns;
+        A.agent.namespace = A.namespace;
         json_t *tok = json_object_get(body, "token");
         snprintf(A.node_token, sizeof A.node_token, "%s", json_is_string(tok) ? json_string_value(tok) : "");
         A.registered = true;
         A.again = true;
-        log_info("registered with the scheduler at %s as node %s", A.host, A.sc.node_id);
+        log_info("registered with the scheduler at %s as node %s", A.host, A.agent.node_id);
     } else {
         if (A.failing)
             log_info("heartbeats reach the scheduler again");
@@ -260,7 +249,7 @@ static void answered(const struct httpc_response *resp, const char *err, void *a
     json_decref(body);
     A.timer.repeat = A.again ? 0.005 : A.interval;
     A.again = false;
-    ev_timer_again(A.sc.loop, &A.timer);
+    ev_timer_again(A.loop, &A.timer);
 }
 
 static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
@@ -272,7 +261,7 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     if (A.registered) {
         json_t *list = json_array(), *t;
         const char *id;
-        json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t) {
+        json_object_foreach(json_object_get(sched_store_state(A.store), "tasks"), id, t) {
             json_t *copy = json_deep_copy(t);
             json_object_del(copy, "definition");
             json_array_append_new(list, copy);
@@ -280,7 +269,7 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
         json_t *hb = json_pack("{s:o}", "tasks", list);
         body = json_dumps(hb, JSON_COMPACT);
         json_decref(hb);
-        snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", A.sc.node_id);
+        snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", A.agent.node_id);
     } else {
         body = json_dumps(A.registration, JSON_COMPACT);
         snprintf(path, sizeof path, "/v1/nodes");
@@ -296,21 +285,16 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void metrics(struct httpd_req *req)
 {
-    static const char *const states[] = {"PROVISIONING", "PENDING", "ACTIVATING", "RUNNING",
-                                         "DEACTIVATING", "STOPPING", "STOPPED"};
-    unsigned long long n[7] = {0};
+    unsigned long long n[TASK_NSTATUS] = {0};
     json_t *t;
     const char *id;
-    json_object_foreach(json_object_get(sched_store_state(A.sc.store), "tasks"), id, t) {
-        const char *st = json_string_value(json_object_get(t, "last_status"));
-        for (int i = 0; st && i < 7; i++)
-            n[i] += strcmp(st, states[i]) == 0;
-    }
+    json_object_foreach(json_object_get(sched_store_state(A.store), "tasks"), id, t)
+        n[task_status(t)]++;
     struct buf b;
     buf_init(&b, 1 << 16);
     buf_printf(&b, "# HELP berth_agent_tasks Tasks on this node by status.\n# TYPE berth_agent_tasks gauge\n");
-    for (int i = 0; i < 7; i++)
-        buf_printf(&b, "berth_agent_tasks{status=\"%s\"} %llu\n", states[i], n[i]);
+    for (int i = 0; i < TASK_NSTATUS; i++)
+        buf_printf(&b, "berth_agent_tasks{status=\"%s\"} %llu\n", task_status_name((enum task_status)i), n[i]);
     buf_printf(&b,
                "# HELP berth_agent_registered Whether the scheduler knows this node.\n"
                "# TYPE berth_agent_registered gauge\nberth_agent_registered %d\n"
@@ -329,14 +313,17 @@ static void handle(struct httpd_req *req, void *arg)
         metrics(req);
     else if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
         httpd_respond_json(
-            req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.sc.node_id, "registered", A.registered));
+            req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.agent.node_id, "registered", A.registered));
     else if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "wake") == 0 &&
              req->method_id == HTTP_M_POST) {
         heartbeat_soon(); /* the scheduler has work for this node */
         httpd_respond_json(req, 200, json_pack("{s:b}", "woken", 1));
     } else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
                strcmp(req->segs[3], "logs") == 0 && req->method_id == HTTP_M_GET)
-        sched_agent_logs(&A.sc, req, req->segs[2]);
+        agent_logs(&A.agent, req, req->segs[2]);
+    else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
+             strcmp(req->segs[3], "stats") == 0 && req->method_id == HTTP_M_GET)
+        agent_stats(&A.agent, req, req->segs[2]);
     else
         httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
 }
@@ -373,7 +360,7 @@ int main(int argc, char **argv)
     gethostname(hostname, sizeof hostname - 1);
     if (root && cfg_read(root, "", fields, &conf, &inner) == 0) {
         if (!conf.node_id)
-            conf.node_id = strdup(hostname);
+            conf.node_id = xstrdup(hostname);
         if (conf.cpu < 0)
             conf.cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) * 1024;
         if (conf.memory_mib < 0)
@@ -384,7 +371,7 @@ int main(int argc, char **argv)
                       "address", conf.address, "attributes", json_object_get(root, "attributes"), "port_range",
                       json_object_get(root, "port_range"));
         json_object_set_new(A.registration, "agent_api", json_sprintf("http://%s", conf.listen));
-        json_object_set_new(A.registration, "cgroups", json_string(sched_cgroups()));
+        json_object_set_new(A.registration, "cgroups", json_string(agent_cgroups()));
         json_t *checked = sched_node_validate(A.registration, &inner);
         if (checked) {
             json_decref(A.registration);
@@ -430,17 +417,20 @@ int main(int argc, char **argv)
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
     json_t *pr = json_object_get(A.registration, "port_range");
-    A.sc = (struct sched){.loop = loop,
-                          .store = store,
-                          .data_dir = conf.data_dir,
-                          .dns = "127.0.0.1:8600",
-                          .namespace = "berth.internal",
-                          .node_id = conf.node_id,
-                          .port_lo = (int)json_integer_value(json_array_get(pr, 0)),
-                          .port_hi = (int)json_integer_value(json_array_get(pr, 1)),
-                          .cpu = conf.cpu,
-                          .memory_mib = conf.memory_mib,
-                          .attributes = json_object_get(A.registration, "attributes")};
+    A.loop = loop;
+    A.store = store;
+    A.tasks = (struct tasks){.store = store, .changed = task_changed};
+    A.agent = (struct agent){.loop = loop,
+                             .tasks = &A.tasks,
+                             .data_dir = conf.data_dir,
+                             .node_id = conf.node_id,
+                             .dns = "127.0.0.1:8600",
+                             .namespace = "berth.internal",
+                             .port_lo = (int)json_integer_value(json_array_get(pr, 0)),
+                             .port_hi = (int)json_integer_value(json_array_get(pr, 1)),
+                             .stop_hook = stop_hook,
+                             .event_hook = event_hook};
+    agent_init(&A.agent);
     /* The Host header: the URL without its scheme and trailing '/'. */
     snprintf(A.host, sizeof A.host, "%s",
              strncmp(conf.scheduler, "http://", 7) == 0 ? conf.scheduler + 7 : conf.scheduler);
@@ -457,7 +447,7 @@ int main(int argc, char **argv)
     const char *colon = strrchr(conf.listen, ':');
     json_object_set_new(A.registration, "agent_api",
                         json_sprintf("http://%.*s:%d", (int)(colon - conf.listen), conf.listen, httpd_port(api)));
-    sched_agent_adopt(&A.sc);
+    agent_adopt(&A.agent);
     ev_init(&A.timer, heartbeat);
     heartbeat_soon();
     ev_signal hup, exit_signals[2];
@@ -465,15 +455,15 @@ int main(int argc, char **argv)
     ev_signal_start(loop, &hup);
     daemon_exit_on_signals(loop, exit_signals);
     log_info("berth-agent %s ready: node %s (%d cpu, %d MiB, ports %d-%d), scheduler %s, API on %s", BERTH_VERSION,
-             conf.node_id, conf.cpu, conf.memory_mib, A.sc.port_lo, A.sc.port_hi, conf.scheduler, conf.listen);
+             conf.node_id, conf.cpu, conf.memory_mib, A.agent.port_lo, A.agent.port_hi, conf.scheduler, conf.listen);
     ev_run(loop, 0);
     if (stop_flag)
-        sched_agent_stop_all(&A.sc);
+        agent_kill_all(&A.agent);
     httpd_stop(api);
     ev_timer_stop(loop, &A.timer);
     if (A.inflight)
         httpc_cancel(A.inflight);
-    sched_agent_release(&A.sc);
+    agent_release(&A.agent);
     sched_store_close(store);
     json_decref(A.registration);
     free(A.dns);

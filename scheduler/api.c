@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "berth/buf.h"
 #include "berth/httpc.h"
 #include "berth/httpd.h"
@@ -32,7 +33,7 @@ static void committed(void *arg, const char *err)
 static void write_then_respond(struct sched_store *s, struct httpd_req *req, const char *path, json_t *value,
                                int status, json_t *body)
 {
-    struct pending *p = malloc(sizeof *p);
+    struct pending *p = xmalloc(sizeof *p);
     p->req = req;
     p->status = status;
     p->body = body;
@@ -92,7 +93,7 @@ static char *resolve_taskdef(void *ctx, const char *ref)
     json_t *td = find_taskdef(ctx, ref, true);
     if (!td)
         return NULL;
-    char *out = malloc(300);
+    char *out = xmalloc(300);
     snprintf(out, 300, "%s:%lld", json_string_value(json_object_get(td, "family")),
              json_integer_value(json_object_get(td, "revision")));
     return out;
@@ -181,11 +182,11 @@ static json_t *service_view(struct sched *sc, const char *name, json_t *svc)
     const char *id;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
-        const char *st = json_string_value(json_object_get(t, "last_status"));
         if (!ts || strcmp(ts, name) != 0)
             continue;
-        running += strcmp(st, "RUNNING") == 0;
-        pending += strcmp(st, "PENDING") == 0 || strcmp(st, "PROVISIONING") == 0 || strcmp(st, "ACTIVATING") == 0;
+        enum task_status st = task_status(t);
+        running += st == TASK_RUNNING;
+        pending += st == TASK_PENDING || st == TASK_PROVISIONING || st == TASK_ACTIVATING;
     }
     json_object_set_new(out, "running_count", json_integer(running));
     json_object_set_new(out, "pending_count", json_integer(pending));
@@ -245,14 +246,8 @@ static void services(struct sched *sc, struct httpd_req *req)
     }
     if (m == HTTP_M_GET) {
         /* Describe adds the service's recent events (newest last), as ECS's describe-services does. */
-        json_t *out = service_view(sc, req->segs[2], svc), *e, *ev = json_array();
-        for (size_t i = json_array_size(sc->events); i > 0 && json_array_size(ev) < 10; i--) {
-            e = json_array_get(sc->events, i - 1);
-            const char *es = json_string_value(json_object_get(e, "service"));
-            if (es && strcmp(es, req->segs[2]) == 0)
-                json_array_insert(ev, 0, e);
-        }
-        json_object_set_new(out, "events", ev);
+        json_t *out = service_view(sc, req->segs[2], svc);
+        json_object_set_new(out, "events", sched_events_json(sc, req->segs[2], 10));
         httpd_respond_json(req, 200, out);
     } else if (m == HTTP_M_DELETE) {
         log_info("service %s deleted", req->segs[2]);
@@ -297,6 +292,8 @@ static void services(struct sched *sc, struct httpd_req *req)
     }
 }
 
+static void remote_logs(struct sched *sc, struct httpd_req *req, json_t *task);
+
 static void tasks_api(struct sched *sc, struct httpd_req *req)
 {
     int n = req->nsegs;
@@ -312,7 +309,7 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
             const char *ts = json_string_value(json_object_get(t, "service"));
             if (svc && (!ts || strcmp(ts, svc) != 0))
                 continue;
-            if (want && strcmp(json_string_value(json_object_get(t, "last_status")), want) != 0)
+            if (want && strcmp(task_status_name(task_status(t)), want) != 0)
                 continue;
             json_t *copy = json_deep_copy(t);
             json_object_del(copy, "definition");
@@ -361,9 +358,9 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
     } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET &&
                json_is_string(json_object_get(t, "node")) &&
                strcmp(json_string_value(json_object_get(t, "node")), sc->node_id) != 0) {
-        sched_remote_logs(sc, req, t);
+        remote_logs(sc, req, t);
     } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET) {
-        sched_agent_logs(sc, req, req->segs[2]);
+        agent_logs(&sc->agent, req, req->segs[2]);
     } else {
         httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
     }
@@ -413,14 +410,7 @@ static void handle(struct httpd_req *req, void *arg)
         if (strcmp(req->segs[1], "events") == 0 && req->nsegs == 2) {
             char svc[128];
             const char *want = httpd_query_param(req, "service", svc, sizeof svc);
-            json_t *out = json_array(), *e;
-            size_t i;
-            json_array_foreach(sc->events, i, e) {
-                const char *es = json_string_value(json_object_get(e, "service"));
-                if (!want || (es && strcmp(es, want) == 0))
-                    json_array_append(out, e);
-            }
-            httpd_respond_json(req, 200, json_pack("{s:o}", "events", out));
+            httpd_respond_json(req, 200, json_pack("{s:o}", "events", sched_events_json(sc, want, 0)));
             return;
         }
     }
@@ -446,7 +436,7 @@ static void logs_answer(struct sched *sc, const struct httpc_response *resp, con
         httpd_respond(req, 200, "text/plain", resp->body, resp->body_len);
 }
 
-void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
+static void remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
 {
     char path[300];
     snprintf(path, sizeof path, "nodes/%s", json_string_value(json_object_get(task, "node")));
@@ -459,5 +449,5 @@ void sched_remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
         return;
     }
     snprintf(path, sizeof path, "/v1/tasks/%s/logs", json_string_value(json_object_get(task, "id")));
-    sched_call(sc, &to, json_string_value(json_object_get(task, "node")), "GET", path, logs_answer, req);
+    sched_call(sc, &to, json_string_value(json_object_get(task, "node")), "GET", path, NULL, logs_answer, req);
 }

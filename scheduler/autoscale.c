@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "berth/alloc.h"
 #include "autoscale.h"
 
 void as_state_init(struct as_state *s)
@@ -29,7 +30,7 @@ static void push_rec(struct as_state *s, double now, int n)
         s->nrecs--;
     if (s->nrecs == s->caprecs) {
         s->caprecs = s->caprecs ? 2 * s->caprecs : 16;
-        s->recs = realloc(s->recs, s->caprecs * sizeof *s->recs);
+        s->recs = xrealloc(s->recs, s->caprecs * sizeof *s->recs);
     }
     s->recs[s->nrecs++] = (struct as_rec){now, n};
 }

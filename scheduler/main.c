@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/auth.h"
 #include "berth/config.h"
 #include "berth/daemon.h"
@@ -80,8 +81,8 @@ static int read_reloadable(json_t *root, struct reloadable *out, char **err)
         return cfg_error(err, pt && !json_is_string(pt) ? "proxy_admin_token" : "dns_admin_token", "must be a string");
     if (auth_parse(json_object_get(root, "auth"), "auth", &out->auth, err) < 0)
         return -1;
-    out->proxy_admin_token = pt ? strdup(json_string_value(pt)) : NULL;
-    out->dns_admin_token = dt ? strdup(json_string_value(dt)) : NULL;
+    out->proxy_admin_token = pt ? xstrdup(json_string_value(pt)) : NULL;
+    out->dns_admin_token = dt ? xstrdup(json_string_value(dt)) : NULL;
     return 0;
 }
 
@@ -215,6 +216,7 @@ int main(int argc, char **argv)
                        .auth = &R.cur.auth,
                        .proxy_admin_token = R.cur.proxy_admin_token,
                        .dns_admin_token = R.cur.dns_admin_token};
+    sched_init(&sc);
     R.sc = &sc;
     R.path = path;
     if (sched_node_secret_load(&sc, &err) < 0) {
@@ -243,12 +245,16 @@ int main(int argc, char **argv)
              port_hi);
     ev_run(loop, 0);
     if (stop_tasks)
-        sched_agent_stop_all(&sc);
+        agent_kill_all(&sc.agent);
     httpd_stop(api);
+    sched_calls_stop(&sc);
     sched_sync_stop(&sc);
     sched_metrics_stop(&sc);
     sched_stop(&sc);
+    sched_stops_free(&sc);
     sched_nodes_stop(&sc);
+    sched_timers_stop(&sc);
+    sched_events_free(&sc);
     json_decref(attributes);
     sched_store_close(store);
     reloadable_free(&R.cur);

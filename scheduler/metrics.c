@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "autoscale.h"
+#include "berth/alloc.h"
 #include "berth/httpc.h"
 #include "berth/log.h"
 #include "berth/util.h"
@@ -41,7 +42,7 @@ static struct svc_metrics *find(struct sched *sc, const char *name, bool create)
             return m;
     if (!create)
         return NULL;
-    struct svc_metrics *m = calloc(1, sizeof *m);
+    struct svc_metrics *m = xcalloc(1, sizeof *m);
     m->sc = sc;
     snprintf(m->name, sizeof m->name, "%s", name);
     m->p99_ms = -1;
@@ -161,14 +162,14 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
         json_array_foreach(json_object_get(g, "targets"), i, t) {
             const char *id = json_string_value(json_object_get(t, "id"));
             json_t *task = id ? json_object_get(tasks, id) : NULL;
-            if (!task || !is(task, "service", m->name) || !is(task, "last_status", "RUNNING"))
+            if (!task || !is(task, "service", m->name) || !task_is(task, TASK_RUNNING))
                 continue;
             rate += json_number_value(json_object_get(t, "request_rate"));
             json_object_set_new(seen, id, json_true());
             if (!is(t, "state", "healthy") || is(task, "health_status", "UNHEALTHY"))
                 json_object_set_new(unhealthy, id, json_true());
             if (is(t, "state", "unhealthy") && is(task, "desired_status", "RUNNING") &&
-                sched_task_age_s(task, "started_at") >= grace)
+                task_age_s(task, "started_at") >= grace)
                 json_object_set_new(replace, id,
                                     json_sprintf("Task failed ELB health checks in (target-group %s): %s", tgname,
                                                  json_is_string(json_object_get(t, "health_check"))
@@ -243,13 +244,13 @@ static void tick(struct ev_loop *loop, ev_timer *w, int revents)
             if (json_object_get(m->groups, tg))
                 continue;
             json_object_set_new(m->groups, tg, json_null()); /* asked */
-            struct tg_read *r = calloc(1, sizeof *r);
+            struct tg_read *r = xcalloc(1, sizeof *r);
             r->m = m;
             snprintf(r->tg, sizeof r->tg, "%s", tg);
             char path[300];
             snprintf(path, sizeof path, "/v1/target-groups/%s", tg);
             m->pending++;
-            sched_call(sc, &sc->proxy_admin, NULL, "GET", path, group_answer, r);
+            sched_call(sc, &sc->proxy_admin, NULL, "GET", path, NULL, group_answer, r);
         }
     }
     /* Forget services that are gone (and whose round is over). */

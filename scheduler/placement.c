@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/alloc.h"
 #include "placement.h"
 
 /* ---- expressions ---- */
@@ -47,7 +48,7 @@ static void perr(struct parser *p, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     size_t len = strlen(msg) + 64;
-    p->err = malloc(len);
+    p->err = xmalloc(len);
     snprintf(p->err, len, "%s at position %zu", msg, p->tok_at + 1);
 }
 
@@ -114,7 +115,7 @@ static char *value(struct parser *p)
         return NULL;
     }
     size_t n = strlen(p->tok);
-    char *v = p->tok[0] == '\'' || p->tok[0] == '"' ? strndup(p->tok + 1, n - 2) : strdup(p->tok);
+    char *v = p->tok[0] == '\'' || p->tok[0] == '"' ? xstrndup(p->tok + 1, n - 2) : xstrdup(p->tok);
     next(p);
     return v;
 }
@@ -145,13 +146,13 @@ static struct pl_expr *parse_factor(struct parser *p)
              p->tok[0] ? "'" : "");
         return NULL;
     }
-    struct pl_expr *e = calloc(1, sizeof *e);
-    e->attr = strdup(p->tok + 10);
+    struct pl_expr *e = xcalloc(1, sizeof *e);
+    e->attr = xstrdup(p->tok + 10);
     next(p);
     if (is_tok(p, "==") || is_tok(p, "!=")) {
         e->op = is_tok(p, "==") ? E_EQ : E_NE;
         next(p);
-        e->vals = calloc(1, sizeof *e->vals);
+        e->vals = xcalloc(1, sizeof *e->vals);
         if ((e->vals[0] = value(p)))
             e->nvals = 1;
     } else if (is_tok(p, "in") || is_tok(p, "!in")) {
@@ -167,7 +168,7 @@ static struct pl_expr *parse_factor(struct parser *p)
             char *v = value(p);
             if (!v)
                 break;
-            e->vals = realloc(e->vals, (e->nvals + 1) * sizeof *e->vals);
+            e->vals = xrealloc(e->vals, (e->nvals + 1) * sizeof *e->vals);
             e->vals[e->nvals++] = v;
             if (is_tok(p, close)) {
                 next(p);
@@ -190,7 +191,7 @@ static struct pl_expr *parse_factor(struct parser *p)
 
 static struct pl_expr *binary(int op, struct pl_expr *a, struct pl_expr *b)
 {
-    struct pl_expr *e = calloc(1, sizeof *e);
+    struct pl_expr *e = xcalloc(1, sizeof *e);
     e->op = op;
     e->a = a;
     e->b = b;
@@ -303,18 +304,18 @@ static bool matches(const struct pl_request *req, const struct pl_node *nd)
 struct pl_batch *pl_batch_new(struct pl_node *nodes, size_t n, const struct pl_request *req, const int *svc_count,
                               uint64_t seed)
 {
-    struct pl_batch *b = calloc(1, sizeof *b);
+    struct pl_batch *b = xcalloc(1, sizeof *b);
     b->nodes = nodes;
     b->n = n;
     b->req = *req;
     if (b->req.nstrategies > MAX_STRATEGIES)
         b->req.nstrategies = MAX_STRATEGIES;
     b->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
-    b->svc_count = calloc(n ? n : 1, sizeof *b->svc_count);
+    b->svc_count = xcalloc(n ? n : 1, sizeof *b->svc_count);
     if (svc_count)
         memcpy(b->svc_count, svc_count, n * sizeof *b->svc_count);
-    b->cand = malloc((n ? n : 1) * sizeof *b->cand);
-    b->pos = malloc((n ? n : 1) * sizeof *b->pos);
+    b->cand = xmalloc((n ? n : 1) * sizeof *b->cand);
+    b->pos = xmalloc((n ? n : 1) * sizeof *b->pos);
     for (size_t i = 0; i < n; i++) {
         b->pos[i] = SIZE_MAX;
         if (nodes[i].active && fits(b, i) && !(req->distinct_instance && b->svc_count[i]) && matches(req, &nodes[i])) {
@@ -328,7 +329,7 @@ struct pl_batch *pl_batch_new(struct pl_node *nodes, size_t n, const struct pl_r
             continue;
         /* Intern the attribute's values; nodes without it form one more group. */
         json_t *ids = json_object();
-        b->sp[k].val = malloc((n ? n : 1) * sizeof(int));
+        b->sp[k].val = xmalloc((n ? n : 1) * sizeof(int));
         for (size_t i = 0; i < n; i++) {
             const char *v = json_string_value(json_object_get(nodes[i].attributes, s->field + 10));
             json_t *id = json_object_get(ids, v ? v : "");
@@ -336,7 +337,7 @@ struct pl_batch *pl_batch_new(struct pl_node *nodes, size_t n, const struct pl_r
                 json_object_set_new(ids, v ? v : "", id = json_integer((json_int_t)json_object_size(ids)));
             b->sp[k].val[i] = (int)json_integer_value(id);
         }
-        b->sp[k].count = calloc(json_object_size(ids) + 1, sizeof(int));
+        b->sp[k].count = xcalloc(json_object_size(ids) + 1, sizeof(int));
         for (size_t i = 0; i < n; i++)
             b->sp[k].count[b->sp[k].val[i]] += b->svc_count[i];
         json_decref(ids);

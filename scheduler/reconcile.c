@@ -5,76 +5,52 @@
 #include <string.h>
 #include <time.h>
 
+#include "berth/alloc.h"
 #include "berth/log.h"
 #include "berth/util.h"
 #include "sched.h"
 
 #define TICK_S 1.0
-#define MAX_EVENTS 1000
 #define KEEP_STOPPED 20    /* stopped tasks kept per service (and for one-off tasks) */
 #define HEALTHY_RUN_S 10.0 /* a task that ran this long resets its service's restart backoff */
 #define BACKOFF_MAX_S 60.0
 
-void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
+/* What the service scheduler keeps of a service between passes. */
+struct svc_rt {
+    struct list link;
+    char name[128];
+    int failures;   /* tasks that failed soon after starting, in a row */
+    double until;   /* monotonic: no start before */
+    bool steady;    /* at its desired count at the last pass */
+    bool seen;      /* the service exists (mark and sweep each pass) */
+};
+
+static struct svc_rt *svc_rt(struct sched *sc, const char *name)
 {
-    char msg[512], ts[40];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    util_rfc3339(util_wall(), ts, sizeof ts);
-    json_t *e = json_pack("{s:s,s:s}", "created_at", ts, "message", msg);
-    if (service)
-        json_object_set_new(e, "service", json_string(service));
-    json_array_append_new(sc->events, e);
-    if (json_array_size(sc->events) > MAX_EVENTS)
-        json_array_remove(sc->events, 0);
-    log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
+    struct list *it, *tmp;
+    list_each(it, tmp, &sc->services_rt) {
+        struct svc_rt *r = list_entry(it, struct svc_rt, link);
+        if (strcmp(r->name, name) == 0)
+            return r;
+    }
+    struct svc_rt *r = xcalloc(1, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    list_add_tail(&sc->services_rt, &r->link);
+    return r;
 }
 
-void sched_task_update(struct sched *sc, const char *id, json_t *fields)
-{
-    char path[80];
-    snprintf(path, sizeof path, "tasks/%s", id);
-    sched_store_merge(sc->store, path, fields);
-}
-
-const char *sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out)
+void sched_run_task(struct sched *sc, const char *service, const char *taskdef_ref, char *id_out)
 {
     char family[256], path[300];
     const char *colon = strchr(taskdef_ref, ':');
     snprintf(family, sizeof family, "%.*s", colon ? (int)(colon - taskdef_ref) : (int)strlen(taskdef_ref), taskdef_ref);
     snprintf(path, sizeof path, "taskdefs/%s/%s", family, colon ? colon + 1 : "");
-    json_t *td = sched_store_get(sc->store, path);
-    util_random_id(id_out);
-    char ts[40];
-    util_rfc3339(util_wall(), ts, sizeof ts);
-    json_t *t = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O}", "id", id_out, "task_definition", taskdef_ref, "last_status",
-                          "PENDING", "desired_status", "RUNNING", "health_status", "UNKNOWN", "created_at", ts,
-                          "definition", td ? td : json_null());
-    json_object_set_new(t, "service", service ? json_string(service) : json_null());
-    snprintf(path, sizeof path, "tasks/%s", id_out);
-    sched_store_put(sc->store, path, t, NULL, NULL);
-    sched_kick(sc);
-    return id_out;
+    task_create(&sc->tasks, service, taskdef_ref, sched_store_get(sc->store, path), id_out);
 }
 
 static bool active(json_t *t)
 {
-    return strcmp(json_string_value(json_object_get(t, "desired_status")), "RUNNING") == 0;
-}
-
-double sched_task_age_s(json_t *t, const char *field)
-{
-    const char *ts = json_string_value(json_object_get(t, field));
-    struct tm tm = {0};
-    int ms = 0;
-    if (!ts || sscanf(ts, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                      &tm.tm_sec, &ms) != 7)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return util_wall() - ((double)timegm(&tm) + ms / 1000.0);
+    return task_wanted(t);
 }
 
 /* Restart throttling, as ECS: tasks of a service that keep failing soon after
@@ -83,25 +59,19 @@ static void sched_task_stopped(struct sched *sc, const char *service, double ran
 {
     if (!service)
         return;
-    json_t *b = json_object_get(sc->backoff, service);
-    if (!b) {
-        b = json_pack("{s:i,s:f}", "failures", 0, "until", 0.0);
-        json_object_set_new(sc->backoff, service, b);
-    }
+    struct svc_rt *b = svc_rt(sc, service);
     if (!failed || ran_s >= HEALTHY_RUN_S) {
-        json_object_set_new(b, "failures", json_integer(0));
+        b->failures = 0;
         return;
     }
-    json_int_t n = json_integer_value(json_object_get(b, "failures")) + 1;
+    int n = ++b->failures;
     double delay = 0.5;
-    for (json_int_t k = 1; k < n && delay < BACKOFF_MAX_S; k++)
+    for (int k = 1; k < n && delay < BACKOFF_MAX_S; k++)
         delay *= 2;
     if (delay > BACKOFF_MAX_S)
         delay = BACKOFF_MAX_S;
-    json_object_set_new(b, "failures", json_integer(n));
-    json_object_set_new(b, "until", json_real(util_now() + delay));
-    sched_event(sc, service, "tasks keep failing to start (%lld in a row); the next start waits %.1fs", (long long)n,
-                delay);
+    b->until = util_now() + delay;
+    sched_event(sc, service, "tasks keep failing to start (%d in a row); the next start waits %.1fs", n, delay);
 }
 
 /* Deletes all but the newest KEEP_STOPPED stopped tasks of each service. */
@@ -112,7 +82,7 @@ static void prune(struct sched *sc)
     const char *id;
     json_t *ids = json_array();
     json_object_foreach(tasks, id, t)
-        if (strcmp(json_string_value(json_object_get(t, "last_status")), "STOPPED") == 0)
+        if (task_is(t, TASK_STOPPED))
             json_array_append_new(ids, json_string(id));
     /* Newest first. */
     size_t n = json_array_size(ids);
@@ -241,20 +211,20 @@ static void sched_deployment_task_failed(struct sched *sc, const char *service, 
     }
 }
 
-void sched_task_ended(struct sched *sc, const char *id)
+/* Task <id> became STOPPED: an event, the restart backoff, the deployment's circuit breaker. */
+static void task_ended(struct sched *sc, const char *id)
 {
-    char path[80], svc[128] = "", td[300] = "";
-    snprintf(path, sizeof path, "tasks/%s", id);
-    json_t *t = sched_store_get(sc->store, path);
+    char svc[128] = "", td[300] = "";
+    json_t *t = task_get(&sc->tasks, id);
     if (!t)
         return;
+    sched_stop_forget(sc, id);
     if (json_is_string(json_object_get(t, "service")))
         snprintf(svc, sizeof svc, "%s", json_string_value(json_object_get(t, "service")));
     snprintf(td, sizeof td, "%s", json_string_value(json_object_get(t, "task_definition")));
     const char *code = json_string_value(json_object_get(t, "stop_code"));
     bool failed = code && (strcmp(code, "EssentialContainerExited") == 0 || strcmp(code, "TaskFailedToStart") == 0);
-    double ran =
-        json_object_get(t, "started_at") ? sched_task_age_s(t, "started_at") - sched_task_age_s(t, "stopped_at") : 0;
+    double ran = json_object_get(t, "started_at") ? task_age_s(t, "started_at") - task_age_s(t, "stopped_at") : 0;
     sched_event(sc, *svc ? svc : NULL, "task %s %s: %s", id,
                 code && strcmp(code, "TaskFailedToStart") == 0 ? "failed to start" : "stopped",
                 json_is_string(json_object_get(t, "stopped_reason"))
@@ -265,14 +235,29 @@ void sched_task_ended(struct sched *sc, const char *id)
         if (failed && ran < HEALTHY_RUN_S)
             sched_deployment_task_failed(sc, svc, td);
     }
-    sched_kick(sc);
-    sched_sync_kick(sc);
 }
 
-void sched_task_running(struct sched *sc, const char *id)
+/* The task table's hook: every transition of every task, wherever it runs. */
+static void task_changed(void *arg, const char *id, enum task_status was, enum task_status now)
 {
-    sched_sync_kick(sc);
-    sched_kick(sc);
+    struct sched *sc = arg;
+    if (now == TASK_STOPPED)
+        task_ended(sc, id);
+    if (now == TASK_PENDING || now == TASK_RUNNING || now == TASK_STOPPED) {
+        sched_kick(sc);
+        sched_sync_kick(sc);
+    }
+}
+
+/* The embedded agent's hooks. */
+static void agent_wants_stop(void *arg, const char *id, const char *code, const char *reason)
+{
+    sched_task_stop(arg, id, code, reason);
+}
+
+static void agent_event_hook(void *arg, const char *service, const char *msg)
+{
+    sched_event(arg, service, "%s", msg);
 }
 
 /* One service: a rolling deployment toward <desired> tasks of its task definition. Plain
@@ -297,17 +282,18 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
             continue;
         /* Old: another task definition, or on a node that is draining or lost (replaced like a deployment). */
         bool is_new = is_current(sc, t, td);
-        bool is_running = strcmp(json_string_value(json_object_get(t, "last_status")), "RUNNING") == 0;
+        bool is_running = task_is(t, TASK_RUNNING);
         *(is_new ? &new_n : &old_n) += 1;
         *(is_new ? &new_running : &old_running) += is_running;
-        if (is_running && sched_task_age_s(t, "started_at") >= HEALTHY_RUN_S)
+        if (is_running && task_age_s(t, "started_at") >= HEALTHY_RUN_S)
             sched_task_stopped(sc, name, HEALTHY_RUN_S, false); /* healthy long enough: forget failures */
     }
     json_t *d = deployment(sc, name);
     bool failed = d && strcmp(json_string_value(json_object_get(d, "status")), "FAILED") == 0 &&
                   strcmp(json_string_value(json_object_get(d, "current")), td) == 0;
-    json_t *b = json_object_get(sc->backoff, name);
-    bool throttled = b && util_now() < json_real_value(json_object_get(b, "until"));
+    struct svc_rt *rt = svc_rt(sc, name);
+    rt->seen = true;
+    bool throttled = util_now() < rt->until;
     /* Start tasks of the current definition, within maximum_percent. */
     int start = desired - new_n;
     if (start > max_total - new_n - old_n)
@@ -352,8 +338,8 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
     }
     /* The scheduler's own view, not part of the user's service object. */
     bool steady = old_n == 0 && new_n == desired && new_running == desired;
-    if (steady != json_is_true(json_object_get(sc->steady, name))) {
-        json_object_set_new(sc->steady, name, json_boolean(steady));
+    if (steady != rt->steady) {
+        rt->steady = steady;
         if (steady)
             sched_event(sc, name, "has reached a steady state");
     }
@@ -365,56 +351,70 @@ static void reconcile(struct sched *sc)
     json_t *state = sched_store_state(sc->store);
     json_t *tasks = json_object_get(state, "tasks"), *t, *svc;
     const char *id, *name;
+    struct list *it, *tmp;
+    list_each(it, tmp, &sc->services_rt)
+        list_entry(it, struct svc_rt, link)->seen = false;
     json_object_foreach(json_object_get(state, "services"), name, svc)
         reconcile_service(sc, name, svc, tasks);
+    /* Forget the services that are gone. */
+    list_each(it, tmp, &sc->services_rt) {
+        struct svc_rt *r = list_entry(it, struct svc_rt, link);
+        if (!r->seen && !json_object_get(json_object_get(state, "services"), r->name)) {
+            list_del(&r->link);
+            free(r);
+        }
+    }
     /* The new tasks and those still waiting for room. */
     sched_place_pending(sc);
     tasks = json_object_get(sched_store_state(sc->store), "tasks");
     /* Tasks of services that no longer exist. */
+    json_t *gone = json_array(), *x;
+    size_t i;
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
-        char path[300];
-        if (!ts || !active(t))
-            continue;
-        snprintf(path, sizeof path, "services/%s", ts);
-        if (!sched_store_get(sc->store, path))
-            sched_task_stop(sc, id, "ServiceSchedulerInitiated", "The service was deleted");
+        if (ts && active(t) && !json_object_get(json_object_get(sched_store_state(sc->store), "services"), ts))
+            json_array_append_new(gone, json_string(id));
     }
+    json_array_foreach(gone, i, x)
+        sched_task_stop(sc, json_string_value(x), "ServiceSchedulerInitiated", "The service was deleted");
+    json_decref(gone);
 }
 
-static void tick(struct ev_loop *loop, ev_timer *w, int revents)
+static void pass(struct sched *sc)
 {
-    struct sched *sc = w->data;
     reconcile(sc);
     prune(sc);
-    w->repeat = TICK_S;
-    ev_timer_again(loop, w);
-}
-
-void sched_kick(struct sched *sc)
-{
-    /* Soon, but outside the caller's stack (it may be walking the state). */
-    sc->tick.repeat = 0.01;
-    ev_timer_again(sc->loop, &sc->tick);
+    sched_schedule(sc, &sc->tick, TICK_S);
 }
 
 void sched_stop(struct sched *sc)
 {
-    ev_timer_stop(sc->loop, &sc->tick);
-    sched_agent_release(sc);
-    json_decref(sc->events);
-    json_decref(sc->backoff);
-    json_decref(sc->steady);
+    sc->reconcile_pass = NULL;
+    agent_release(&sc->agent);
+    while (!list_empty(&sc->services_rt)) {
+        struct svc_rt *r = list_entry(sc->services_rt.next, struct svc_rt, link);
+        list_del(&r->link);
+        free(r);
+    }
 }
 
 void sched_start(struct sched *sc)
 {
-    sc->events = json_array();
-    sc->backoff = json_object();
-    sc->steady = json_object();
-    sched_agent_adopt(sc);
-    sched_nodes_resume(sc);
-    ev_init(&sc->tick, tick);
-    sc->tick.data = sc;
+    sc->tasks = (struct tasks){.store = sc->store, .changed = task_changed, .arg = sc};
+    sc->agent = (struct agent){.loop = sc->loop,
+                               .tasks = &sc->tasks,
+                               .data_dir = sc->data_dir,
+                               .node_id = sc->node_id,
+                               .dns = sc->dns,
+                               .namespace = sc->namespace,
+                               .port_lo = sc->port_lo,
+                               .port_hi = sc->port_hi,
+                               .stop_hook = agent_wants_stop,
+                               .event_hook = agent_event_hook,
+                               .hook_arg = sc};
+    agent_init(&sc->agent);
+    agent_adopt(&sc->agent);
+    sched_stops_resume(sc);
+    sc->reconcile_pass = pass;
     sched_kick(sc);
 }

@@ -7,10 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "berth/alloc.h"
 #include "berth/buf.h"
 #include "berth/config.h"
 #include "berth/log.h"
-#include "sched.h"
+#include "store.h"
 
 #define SNAPSHOT_EVERY 10000 /* journal records between snapshots */
 
@@ -34,7 +35,7 @@ struct sched_store {
 static char *path_join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
+    char *p = xmalloc(n);
     snprintf(p, n, "%s/%s", dir, name);
     return p;
 }
@@ -183,7 +184,7 @@ void sched_store_put(struct sched_store *s, const char *path, json_t *value, sch
     s->since_snapshot++;
     if (s->nwaiters == s->capwaiters) {
         s->capwaiters = s->capwaiters ? s->capwaiters * 2 : 16;
-        s->waiters = realloc(s->waiters, s->capwaiters * sizeof *s->waiters);
+        s->waiters = xrealloc(s->waiters, s->capwaiters * sizeof *s->waiters);
     }
     s->waiters[s->nwaiters++] = (struct waiter){cb, arg};
 }
@@ -228,9 +229,9 @@ struct sched_store *sched_store_open(struct ev_loop *loop, const char *dir, char
         cfg_error(err, "data_dir", "cannot create %s: %s", dir, strerror(errno));
         return NULL;
     }
-    struct sched_store *s = calloc(1, sizeof *s);
+    struct sched_store *s = xcalloc(1, sizeof *s);
     s->loop = loop;
-    s->dir = strdup(dir);
+    s->dir = xstrdup(dir);
     buf_init(&s->pending, 1u << 30);
     char *snap = path_join(dir, "snapshot.json"), *jour = path_join(dir, "journal");
     json_error_t je;

@@ -7,7 +7,7 @@
 #include "berth/config.h"
 #include "berth/util.h"
 #include "placement.h"
-#include "sched.h"
+#include "validate.h"
 
 enum jkind { J_INT, J_NUM, J_BOOL, J_LABEL, J_STR, J_STRARR, J_STRMAP, J_OBJ, J_OBJARR, J_ENUM, J_NUMPAIR };
 

@@ -1,0 +1,98 @@
+/* agent.h -- the node agent: runs the tasks placed on one node through a task runtime.
+ *
+ * The same code serves the scheduler's embedded node and berth-agent. Its owner fills in a struct
+ * agent (where the tasks are kept, the node's port range, what tasks are told of the plane) and two
+ * hooks; the agent reports every status change through the task table (task.h) and asks its owner
+ * to stop a task through stop() (the scheduler drains it from its load balancers first).
+ *
+ * A runtime is a table of operations over the tasks it runs. The process runtime (proc.c) runs a
+ * task's containers as host processes in their own process groups and cgroups; a container runtime
+ * is a second implementation of the same table. */
+#ifndef BERTH_SCHED_AGENT_H
+#define BERTH_SCHED_AGENT_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "task.h"
+
+#define AGENT_MAX_CONTAINERS 8
+
+struct agent;
+struct buf;
+
+struct runtime_ops {
+    const char *name;
+    /* Starts task <id> (its record has the definition; <env> is one object of environment
+     * variables per container, <ports> the host ports by port-mapping name; both borrowed). The task
+     * becomes ACTIVATING, then RUNNING once its ports accept connections. 0, or -1 with <why>. */
+    int (*start)(struct agent *a, const char *id, json_t *env, json_t *ports, char *why, size_t why_len);
+    /* Stops task <id>: SIGTERM, SIGKILL after each container's stop_timeout_s; STOPPED once all exited.
+     * False when this runtime does not run it. */
+    bool (*stop)(struct agent *a, const char *id);
+    /* Sends <sig> to every process of task <id>; 0, or -1 with errno (ESRCH: not running here). */
+    int (*signal)(struct agent *a, const char *id, int sig);
+    /* Re-attaches to task <id> (record <task>) that survived a restart of the agent. */
+    void (*adopt)(struct agent *a, const char *id, json_t *task);
+    /* Appends the last <max> bytes of the task's output to <out>; false when there is none. */
+    bool (*logs)(struct agent *a, const char *id, struct buf *out, size_t max);
+    /* Resource use of task <id>: {"memory_bytes", "cpu_seconds", "processes"} (what is known), or NULL. */
+    json_t *(*stats)(struct agent *a, const char *id);
+    /* True while the runtime runs task <id>. */
+    bool (*running)(struct agent *a, const char *id);
+    /* Kills every task now and waits briefly for them (--stop-tasks at exit). */
+    void (*kill_all)(struct agent *a);
+    /* Forgets every task without touching it (at exit: a restarted agent adopts them). */
+    void (*release)(struct agent *a);
+};
+
+struct agent {
+    struct ev_loop *loop;
+    struct tasks *tasks;
+    const char *data_dir;  /* task logs go to data_dir/tasks */
+    const char *node_id;   /* tasks whose "node" is this are ours */
+    const char *dns;       /* BERTH_DNS given to tasks */
+    const char *namespace; /* BERTH_NAMESPACE */
+    int port_lo, port_hi;  /* host ports handed to tasks */
+    /* The runtime wants task <id> stopped (it failed its container health check). */
+    void (*stop_hook)(void *arg, const char *id, const char *code, const char *reason);
+    /* Something worth an event ("service" may be NULL). */
+    void (*event_hook)(void *arg, const char *service, const char *msg);
+    void *hook_arg;
+    /* Runtimes (set by agent_init). */
+    const struct runtime_ops *process;
+    void *process_state;
+    int next_port;
+};
+
+/* The process runtime (proc.c). */
+extern const struct runtime_ops proc_runtime;
+
+/* Prepares <a> (its fields above filled in by the owner). */
+void agent_init(struct agent *a);
+/* Starts task <id>: host ports, environment, then its runtime. 0, or -1 with the task STOPPED. */
+int agent_start(struct agent *a, const char *id);
+/* Stops task <id> for <code>/<reason>: a running task gets SIGTERM (STOPPING, then STOPPED); one that
+ * runs nowhere here becomes STOPPED at once. */
+void agent_stop(struct agent *a, const char *id, const char *code, const char *reason);
+/* True while task <id> runs here. */
+bool agent_running(struct agent *a, const char *id);
+/* Re-attaches to this node's tasks that survived a restart. */
+void agent_adopt(struct agent *a);
+/* Answers <req> with the last MiB of task <id>'s output. */
+struct httpd_req;
+void agent_logs(struct agent *a, struct httpd_req *req, const char *id);
+/* Answers <req> with task <id>'s resource use. */
+void agent_stats(struct agent *a, struct httpd_req *req, const char *id);
+/* Kills every task (berth-agent --stop-tasks). */
+void agent_kill_all(struct agent *a);
+/* Forgets the running tasks (at exit; the processes keep running). */
+void agent_release(struct agent *a);
+/* True for a task record of this node. */
+bool agent_ours(struct agent *a, json_t *task);
+
+/* cgroups (cgroup.c): "v1" or "v2" when tasks get memory and CPU limits, else "unavailable: why". */
+const char *agent_cgroups(void);
+
+#endif

@@ -1,0 +1,127 @@
+/* core.c -- the scheduler's events (a ring of the newest MAX_EVENTS) and its wake-up timers: the
+ * reconcile pass and the data plane sync run soon after a change, never inside the caller's stack. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/alloc.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "sched.h"
+
+#define MAX_EVENTS 1000
+
+/* The timers run the passes their owners (reconcile.c, sync.c) hooked in at start; until then a
+ * kick only arms them. */
+static void tick_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sched *sc = w->data;
+    ev_timer_stop(loop, w);
+    if (sc->reconcile_pass)
+        sc->reconcile_pass(sc);
+}
+
+static void sync_fired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct sched *sc = w->data;
+    ev_timer_stop(loop, w);
+    if (sc->sync_pass)
+        sc->sync_pass(sc);
+}
+
+void sched_init(struct sched *sc)
+{
+    ev_init(&sc->tick, tick_fired);
+    sc->tick.data = sc;
+    ev_init(&sc->sync_timer, sync_fired);
+    sc->sync_timer.data = sc;
+    list_init(&sc->services_rt);
+    list_init(&sc->calls);
+    list_init(&sc->nodes_rt);
+    list_init(&sc->drains);
+    sc->events = xcalloc(MAX_EVENTS, sizeof *sc->events);
+    sc->events_head = sc->events_len = 0;
+}
+
+void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
+    struct sched_event *e = &sc->events[(sc->events_head + sc->events_len) % MAX_EVENTS];
+    if (sc->events_len == MAX_EVENTS) { /* full: the oldest goes */
+        free(e->service);
+        free(e->message);
+        sc->events_head = (sc->events_head + 1) % MAX_EVENTS;
+    } else {
+        sc->events_len++;
+    }
+    util_rfc3339(util_wall(), e->at, sizeof e->at);
+    e->service = service ? xstrdup(service) : NULL;
+    e->message = xstrdup(msg);
+}
+
+json_t *sched_events_json(struct sched *sc, const char *service, size_t limit)
+{
+    json_t *out = json_array();
+    for (size_t k = sc->events_len; k > 0 && (!limit || json_array_size(out) < limit); k--) {
+        struct sched_event *e = &sc->events[(sc->events_head + k - 1) % MAX_EVENTS];
+        if (service && (!e->service || strcmp(e->service, service) != 0))
+            continue;
+        json_t *j = json_pack("{s:s,s:s}", "created_at", e->at, "message", e->message);
+        if (e->service)
+            json_object_set_new(j, "service", json_string(e->service));
+        json_array_insert_new(out, 0, j);
+    }
+    return out;
+}
+
+void sched_events_free(struct sched *sc)
+{
+    for (size_t k = 0; k < sc->events_len; k++) {
+        struct sched_event *e = &sc->events[(sc->events_head + k) % MAX_EVENTS];
+        free(e->service);
+        free(e->message);
+    }
+    free(sc->events);
+    sc->events = NULL;
+    sc->events_len = 0;
+}
+
+/* Arms <w> to fire in <after> seconds, or sooner if it is already due sooner. */
+static void arm(struct ev_loop *loop, ev_timer *w, double after)
+{
+    if (ev_is_active(w) && ev_timer_remaining(loop, w) <= after)
+        return;
+    ev_timer_stop(loop, w);
+    ev_timer_set(w, after, 0);
+    ev_timer_start(loop, w);
+}
+
+void sched_kick(struct sched *sc)
+{
+    arm(sc->loop, &sc->tick, 0.01);
+}
+
+void sched_sync_kick(struct sched *sc)
+{
+    if (sc->proxy_admin.len || sc->dns_admin.len)
+        arm(sc->loop, &sc->sync_timer, 0.005);
+}
+
+void sched_schedule(struct sched *sc, ev_timer *w, double after)
+{
+    ev_timer_stop(sc->loop, w);
+    ev_timer_set(w, after, 0);
+    ev_timer_start(sc->loop, w);
+}
+
+void sched_timers_stop(struct sched *sc)
+{
+    ev_timer_stop(sc->loop, &sc->tick);
+    ev_timer_stop(sc->loop, &sc->sync_timer);
+}

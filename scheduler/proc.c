@@ -1,0 +1,613 @@
+/* proc.c -- the process runtime: a task's containers run as host processes, each in its own process
+ * group and cgroups, with its output in data_dir/tasks/ID.log; container health checks run as
+ * commands beside them. Implements struct runtime_ops (agent.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "berth/alloc.h"
+#include "berth/buf.h"
+#include "berth/list.h"
+#include "berth/log.h"
+#include "berth/util.h"
+#include "cgroup.h"
+
+#define READY_MAX_S 60.0
+
+struct run {
+    struct list link;
+    struct agent *a;
+    char id[40];
+    int n;
+    pid_t pid[AGENT_MAX_CONTAINERS];
+    bool essential[AGENT_MAX_CONTAINERS], exited[AGENT_MAX_CONTAINERS];
+    double stop_timeout[AGENT_MAX_CONTAINERS];
+    ev_child child[AGENT_MAX_CONTAINERS];
+    struct cgroup cg[AGENT_MAX_CONTAINERS];
+    ev_io pidfd_io[AGENT_MAX_CONTAINERS]; /* adopted processes are not our children */
+    int pidfd[AGENT_MAX_CONTAINERS];
+    ev_timer kill_timer;
+    ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
+    struct health {
+        struct run *r;
+        int i;          /* container index */
+        ev_timer timer; /* next check, or the running check's timeout */
+        ev_child child; /* the running check command */
+        pid_t pid;
+        int failures;
+    } health[AGENT_MAX_CONTAINERS];
+    double started; /* monotonic */
+    bool all_exited;
+    bool stopping;
+    char stop_code[40], reason[200];
+};
+
+/* The runs of an agent: a list head in its process_state. */
+static struct list *runs(struct agent *a)
+{
+    if (!a->process_state) {
+        struct list *l = xmalloc(sizeof *l);
+        list_init(l);
+        a->process_state = l;
+    }
+    return a->process_state;
+}
+
+static struct run *find_run(struct agent *a, const char *id)
+{
+    struct list *it, *tmp;
+    list_each(it, tmp, runs(a)) {
+        struct run *r = list_entry(it, struct run, link);
+        if (strcmp(r->id, id) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static struct run *run_new(struct agent *a, const char *id, int n)
+{
+    struct run *r = xcalloc(1, sizeof *r);
+    r->a = a;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->n = n;
+    snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
+    snprintf(r->reason, sizeof r->reason, "Essential container in task exited");
+    for (int i = 0; i < AGENT_MAX_CONTAINERS; i++)
+        r->pidfd[i] = -1;
+    list_add(runs(a), &r->link);
+    return r;
+}
+
+static void run_free(struct run *r)
+{
+    struct ev_loop *loop = r->a->loop;
+    list_del(&r->link);
+    for (int i = 0; i < r->n; i++) {
+        ev_child_stop(loop, &r->child[i]);
+        ev_io_stop(loop, &r->pidfd_io[i]);
+        if (r->pidfd[i] >= 0)
+            close(r->pidfd[i]);
+        ev_timer_stop(loop, &r->health[i].timer);
+        ev_child_stop(loop, &r->health[i].child);
+        if (r->health[i].pid > 0)
+            kill(-r->health[i].pid, SIGKILL);
+        if (r->all_exited)
+            cg_remove(&r->cg[i]);
+    }
+    ev_timer_stop(loop, &r->kill_timer);
+    ev_timer_stop(loop, &r->ready_timer);
+    free(r);
+}
+
+static json_t *record(struct run *r)
+{
+    return task_get(r->a->tasks, r->id);
+}
+
+/* ---- exits ---- */
+
+static void signal_all(struct run *r, int sig)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!r->exited[i] && r->pid[i] > 0)
+            kill(-r->pid[i], sig); /* the container's whole process group */
+}
+
+static void kill_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct run *r = w->data;
+    log_warn("task %s: still running after its stop timeout, sending SIGKILL", r->id);
+    signal_all(r, SIGKILL);
+}
+
+static void begin_stop(struct run *r)
+{
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    ev_timer_stop(r->a->loop, &r->ready_timer);
+    signal_all(r, SIGTERM);
+    double t = 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->stop_timeout[i] > t)
+            t = r->stop_timeout[i];
+    ev_timer_init(&r->kill_timer, kill_timeout, t > 0 ? t : 0.01, 0);
+    r->kill_timer.data = r;
+    ev_timer_start(r->a->loop, &r->kill_timer);
+}
+
+/* Once every container has exited: the task is STOPPED. */
+static void finish_if_done(struct run *r)
+{
+    for (int k = 0; k < r->n; k++)
+        if (!r->exited[k])
+            return;
+    r->all_exited = true;
+    struct tasks *tt = r->a->tasks;
+    char id[40], code[40], reason[200];
+    snprintf(id, sizeof id, "%s", r->id);
+    snprintf(code, sizeof code, "%s", r->stop_code);
+    snprintf(reason, sizeof reason, "%s", r->reason);
+    run_free(r);
+    task_stopped(tt, id, code, reason);
+}
+
+static void container_exited(struct run *r, int i, int code)
+{
+    if (r->exited[i])
+        return;
+    r->exited[i] = true;
+    json_t *t = record(r);
+    json_t *cs = t ? json_deep_copy(json_object_get(t, "containers")) : json_array();
+    json_t *c = json_array_get(cs, (size_t)i);
+    if (c)
+        json_object_set_new(c, "exit_code", code >= 0 ? json_integer(code) : json_null());
+    bool oom = cg_oom_killed(&r->cg[i]);
+    if (c && oom)
+        json_object_set_new(c, "reason",
+                            json_sprintf("OutOfMemoryError: container killed due to memory usage (limit %d MiB)",
+                                         r->cg[i].mem_limit_mib));
+    bool essential_exit = !r->stopping && r->essential[i];
+    if (essential_exit) {
+        snprintf(r->stop_code, sizeof r->stop_code, "EssentialContainerExited");
+        snprintf(r->reason, sizeof r->reason, "Essential container in task exited (%s, exit code %d%s)",
+                 c ? json_string_value(json_object_get(c, "name")) : "?", code, oom ? ", OutOfMemoryError" : "");
+    }
+    task_set(r->a->tasks, r->id, json_pack("{s:o}", "containers", cs));
+    if (essential_exit) {
+        task_stopping(r->a->tasks, r->id, NULL, NULL);
+        begin_stop(r);
+    }
+    finish_if_done(r);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct run *r = w->data;
+    int i = (int)(w - r->child);
+    int st = w->rstatus;
+    ev_child_stop(loop, w);
+    container_exited(r, i, WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1);
+}
+
+static void pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct run *r = w->data;
+    int i = (int)(w - r->pidfd_io);
+    ev_io_stop(loop, w);
+    container_exited(r, i, -1); /* not our child after a restart: the exit code is not ours to read */
+}
+
+/* ---- container health checks (ECS semantics: command, interval, timeout, retries, start period) ---- */
+
+static json_t *health_conf(struct run *r, int i)
+{
+    return json_object_get(
+        json_array_get(json_object_get(json_object_get(record(r), "definition"), "containers"), (size_t)i),
+        "health_check");
+}
+
+static void health_result(struct health *h, bool ok)
+{
+    struct run *r = h->r;
+    struct agent *a = r->a;
+    json_t *hc = health_conf(r, h->i);
+    h->pid = 0;
+    h->failures = ok ? 0 : h->failures + 1;
+    const char *status = ok                                                                  ? "HEALTHY"
+                         : h->failures >= json_integer_value(json_object_get(hc, "retries")) ? "UNHEALTHY"
+                                                                                             : NULL;
+    json_t *t = record(r);
+    if (status && strcmp(json_string_value(json_object_get(t, "health_status")), status) != 0)
+        task_set(a->tasks, r->id, json_pack("{s:s}", "health_status", status));
+    if (status && strcmp(status, "UNHEALTHY") == 0 && r->essential[h->i] && !r->stopping) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "task %s failed container health checks (%d in a row)", r->id, h->failures);
+        a->event_hook(a->hook_arg, json_string_value(json_object_get(record(r), "service")), msg);
+        char id[40];
+        snprintf(id, sizeof id, "%s", r->id);
+        a->stop_hook(a->hook_arg, id, "TaskFailedHealthChecks", "Task failed container health checks");
+        return;
+    }
+    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "interval_s")), 0);
+    ev_timer_start(a->loop, &h->timer);
+}
+
+static void health_exit(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct health *h = w->data;
+    ev_child_stop(loop, w);
+    ev_timer_stop(loop, &h->timer);
+    health_result(h, WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 0);
+}
+
+/* The PATH tasks get: the node's, or the usual one. */
+static const char *task_path(void)
+{
+    const char *p = getenv("PATH");
+    return p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+/* In a child: stdin from /dev/null, and stdout and stderr to <fd> (closed after), or also /dev/null. */
+static void child_stdio(int fd)
+{
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0)
+        dup2(devnull, 0);
+    int out = fd >= 0 ? fd : devnull;
+    if (out >= 0) {
+        dup2(out, 1);
+        dup2(out, 2);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct health *h = w->data;
+    struct run *r = h->r;
+    if (h->pid > 0) { /* the check outlived timeout_s: a failure */
+        kill(-h->pid, SIGKILL);
+        ev_child_stop(loop, &h->child);
+        health_result(h, false);
+        return;
+    }
+    if (r->stopping)
+        return;
+    json_t *hc = health_conf(r, h->i), *cmd = json_object_get(hc, "command");
+    char **argv = xcalloc(json_array_size(cmd) + 1, sizeof *argv);
+    for (size_t k = 0; k < json_array_size(cmd); k++)
+        argv[k] = (char *)json_string_value(json_array_get(cmd, k));
+    /* The check sees the task's environment (PORT and friends), as the container does. */
+    json_t *p;
+    const char *k;
+    const char *path = task_path();
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        /* Like the task: PATH and PORT, nothing else of the node's environment. */
+        char keep[4096];
+        snprintf(keep, sizeof keep, "%s", path);
+        clearenv();
+        setenv("PATH", keep, 1);
+        json_object_foreach(json_object_get(record(r), "ports"), k, p) {
+            char v[16];
+            snprintf(v, sizeof v, "%lld", json_integer_value(p));
+            setenv("PORT", v, 0);
+        }
+        child_stdio(-1);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    free(argv);
+    if (pid < 0) {
+        health_result(h, false);
+        return;
+    }
+    setpgid(pid, pid);
+    h->pid = pid;
+    ev_child_init(&h->child, health_exit, pid, 0);
+    h->child.data = h;
+    ev_child_start(loop, &h->child);
+    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "timeout_s")), 0);
+    ev_timer_start(loop, &h->timer);
+}
+
+static void health_start(struct run *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        json_t *hc = health_conf(r, i);
+        struct health *h = &r->health[i];
+        h->r = r;
+        h->i = i;
+        ev_init(&h->timer, health_tick);
+        h->timer.data = h;
+        ev_init(&h->child, health_exit);
+        if (!hc)
+            continue;
+        /* The first check after start_period_s (failures before it would not count anyway). */
+        double first = json_number_value(json_object_get(hc, "start_period_s"));
+        ev_timer_set(&h->timer, first > 0 ? first : 0.01, 0);
+        ev_timer_start(r->a->loop, &h->timer);
+    }
+}
+
+/* ---- start ---- */
+
+/* True when something accepts TCP connections on 127.0.0.1:<port>. */
+static bool accepting(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0; /* loopback: no wait */
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* ACTIVATING: a task is RUNNING (and registered) once every host port it was given accepts connections. */
+static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct run *r = w->data;
+    json_t *p;
+    const char *k;
+    bool ready = true;
+    json_object_foreach(json_object_get(record(r), "ports"), k, p)
+        ready = ready && accepting((int)json_integer_value(p));
+    if (!ready) {
+        if (util_now() - r->started > READY_MAX_S) {
+            snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
+            snprintf(r->reason, sizeof r->reason, "its ports did not accept connections within %.0fs", READY_MAX_S);
+            begin_stop(r);
+            return;
+        }
+        ev_timer_set(w, 0.05, 0);
+        ev_timer_start(loop, w);
+        return;
+    }
+    health_start(r);
+    task_running(r->a->tasks, r->id);
+}
+
+/* NULL-terminated "K=V" strings of object <env>. */
+static char **env_list(json_t *env)
+{
+    char **envp = xcalloc(json_object_size(env) + 1, sizeof *envp);
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v) {
+        size_t len = strlen(k) + json_string_length(v) + 2;
+        envp[n] = xmalloc(len);
+        snprintf(envp[n++], len, "%s=%s", k, json_string_value(v));
+    }
+    return envp;
+}
+
+static void free_list(char **l)
+{
+    for (size_t k = 0; l[k]; k++)
+        free(l[k]);
+    free(l);
+}
+
+static int proc_start(struct agent *a, const char *id, json_t *env, json_t *ports, char *why, size_t why_len)
+{
+    json_t *cs = json_object_get(json_object_get(task_get(a->tasks, id), "definition"), "containers"), *c;
+    char logpath[1024];
+    snprintf(logpath, sizeof logpath, "%s/tasks/%s.log", a->data_dir, id);
+    struct run *r = run_new(a, id, (int)json_array_size(cs));
+    json_t *states = json_array();
+    size_t i;
+    json_array_foreach(cs, i, c) {
+        r->essential[i] = json_is_true(json_object_get(c, "essential"));
+        r->stop_timeout[i] = json_number_value(json_object_get(c, "stop_timeout_s"));
+        json_t *cmd = json_object_get(c, "command");
+        char **argv = xcalloc(json_array_size(cmd) + 1, sizeof *argv);
+        for (size_t k = 0; k < json_array_size(cmd); k++)
+            argv[k] = xstrdup(json_string_value(json_array_get(cmd, k)));
+        json_t *vars = json_pack("{s:s}", "PATH", task_path());
+        json_object_update(vars, json_array_get(env, i));
+        char **envp = env_list(vars);
+        json_decref(vars);
+        cg_create(&r->cg[i], id, (int)i, (int)json_integer_value(json_object_get(c, "cpu")),
+                  (int)json_integer_value(json_object_get(c, "memory_mib")));
+        pid_t pid = fork();
+        if (pid == 0) {
+            setpgid(0, 0); /* its own process group, so a stop reaches its children too */
+            cg_join(&r->cg[i]);
+            child_stdio(open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644));
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            signal(SIGPIPE, SIG_DFL);
+            execvpe(argv[0], argv, envp);
+            dprintf(2, "berth: cannot run %s: %s\n", argv[0], strerror(errno));
+            _exit(127);
+        }
+        free_list(argv);
+        free_list(envp);
+        if (pid > 0)
+            setpgid(pid, pid);
+        r->pid[i] = pid;
+        ev_child_init(&r->child[i], child_cb, pid, 0);
+        r->child[i].data = r;
+        if (pid > 0)
+            ev_child_start(a->loop, &r->child[i]);
+        else
+            r->exited[i] = true;
+        ev_init(&r->pidfd_io[i], pidfd_cb);
+        json_array_append_new(
+            states, json_pack("{s:s,s:i}", "name", json_string_value(json_object_get(c, "name")), "pid", (int)pid));
+    }
+    r->started = util_now();
+    task_activating(a->tasks, id, states, json_incref(ports), logpath);
+    ev_timer_init(&r->ready_timer, ready_tick, 0.02, 0);
+    r->ready_timer.data = r;
+    ev_timer_start(a->loop, &r->ready_timer);
+    return 0;
+}
+
+static bool proc_stop(struct agent *a, const char *id)
+{
+    struct run *r = find_run(a, id);
+    if (!r)
+        return false;
+    json_t *t = task_get(a->tasks, id), *code = json_object_get(t, "stop_code"), *why = json_object_get(t, "stopped_reason");
+    if (json_is_string(code))
+        snprintf(r->stop_code, sizeof r->stop_code, "%s", json_string_value(code));
+    if (json_is_string(why))
+        snprintf(r->reason, sizeof r->reason, "%s", json_string_value(why));
+    begin_stop(r);
+    return true;
+}
+
+static int proc_signal(struct agent *a, const char *id, int sig)
+{
+    struct run *r = find_run(a, id);
+    if (!r)
+        return errno = ESRCH, -1;
+    signal_all(r, sig);
+    return 0;
+}
+
+static bool proc_running(struct agent *a, const char *id)
+{
+    return find_run(a, id) != NULL;
+}
+
+static void proc_kill_all(struct agent *a)
+{
+    struct list *it, *tmp;
+    list_each(it, tmp, runs(a))
+        signal_all(list_entry(it, struct run, link), SIGKILL);
+    /* Wait for them (briefly), so their cgroups can go too. */
+    list_each(it, tmp, runs(a)) {
+        struct run *r = list_entry(it, struct run, link);
+        for (int i = 0; i < r->n; i++) {
+            if (r->exited[i] || r->pid[i] <= 0)
+                continue;
+            if (r->pidfd[i] >= 0) {
+                struct pollfd p = {.fd = r->pidfd[i], .events = POLLIN};
+                poll(&p, 1, 1000);
+            } else {
+                waitpid(r->pid[i], NULL, 0);
+            }
+        }
+        r->all_exited = true;
+    }
+}
+
+static void proc_release(struct agent *a)
+{
+    while (!list_empty(runs(a)))
+        run_free(list_entry(runs(a)->next, struct run, link));
+    free(a->process_state);
+    a->process_state = NULL;
+}
+
+static void proc_adopt(struct agent *a, const char *id, json_t *t)
+{
+    json_t *cs = json_object_get(t, "containers"), *c;
+    json_t *defs = json_object_get(json_object_get(t, "definition"), "containers");
+    struct run *r = run_new(a, id, (int)json_array_size(cs));
+    size_t i;
+    int alive = 0;
+    json_array_foreach(cs, i, c) {
+        json_t *def = json_array_get(defs, i);
+        r->essential[i] = json_is_true(json_object_get(def, "essential"));
+        r->stop_timeout[i] = json_number_value(json_object_get(def, "stop_timeout_s"));
+        r->pid[i] = (pid_t)json_integer_value(json_object_get(c, "pid"));
+        cg_find(&r->cg[i], id, (int)i, (int)json_integer_value(json_object_get(def, "memory_mib")));
+        ev_init(&r->child[i], child_cb);
+        ev_init(&r->pidfd_io[i], pidfd_cb);
+        r->pidfd_io[i].data = r;
+        int fd = r->pid[i] > 0 && !json_object_get(c, "exit_code") ? (int)syscall(SYS_pidfd_open, r->pid[i], 0) : -1;
+        if (fd < 0) {
+            r->exited[i] = true;
+            continue;
+        }
+        r->pidfd[i] = fd;
+        ev_io_set(&r->pidfd_io[i], fd, EV_READ);
+        ev_io_start(a->loop, &r->pidfd_io[i]);
+        alive++;
+    }
+    if (alive) {
+        health_start(r);
+        log_info("task %s: adopted %d running process(es)", id, alive);
+        char msg[200];
+        snprintf(msg, sizeof msg, "task %s adopted after a restart", id);
+        a->event_hook(a->hook_arg, json_string_value(json_object_get(t, "service")), msg);
+    } else {
+        snprintf(r->stop_code, sizeof r->stop_code, "TaskLost");
+        snprintf(r->reason, sizeof r->reason, "Task processes exited while the scheduler was down");
+        finish_if_done(r);
+    }
+}
+
+static bool proc_logs(struct agent *a, const char *id, struct buf *out, size_t max)
+{
+    const char *log = json_string_value(json_object_get(task_get(a->tasks, id), "log"));
+    FILE *f = log ? fopen(log, "r") : NULL;
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)max ? size - (long)max : 0, SEEK_SET);
+    char *d = buf_reserve(out, max);
+    buf_commit(out, d ? fread(d, 1, max, f) : 0);
+    fclose(f);
+    return true;
+}
+
+static json_t *proc_stats(struct agent *a, const char *id)
+{
+    struct run *r = find_run(a, id);
+    if (!r)
+        return NULL;
+    long long mem = 0;
+    double cpu = 0;
+    int alive = 0;
+    bool known = false;
+    for (int i = 0; i < r->n; i++) {
+        long long m;
+        double c;
+        alive += !r->exited[i] && r->pid[i] > 0 && kill(r->pid[i], 0) == 0;
+        if (cg_usage(&r->cg[i], &m, &c)) {
+            known = true;
+            mem += m > 0 ? m : 0;
+            cpu += c > 0 ? c : 0;
+        }
+    }
+    json_t *out = json_pack("{s:s,s:i}", "runtime", "process", "processes", alive);
+    if (known)
+        json_object_set_new(out, "memory_bytes", json_integer(mem));
+    if (known && cpu > 0)
+        json_object_set_new(out, "cpu_seconds", json_real(cpu));
+    return out;
+}
+
+const struct runtime_ops proc_runtime = {
+    .name = "process",
+    .start = proc_start,
+    .stop = proc_stop,
+    .signal = proc_signal,
+    .adopt = proc_adopt,
+    .logs = proc_logs,
+    .stats = proc_stats,
+    .running = proc_running,
+    .kill_all = proc_kill_all,
+    .release = proc_release,
+};
