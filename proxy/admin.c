@@ -1,4 +1,5 @@
-/* admin.c -- berth-proxy admin API (SPEC §2), Prometheus metrics and the access log. */
+/* admin.c -- berth-proxy admin API (SPEC §2) and its Prometheus metrics: HTTP only; the numbers come
+ * from tgroup.c and stats.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,50 +8,11 @@
 #include "berth/httpd.h"
 #include "berth/log.h"
 #include "berth/util.h"
+#include "admin.h"
+#include "listener.h"
 #include "proxy.h"
-
-const double proxy_lat_bounds[LAT_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                  0.25,  0.5,    1,     2.5,  5,     10};
-
-void proxy_metrics_observe(struct proxy_tg *tg, int status, double seconds)
-{
-    int cls = status / 100;
-    if (cls >= 1 && cls <= 5)
-        tg->by_class[cls]++;
-    int b = 0;
-    while (b < LAT_BUCKETS - 1 && seconds > proxy_lat_bounds[b])
-        b++;
-    tg->lat_hist[b]++;
-    tg->lat_sum += seconds;
-    tg->lat_count++;
-}
-
-static void access_flush(struct proxy *px)
-{
-    if (px->access_log && px->access_buf.len) {
-        fwrite(buf_head(&px->access_buf), 1, px->access_buf.len, px->access_log);
-        fflush(px->access_log);
-        buf_consume(&px->access_buf, px->access_buf.len);
-    }
-}
-
-static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    access_flush(w->data);
-}
-
-void proxy_access_log(struct proxy *px, const char *line, size_t len)
-{
-    if (px->access_buf.len + len + 1 > 65536)
-        access_flush(px);
-    buf_append(&px->access_buf, line, len);
-    buf_append(&px->access_buf, "\n", 1);
-    if (!ev_is_active(&px->log_timer)) {
-        ev_timer_init(&px->log_timer, log_timer_cb, 0.2, 0);
-        px->log_timer.data = px;
-        ev_timer_start(px->loop, &px->log_timer);
-    }
-}
+#include "stats.h"
+#include "tgroup.h"
 
 /* ---- JSON views ---- */
 
@@ -258,10 +220,6 @@ static void put_rule(struct proxy *px, struct httpd_req *req, struct proxy_liste
         proxy_rule_free(&r);
         return;
     }
-    for (size_t i = 0; i < r.action.nfwd; i++) {
-        r.action.fwd[i].tg = proxy_find_tg(px, r.action.fwd[i].tg_name);
-        r.action.fwd[i].tg->refs++;
-    }
     struct proxy_listener_conf *l = &ln->conf;
     size_t i = 0;
     while (i < l->nrules && l->rules[i].priority < prio)
@@ -277,6 +235,7 @@ static void put_rule(struct proxy *px, struct httpd_req *req, struct proxy_liste
         l->nrules++;
         status = 201;
     }
+    proxy_listener_resolve(ln);
     log_info("listener %s: rule %d set through the admin API", l->name, prio);
     httpd_respond_json(req, status, listener_json(ln));
 }
@@ -289,6 +248,7 @@ static void delete_rule(struct httpd_req *req, struct proxy_listener *ln, int pr
             proxy_rule_free(&l->rules[i]);
             memmove(&l->rules[i], &l->rules[i + 1], (l->nrules - i - 1) * sizeof *l->rules);
             l->nrules--;
+            proxy_listener_resolve(ln);
             log_info("listener %s: rule %d removed through the admin API", l->name, prio);
             httpd_respond_json(req, 200, listener_json(ln));
             return;

@@ -1,11 +1,12 @@
-/* dns.c -- target-group members from DNS ({"dns": NAME}): resolved with c-ares, re-resolved at the TTL. */
+/* dns.c -- target-group members from DNS ({"dns": NAME}): resolved with c-ares, re-resolved at the
+ * TTL; each round's members go to the owner's callback (see dns.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "berth/alloc.h"
 #include "berth/log.h"
 #include "berth/lookup.h"
-#include "proxy.h"
+#include "dns.h"
 
 #define DNS_DEFAULT_SERVER "127.0.0.1:8600"
 #define DNS_MIN_INTERVAL_S 1.0
@@ -25,7 +26,9 @@ struct dns_entry {
 };
 
 struct proxy_dns {
-    struct proxy_tg *tg;
+    struct ev_loop *loop;
+    proxy_dns_members_cb cb;
+    void *arg;
     struct lookup *l;
     ev_timer timer;
     struct dns_entry *entries;
@@ -36,7 +39,6 @@ struct proxy_dns {
 /* Registers the union of every entry's endpoints, then schedules the next round. */
 static void apply(struct proxy_dns *d)
 {
-    struct proxy_tg *tg = d->tg;
     size_t total = 0;
     for (size_t i = 0; i < d->n; i++)
         total += d->entries[i].n;
@@ -54,12 +56,12 @@ static void apply(struct proxy_dns *d)
         if (due < next)
             next = due;
     }
-    proxy_tg_set_targets(tg, tc, k, true);
+    d->cb(d->arg, tc, k);
     free(tc);
     if (next < DNS_MIN_INTERVAL_S)
         next = DNS_MIN_INTERVAL_S;
     ev_timer_set(&d->timer, next, 0);
-    ev_timer_start(tg->px->loop, &d->timer);
+    ev_timer_start(d->loop, &d->timer);
 }
 
 static void resolved(const struct lookup_endpoint *eps, size_t n, unsigned ttl, const char *err, void *arg)
@@ -98,49 +100,47 @@ static void resolve_all(struct ev_loop *loop, ev_timer *w, int revents)
         apply(d);
 }
 
-int proxy_dns_start(struct proxy_tg *tg)
+struct proxy_dns *proxy_dns_start(struct ev_loop *loop, const struct proxy_tg_conf *conf, proxy_dns_members_cb cb,
+                                  void *arg)
 {
     size_t n = 0;
-    for (size_t i = 0; i < tg->conf.ntargets; i++)
-        n += tg->conf.targets[i].dns != NULL;
-    if (n == 0) {
-        proxy_tg_set_targets(tg, NULL, 0, true); /* no dns targets any more */
-        return 0;
-    }
-    const char *server = tg->conf.dns_server ? tg->conf.dns_server : getenv("BERTH_DNS");
+    for (size_t i = 0; i < conf->ntargets; i++)
+        n += conf->targets[i].dns != NULL;
+    if (n == 0)
+        return NULL;
+    const char *server = conf->dns_server ? conf->dns_server : getenv("BERTH_DNS");
     if (!server || !*server)
         server = DNS_DEFAULT_SERVER;
     char *err = NULL;
-    struct lookup *l = lookup_new(tg->px->loop, server, &err);
+    struct lookup *l = lookup_new(loop, server, &err);
     if (!l) {
-        log_error("target group %s: %s", tg->conf.name, err);
+        log_error("target group %s: %s", conf->name, err);
         free(err);
-        return -1;
+        return NULL;
     }
     struct proxy_dns *d = xcalloc(1, sizeof *d);
-    d->tg = tg;
+    d->loop = loop;
+    d->cb = cb;
+    d->arg = arg;
     d->l = l;
     d->entries = xcalloc(n, sizeof *d->entries);
-    for (size_t i = 0; i < tg->conf.ntargets; i++)
-        if (tg->conf.targets[i].dns) {
+    for (size_t i = 0; i < conf->ntargets; i++)
+        if (conf->targets[i].dns) {
             d->entries[d->n].d = d;
-            d->entries[d->n++].conf = &tg->conf.targets[i];
+            d->entries[d->n++].conf = &conf->targets[i];
         }
     ev_timer_init(&d->timer, resolve_all, 0, 0);
     d->timer.data = d;
-    ev_timer_start(tg->px->loop, &d->timer);
-    tg->dns = d;
-    log_info("target group %s: resolving %zu dns target(s) via %s", tg->conf.name, n, server);
-    return 0;
+    ev_timer_start(loop, &d->timer);
+    log_info("target group %s: resolving %zu dns target(s) via %s", conf->name, n, server);
+    return d;
 }
 
-void proxy_dns_stop(struct proxy_tg *tg)
+void proxy_dns_stop(struct proxy_dns *d)
 {
-    struct proxy_dns *d = tg->dns;
     if (!d)
         return;
-    tg->dns = NULL;
-    ev_timer_stop(tg->px->loop, &d->timer);
+    ev_timer_stop(d->loop, &d->timer);
     lookup_free(d->l); /* pending lookups end without callbacks */
     for (size_t i = 0; i < d->n; i++)
         free(d->entries[i].eps);

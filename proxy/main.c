@@ -11,7 +11,13 @@
 #include "berth/daemon.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
+#include "admin.h"
+#include "client.h"
+#include "listener.h"
 #include "proxy.h"
+#include "stats.h"
+#include "tgroup.h"
+#include "workers.h"
 
 static void usage(FILE *f)
 {
@@ -144,8 +150,7 @@ int main(int argc, char **argv)
         conf->admin_listen = xstrdup("127.0.0.1:0");
     }
     px.loop = EV_DEFAULT;
-    proxy_conn_init(&px);
-    buf_init(&px.access_buf, 1u << 20);
+    proxy_init(&px);
     if (proxy_apply(&px, conf, &err) < 0) {
         fprintf(stderr, "berth-proxy: %s: %s\n", px.config_path ? px.config_path : "(defaults)", err);
         free(err);
@@ -190,8 +195,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < px.ntgs; i++)
         proxy_tg_unref(px.tgs[i]);
     free(px.tgs);
-    if (px.access_log && px.access_buf.len)
-        fwrite(buf_head(&px.access_buf), 1, px.access_buf.len, px.access_log);
+    proxy_access_flush(&px);
     buf_free(&px.access_buf);
     proxy_config_free(px.conf);
     log_info("stopped");

@@ -8,7 +8,7 @@
 #include "berth/config.h"
 #include "berth/net.h"
 #include "berth/util.h"
-#include "proxy.h"
+#include "config.h"
 
 #define PATHLEN 512
 
@@ -515,11 +515,8 @@ static void free_kvs(struct proxy_kv *kv, size_t n)
 
 void proxy_action_free(struct proxy_action *a)
 {
-    for (size_t i = 0; i < a->nfwd; i++) {
+    for (size_t i = 0; i < a->nfwd; i++)
         free(a->fwd[i].tg_name);
-        if (a->fwd[i].tg)
-            proxy_tg_unref(a->fwd[i].tg);
-    }
     free(a->fwd);
     free(a->location);
     free(a->content_type);

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "berth/util.h"
-#include "proxy.h"
+#include "rules.h"
 
 static bool any_glob(char **pats, size_t n, const char *s, size_t len, bool icase)
 {
@@ -71,23 +71,29 @@ bool proxy_cond_match(const struct proxy_cond *c, const struct proxy_reqinfo *ri
     return true;
 }
 
-const struct proxy_action *proxy_route(const struct proxy_listener_conf *ln, const struct proxy_reqinfo *ri)
+size_t proxy_route_index(const struct proxy_listener_conf *ln, const struct proxy_reqinfo *ri)
 {
-    for (size_t i = 0; i < ln->nrules; i++)
-        if (proxy_cond_match(&ln->rules[i].cond, ri))
-            return &ln->rules[i].action;
-    return &ln->default_action;
+    size_t i = 0;
+    while (i < ln->nrules && !proxy_cond_match(&ln->rules[i].cond, ri))
+        i++;
+    return i;
 }
 
-struct proxy_tg *proxy_fwd_pick(struct proxy_action *a)
+const struct proxy_action *proxy_route(const struct proxy_listener_conf *ln, const struct proxy_reqinfo *ri)
+{
+    size_t i = proxy_route_index(ln, ri);
+    return i < ln->nrules ? &ln->rules[i].action : &ln->default_action;
+}
+
+struct proxy_tg *proxy_route_pick(struct proxy_route *a)
 {
     if (a->nfwd == 1)
         return a->fwd[0].tg;
     /* Smooth weighted round robin (as nginx): deterministic and evenly interleaved. */
     int total = 0;
-    struct proxy_fwd *best = NULL;
+    struct proxy_route_fwd *best = NULL;
     for (size_t i = 0; i < a->nfwd; i++) {
-        struct proxy_fwd *f = &a->fwd[i];
+        struct proxy_route_fwd *f = &a->fwd[i];
         f->current += f->weight;
         total += f->weight;
         if (f->weight > 0 && (!best || f->current > best->current))

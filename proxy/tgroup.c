@@ -6,7 +6,9 @@
 #include "berth/httpc.h"
 #include "berth/log.h"
 #include "berth/util.h"
+#include "dns.h"
 #include "proxy.h"
+#include "tgroup.h"
 
 const char *proxy_target_state_name(enum proxy_target_state s)
 {
@@ -123,9 +125,11 @@ static void hc_tick(struct ev_loop *loop, ev_timer *w, int revents)
         hc_done(NULL, "cannot create socket", t);
 }
 
-void proxy_hc_start(struct proxy_target *t)
+static void hc_stop(struct proxy_target *t);
+
+static void hc_start(struct proxy_target *t)
 {
-    proxy_hc_stop(t);
+    hc_stop(t);
     const struct proxy_hc_conf *hc = &t->tg->conf.hc;
     if (!hc->enabled) {
         set_state(t, TS_HEALTHY, "health checks disabled");
@@ -137,7 +141,7 @@ void proxy_hc_start(struct proxy_target *t)
     ev_timer_start(t->px->loop, &t->hc_timer);
 }
 
-void proxy_hc_stop(struct proxy_target *t)
+static void hc_stop(struct proxy_target *t)
 {
     ev_timer_stop(t->px->loop, &t->hc_timer);
     httpc_cancel(t->hc_req);
@@ -169,9 +173,9 @@ void proxy_target_unref(struct proxy_target *t)
 {
     if (--t->refs > 0)
         return;
-    proxy_hc_stop(t);
+    hc_stop(t);
     ev_timer_stop(t->px->loop, &t->drain_timer);
-    proxy_pool_clear(t);
+    upstream_pool_clear(&t->pool);
     free(t->id);
     free(t);
 }
@@ -198,10 +202,25 @@ static void drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     drain_finish(w->data);
 }
 
+void proxy_target_request_start(struct proxy_target *t, double now)
+{
+    t->refs++;
+    t->outstanding++;
+    t->requests++;
+    proxy_rate_add(&t->rate, now);
+}
+
 void proxy_target_request_done(struct proxy_target *t)
 {
+    t->outstanding--;
     if (t->state == TS_DRAINING && t->outstanding == 0)
         drain_finish(t);
+    proxy_target_unref(t);
+}
+
+bool proxy_target_poolable(const struct proxy_target *t)
+{
+    return t->tg && t->state != TS_DRAINING;
 }
 
 /* Moves registered target <i> of <tg> to the draining list. */
@@ -209,8 +228,8 @@ static void target_deregister(struct proxy_tg *tg, size_t i)
 {
     struct proxy_target *t = tg->targets[i];
     tg->targets[i] = tg->targets[--tg->ntargets];
-    proxy_hc_stop(t);
-    proxy_pool_clear(t);
+    hc_stop(t);
+    upstream_pool_clear(&t->pool);
     set_state(t, TS_DRAINING, "deregistered");
     if (t->outstanding == 0 || tg->conf.deregistration_delay_s == 0) {
         t->state = TS_UNUSED;
@@ -232,7 +251,7 @@ static struct proxy_target *target_register(struct proxy_tg *tg, const char *add
         return NULL;
     tg->targets = xrealloc(tg->targets, (tg->ntargets + 1) * sizeof *tg->targets);
     tg->targets[tg->ntargets++] = t;
-    proxy_hc_start(t);
+    hc_start(t);
     log_info("target group %s: registered target %s (%s)", tg->conf.name, t->addr_str, id ? id : "-");
     return t;
 }
@@ -307,6 +326,28 @@ int proxy_tg_remove_target(struct proxy_tg *tg, const char *key)
 
 /* ---- groups ---- */
 
+static void dns_members(void *arg, const struct proxy_target_conf *t, size_t n)
+{
+    proxy_tg_set_targets(arg, t, n, true);
+}
+
+static void dns_start(struct proxy_tg *tg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < tg->conf.ntargets; i++)
+        n += tg->conf.targets[i].dns != NULL;
+    if (n == 0)
+        proxy_tg_set_targets(tg, NULL, 0, true); /* no dns targets any more */
+    else
+        tg->dns = proxy_dns_start(tg->px->loop, &tg->conf, dns_members, tg);
+}
+
+static void dns_stop(struct proxy_tg *tg)
+{
+    proxy_dns_stop(tg->dns);
+    tg->dns = NULL;
+}
+
 struct proxy_tg *proxy_find_tg(struct proxy *px, const char *name)
 {
     for (size_t i = 0; i < px->ntgs; i++)
@@ -323,7 +364,7 @@ struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *c
         const struct proxy_hc_conf *o = &tg->conf.hc, *n = &conf->hc;
         hc_changed = o->enabled != n->enabled || strcmp(o->path, n->path) != 0 || o->port != n->port ||
                      o->interval_s != n->interval_s;
-        proxy_dns_stop(tg); /* it points into the old conf */
+        dns_stop(tg); /* it points into the old conf */
         proxy_tg_conf_free(&tg->conf);
     } else {
         tg = xcalloc(1, sizeof *tg);
@@ -335,17 +376,33 @@ struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *c
     proxy_tg_conf_copy(&tg->conf, conf);
     if (hc_changed)
         for (size_t i = 0; i < tg->ntargets; i++)
-            proxy_hc_start(tg->targets[i]);
+            hc_start(tg->targets[i]);
     proxy_tg_set_targets(tg, conf->targets, conf->ntargets, false);
-    proxy_dns_start(tg);
+    dns_start(tg);
     return tg;
+}
+
+void proxy_tg_retire(struct proxy_tg *tg)
+{
+    struct proxy *px = tg->px;
+    log_info("removing target group %s", tg->conf.name);
+    for (size_t i = 0; i < px->ntgs; i++)
+        if (px->tgs[i] == tg) {
+            px->tgs[i] = px->tgs[--px->ntgs];
+            break;
+        }
+    dns_stop(tg);
+    while (tg->ntargets)
+        proxy_tg_remove_target(tg, tg->targets[0]->addr_str);
+    tg->removed = true;
+    proxy_tg_unref(tg);
 }
 
 void proxy_tg_unref(struct proxy_tg *tg)
 {
     if (--tg->refs > 0)
         return;
-    proxy_dns_stop(tg);
+    dns_stop(tg);
     for (size_t i = 0; i < tg->ntargets; i++) {
         tg->targets[i]->tg = NULL;
         proxy_target_unref(tg->targets[i]);

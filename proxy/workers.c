@@ -12,7 +12,8 @@
 #include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
-#include "proxy.h"
+#include "stats.h"
+#include "workers.h"
 
 struct worker {
     pid_t pid;

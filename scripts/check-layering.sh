@@ -23,6 +23,7 @@ trap 'rm -f "$table"' EXIT
 for o in $objects; do
   comp=$(basename "$(dirname "$(dirname "$(dirname "$o")")")")
   file=$(basename "$o" .o)
+  [ -f "$src/$comp/$file" ] || continue # left over from a source file that is gone
   # nm -P: "name type value size"; defined global symbols are upper case letters other than U.
   nm -P "$o" | awk -v c="$comp" -v f="$file" '
     $2 == "U" { print "U", c, f, $1; next }

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy.h"
+#include "rules.h"
+#include "tgroup.h"
 #include "../tap.h"
 
 static struct proxy_config *parse(const char *text, char **err)
@@ -85,11 +86,11 @@ int main(void)
 
     /* Weighted forward: smooth weighted round robin gives exact shares. */
     struct proxy_tg a = {0}, b = {0};
-    struct proxy_fwd fw[2] = {{.tg = &a, .weight = 90}, {.tg = &b, .weight = 10}};
-    struct proxy_action act = {.kind = ACT_FORWARD, .fwd = fw, .nfwd = 2};
+    struct proxy_route_fwd fw[2] = {{.tg = &a, .weight = 90}, {.tg = &b, .weight = 10}};
+    struct proxy_route route = {.fwd = fw, .nfwd = 2};
     int na = 0;
     for (int i = 0; i < 1000; i++)
-        na += proxy_fwd_pick(&act) == &a;
+        na += proxy_route_pick(&route) == &a;
     is_int(na, 900, "90/10 weights give 900 of 1000");
 
     const char *bad[][2] = {

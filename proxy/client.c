@@ -1,4 +1,7 @@
-/* conn.c -- client connections, upstream connections and the request/response relay. */
+/* client.c -- client connections: reading and parsing requests, routing them, and relaying each
+ * exchange between the client and an upstream connection (upstream.c) to the target a group picked
+ * (tgroup.c). Everything that happens to a connection ends in pump(), which decides what comes next;
+ * whether a target failed is decided in one place (upstream_failed). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -9,33 +12,21 @@
 #include "berth/alloc.h"
 #include "berth/log.h"
 #include "berth/util.h"
+#include "client.h"
+#include "listener.h"
 #include "proxy.h"
+#include "stats.h"
+#include "tgroup.h"
+#include "upstream.h"
 
 #define READ_CHUNK 32768
 #define OUT_HIGH (256u * 1024)   /* stop reading the other side above this */
 #define BUF_CAP (4u << 20)
 #define MAX_RESP_HEAD 65536
-#define POOL_IDLE_S 15.0
-#define POOL_MAX 512
 #define PIPELINE_MAX 65536 /* read ahead at most this much while a request is in progress */
 
 enum { REQ_HEAD, REQ_BODY, REQ_DONE };
 enum { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
-
-struct proxy_upstream {
-    struct proxy *px;
-    int fd;
-    ev_io io;
-    struct proxy_ready ready;
-    ev_timer timer;
-    struct proxy_target *target;
-    struct proxy_conn *client; /* NULL while pooled */
-    struct proxy_upstream *next;
-    struct buf in, out;
-    double last_activity;
-    int err;        /* errno of a failed connect/read/write */
-    bool connected, reused, eof, got_bytes, timed_out;
-};
 
 struct proxy_conn {
     struct proxy *px;
@@ -72,263 +63,39 @@ struct proxy_conn {
     json_t *log;
 };
 
-static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void up_ready(struct proxy_ready *r, int revents);
-static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static int pump(struct proxy_conn *c);
 
-/* ---- ready queue ----
- * libev invokes the watchers of one poll in reverse order, so with many
- * busy connections the socket that became ready first is served last, which
- * widens the latency tail. I/O callbacks therefore only queue the socket;
- * an ev_prepare watcher (run after all callbacks of the iteration, before
- * the next poll) serves the queue in the order epoll reported it. */
+/* ---- the upstream side of an exchange ---- */
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
-static void ready_push(struct proxy *px, struct proxy_ready *r, int revents)
-{
-    r->revents |= revents;
-    if (r->queued)
-        return;
-    /* Callbacks arrive in reverse epoll order: insert at the front. */
-    r->queued = true;
-    r->next = px->ready.next;
-    r->prev = &px->ready;
-    px->ready.next->prev = r;
-    px->ready.next = r;
-}
-
-static void ready_remove(struct proxy_ready *r)
-{
-    if (!r->queued)
-        return;
-    r->prev->next = r->next;
-    r->next->prev = r->prev;
-    r->queued = false;
-    r->revents = 0;
-}
-
-static void ready_run(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    struct proxy *px = w->data;
-    while (px->ready.next != &px->ready) {
-        struct proxy_ready *r = px->ready.next;
-        int ev = r->revents;
-        ready_remove(r);
-        r->fn(r, ev);
-    }
-}
-
-void proxy_conn_init(struct proxy *px)
-{
-    px->ready.next = px->ready.prev = &px->ready;
-    ev_prepare_init(&px->ready_watcher, ready_run);
-    px->ready_watcher.data = px;
-    ev_prepare_start(px->loop, &px->ready_watcher);
-}
-
-/* ---- upstream connections ---- */
-
-static void up_free(struct proxy_upstream *up)
-{
-    ready_remove(&up->ready);
-    ev_io_stop(up->px->loop, &up->io);
-    ev_timer_stop(up->px->loop, &up->timer);
-    close(up->fd);
-    buf_free(&up->in);
-    buf_free(&up->out);
-    proxy_target_unref(up->target);
-    free(up);
-}
-
-/* Detaches the client's upstream connection and closes it: it is never pooled. */
-static void up_drop(struct proxy_conn *c)
+/* Detaches the client's upstream connection: back to its target's pool when <reuse> (and the target
+ * still takes pooled connections), else closed. The one way an exchange lets go of its upstream. */
+static void detach_upstream(struct proxy_conn *c, bool reuse)
 {
     struct proxy_upstream *up = c->up;
     if (!up)
         return;
     c->up = NULL;
-    up->client = NULL;
-    up_free(up);
+    upstream_release(up, reuse && up->connected && c->target && proxy_target_poolable(c->target));
 }
 
-static void pool_remove(struct proxy_upstream *up)
+static void up_event(void *arg)
 {
-    struct proxy_target *t = up->target;
-    for (struct proxy_upstream **pp = &t->idle; *pp; pp = &(*pp)->next)
-        if (*pp == up) {
-            *pp = up->next;
-            t->nidle--;
-            return;
-        }
+    pump(arg);
 }
 
-void proxy_pool_clear(struct proxy_target *t)
+/* The upstream's timer: the connect timeout, then the response timeout, which runs from the end of
+ * the request: while the client is still sending (and all it sent has gone out), the client's idle
+ * timeout governs instead. */
+static void up_timeout(void *arg)
 {
-    while (t->idle) {
-        struct proxy_upstream *up = t->idle;
-        t->idle = up->next;
-        t->nidle--;
-        /* up holds a reference to t; keep t alive until the loop ends. */
-        t->refs++;
-        up_free(up);
-        t->refs--;
-    }
-}
-
-static void up_set_events(struct proxy_upstream *up, int events)
-{
-    if ((up->io.events & (EV_READ | EV_WRITE)) == events && ev_is_active(&up->io))
-        return;
-    ev_io_stop(up->px->loop, &up->io);
-    ev_io_set(&up->io, up->fd, events);
-    if (events)
-        ev_io_start(up->px->loop, &up->io);
-}
-
-static void up_arm(struct proxy_upstream *up, double after)
-{
-    /* One heap adjustment instead of stop + start. */
-    up->timer.repeat = after;
-    ev_timer_again(up->px->loop, &up->timer);
-}
-
-static struct proxy_upstream *up_connect(struct proxy *px, struct proxy_target *t)
-{
-    int fd = net_connect_tcp(&t->addr);
-    if (fd < 0)
-        return NULL;
-    struct proxy_upstream *up = xcalloc(1, sizeof *up);
-    up->px = px;
-    up->fd = fd;
-    up->target = t;
-    t->refs++;
-    buf_init(&up->in, BUF_CAP);
-    buf_init(&up->out, BUF_CAP);
-    ev_io_init(&up->io, up_io_cb, fd, EV_WRITE);
-    up->ready.fn = up_ready;
-    up->io.data = up;
-    ev_init(&up->timer, up_timer_cb);
-    up->timer.data = up;
-    ev_io_start(px->loop, &up->io);
-    up_arm(up, t->tg ? t->tg->conf.connect_timeout_s : 5);
-    return up;
-}
-
-/* True when an idle connection has nothing to read: a byte there (a late body, garbage) or an EOF
- * would be taken for the next request's response, so such a connection is never reused. */
-static bool up_idle_clean(const struct proxy_upstream *up)
-{
-    char b;
-    return recv(up->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-static struct proxy_upstream *up_acquire(struct proxy *px, struct proxy_target *t)
-{
-    struct proxy_upstream *up;
-    while ((up = t->idle)) {
-        t->idle = up->next;
-        t->nidle--;
-        up->next = NULL;
-        if (!up_idle_clean(up)) {
-            up_free(up);
-            continue;
-        }
-        up->reused = true;
-        up->got_bytes = false;
-        return up;
-    }
-    return up_connect(px, t);
-}
-
-/* Returns a finished upstream connection to its target's pool, or closes it. */
-static void up_release(struct proxy_upstream *up, bool reusable)
-{
-    struct proxy_target *t = up->target;
-    up->client = NULL;
-    if (!reusable || up->in.len || up->out.len || !t->tg || t->state == TS_DRAINING || t->nidle >= POOL_MAX ||
-        up->px->shutting_down) {
-        up_free(up);
-        return;
-    }
-    buf_release(&up->in);
-    buf_release(&up->out);
-    up->next = t->idle;
-    t->idle = up;
-    t->nidle++;
-    up_set_events(up, EV_READ); /* readable while idle means closed or garbage */
-    up_arm(up, POOL_IDLE_S);
-}
-
-static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct proxy_upstream *up = w->data;
-    ready_push(up->px, &up->ready, revents);
-}
-
-static void up_ready(struct proxy_ready *r, int revents)
-{
-    struct proxy_upstream *up = container_of(r, struct proxy_upstream, ready);
-    struct ev_loop *loop = up->px->loop;
-    struct proxy_conn *c = up->client;
-    if (!c) {
-        pool_remove(up);
-        up_free(up);
-        return;
-    }
-    if (!up->connected && (revents & EV_WRITE)) {
-        int err = 0;
-        socklen_t l = sizeof err;
-        getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) {
-            up->err = err;
-            pump(c);
-            return;
-        }
-        up->connected = true;
-        up->last_activity = ev_now(loop);
-        up_arm(up, up->target->tg ? up->target->tg->conf.response_timeout_s : 60);
-    }
-    if (revents & EV_READ) {
-        if (!up->in.data)
-            buf_borrow(&up->in, up->px->scratch_up_in, sizeof up->px->scratch_up_in);
-        char *d = buf_reserve(&up->in, READ_CHUNK);
-        if (d) {
-            ssize_t n = read(up->fd, d, READ_CHUNK);
-            if (n > 0) {
-                buf_commit(&up->in, (size_t)n);
-                up->got_bytes = true;
-                up->last_activity = ev_now(loop);
-            } else if (n == 0) {
-                up->eof = true;
-            } else if (errno != EAGAIN && errno != EINTR) {
-                up->err = errno;
-            }
-        }
-    }
-    pump(c);
-}
-
-static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct proxy_upstream *up = w->data;
-    struct proxy_conn *c = up->client;
-    if (!c) {
-        pool_remove(up);
-        up_free(up);
-        return;
-    }
-    double limit = !up->target->tg ? 60
-                   : up->connected ? up->target->tg->conf.response_timeout_s
-                                   : up->target->tg->conf.connect_timeout_s;
-    double left = up->last_activity + limit - ev_now(loop);
-    /* The response timeout runs from the end of the request: while the client is still sending (and
-     * all it sent has gone out), the client's idle timeout governs instead. */
+    struct proxy_conn *c = arg;
+    struct proxy_upstream *up = c->up;
+    double limit = up->connected ? up->response_timeout_s : up->connect_timeout_s;
+    double left = up->last_activity + limit - ev_now(c->px->loop);
     if (up->connected && c->req_state == REQ_BODY && up->out.len == 0)
         left = limit;
     if (up->connected && left > 0.001) {
-        up_arm(up, left);
+        upstream_arm(up, left);
         return;
     }
     up->timed_out = true;
@@ -348,8 +115,8 @@ static void conn_free(struct proxy_conn *c, const char *reason)
 {
     struct proxy *px = c->px;
     log_debug("closing client connection: %s", reason);
-    ready_remove(&c->ready);
-    up_drop(c);
+    proxy_ready_remove(&c->ready);
+    detach_upstream(c, false);
     if (c->target || c->log)
         exchange_end(c);
     ev_io_stop(px->loop, &c->io);
@@ -598,38 +365,28 @@ static void build_upstream_head(struct proxy_conn *c, const struct proxy_reqinfo
 static int attach_upstream(struct proxy_conn *c)
 {
     struct proxy *px = c->px;
-    struct proxy_upstream *up = up_acquire(px, c->target);
+    struct proxy_target *t = c->target;
+    const struct proxy_tg_conf *tc = t->tg ? &t->tg->conf : NULL;
+    struct proxy_upstream *up = upstream_acquire(px, &t->pool, &t->addr, tc ? tc->connect_timeout_s : 5,
+                                                 tc ? tc->response_timeout_s : 60, c, up_event, up_timeout);
     if (!up) {
-        proxy_target_conn_failed(c->target, strerror(errno));
+        proxy_target_conn_failed(t, strerror(errno));
         return -1;
     }
-    up->client = c;
-    up->err = 0;
-    up->eof = up->timed_out = false;
-    up->last_activity = ev_now(px->loop);
     c->up = up;
     if (!up->out.data)
         buf_borrow(&up->out, px->scratch_up_out, sizeof px->scratch_up_out);
     buf_append(&up->out, buf_head(&c->head), c->head.len);
-    if (up->connected)
-        up_arm(up, c->target->tg ? c->target->tg->conf.response_timeout_s : 60);
     return 0;
 }
 
 static void set_target(struct proxy_conn *c, struct proxy_target *t)
 {
-    if (c->target) {
-        c->target->outstanding--;
+    if (c->target)
         proxy_target_request_done(c->target);
-        proxy_target_unref(c->target);
-    }
     c->target = t;
-    if (t) {
-        t->refs++;
-        t->outstanding++;
-        t->requests++;
-        proxy_rate_add(&t->rate, util_now());
-    }
+    if (t)
+        proxy_target_request_start(t, util_now());
 }
 
 /* Picks targets until one gets a connection; -1 when none could. */
@@ -701,7 +458,9 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     if (px->access_log)
         log_start(c, &ri, rid);
 
-    const struct proxy_action *act = proxy_route(&c->ln->conf, &ri);
+    size_t route = proxy_route_index(&c->ln->conf, &ri);
+    const struct proxy_action *act =
+        route < c->ln->conf.nrules ? &c->ln->conf.rules[route].action : &c->ln->conf.default_action;
     if (act->kind == ACT_FIXED) {
         px->fixed_responses++;
         buf_consume(&c->in, m->head_len);
@@ -732,7 +491,7 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
             return 0;
         }
     }
-    struct proxy_tg *tg = proxy_fwd_pick((struct proxy_action *)act);
+    struct proxy_tg *tg = proxy_route_pick(proxy_listener_route(c->ln, route));
     build_upstream_head(c, &ri, rid);
     buf_consume(&c->in, m->head_len);
     c->tg = tg;
@@ -824,7 +583,7 @@ static int upstream_failed(struct proxy_conn *c, const char *why)
     bool timed_out = up->timed_out, reused = up->reused, sent_nothing = !up->got_bytes;
     bool connected = up->connected;
     struct proxy_target *failed = c->target;
-    up_drop(c);
+    detach_upstream(c, false);
     /* A reused keep-alive connection closing under us is usually the
      * target's idle timeout (a race, not a failure): it has its own small
      * retry budget. Anything else is a target failure, retried once on
@@ -861,7 +620,7 @@ static int bad_gateway(struct proxy_conn *c)
 {
     if (c->up)
         c->up->got_bytes = true;
-    up_drop(c);
+    detach_upstream(c, false);
     c->resp_state = RESP_NONE;
     c->close_after = true;
     respond_error(c, 502);
@@ -971,7 +730,7 @@ static void exchange_end(struct proxy_conn *c)
     struct proxy *px = c->px;
     double dur = ev_now(px->loop) - c->t_start;
     if (c->tg) {
-        proxy_metrics_observe(c->tg, c->status, dur);
+        proxy_stats_observe(c->tg, c->status, dur);
         proxy_tg_unref(c->tg);
         c->tg = NULL;
     }
@@ -997,11 +756,7 @@ static void exchange_end(struct proxy_conn *c)
 /* Called when request and response are both complete. */
 static void exchange_finish(struct proxy_conn *c)
 {
-    struct proxy_upstream *up = c->up;
-    if (up) {
-        c->up = NULL;
-        up_release(up, c->resp_keep_alive && !c->tunnel && up->connected);
-    }
+    detach_upstream(c, c->resp_keep_alive && !c->tunnel);
     exchange_end(c);
     buf_release(&c->head);
     c->req_state = REQ_HEAD;
@@ -1012,26 +767,6 @@ static void exchange_finish(struct proxy_conn *c)
     /* Between requests the idle timeout governs. */
     c->timer.repeat = c->ln->conf.idle_timeout_s;
     ev_timer_again(c->px->loop, &c->timer);
-}
-
-static int up_flush(struct proxy_upstream *up)
-{
-    if (!up->connected)
-        return 0;
-    while (up->out.len) {
-        ssize_t n = send(up->fd, buf_head(&up->out), up->out.len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN)
-                break;
-            if (errno == EINTR)
-                continue;
-            up->err = errno;
-            return -1;
-        }
-        buf_consume(&up->out, (size_t)n);
-        up->last_activity = ev_now(up->px->loop);
-    }
-    return 0;
 }
 
 static int conn_flush(struct proxy_conn *c)
@@ -1071,7 +806,7 @@ static void conn_set_events(struct proxy_conn *c)
     }
     if (up) {
         bool urd = c->out.len < OUT_HIGH;
-        up_set_events(up, (urd ? EV_READ : 0) | (!up->connected || up->out.len ? EV_WRITE : 0));
+        upstream_set_events(up, (urd ? EV_READ : 0) | (!up->connected || up->out.len ? EV_WRITE : 0));
     }
 }
 
@@ -1085,7 +820,7 @@ static void conn_set_events(struct proxy_conn *c)
 static void linger_start(struct proxy_conn *c)
 {
     struct ev_loop *loop = c->px->loop;
-    up_drop(c);
+    detach_upstream(c, false);
     shutdown(c->fd, SHUT_WR);
     c->lingering = true;
     buf_free(&c->in);
@@ -1157,7 +892,7 @@ again:
             if (c->resp_state == RESP_HEAD && !(c->up && c->up->got_bytes)) {
                 /* Bad framing mid-body: cut the target off so it never sees a
                  * complete malformed request, and answer 400. */
-                up_drop(c);
+                detach_upstream(c, false);
                 c->resp_state = RESP_NONE;
                 respond_error(c, 400);
             } else {
@@ -1186,7 +921,7 @@ again:
             } else if (c->resp_state == RESP_HEAD) {
                 /* Closed or timed out inside the response head. */
                 bool to = up->timed_out;
-                up_drop(c);
+                detach_upstream(c, false);
                 c->resp_state = RESP_NONE;
                 c->close_after = true;
                 respond_error(c, to ? 504 : 502);
@@ -1197,7 +932,7 @@ again:
                     return -1;
                 }
                 c->closing = true;
-                up_drop(c);
+                detach_upstream(c, false);
                 c->resp_state = RESP_DONE;
                 c->req_state = REQ_DONE;
             }
@@ -1218,7 +953,7 @@ again:
         }
         break;
     }
-    if (c->up && up_flush(c->up) < 0)
+    if (c->up && upstream_flush(c->up) < 0)
         goto again; /* up->err is set now; the loop handles it */
     if (conn_flush(c) < 0) {
         conn_free(c, "client write failed");
@@ -1255,12 +990,12 @@ again:
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct proxy_conn *c = w->data;
-    ready_push(c->px, &c->ready, revents);
+    proxy_ready_push(&c->px->readyq, &c->ready, revents);
 }
 
 static void conn_ready(struct proxy_ready *r, int revents)
 {
-    struct proxy_conn *c = container_of(r, struct proxy_conn, ready);
+    struct proxy_conn *c = (struct proxy_conn *)(void *)((char *)r - offsetof(struct proxy_conn, ready));
     struct ev_loop *loop = c->px->loop;
     if (c->lingering) {
         linger_read(c);
