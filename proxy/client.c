@@ -13,6 +13,7 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "client.h"
+#include "forward.h"
 #include "listener.h"
 #include "proxy.h"
 #include "stats.h"
@@ -24,44 +25,6 @@
 #define BUF_CAP (4u << 20)
 #define MAX_RESP_HEAD 65536
 #define PIPELINE_MAX 65536 /* read ahead at most this much while a request is in progress */
-
-enum { REQ_HEAD, REQ_BODY, REQ_DONE };
-enum { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
-
-struct proxy_conn {
-    struct proxy *px;
-    struct proxy_listener *ln;
-    struct proxy_conn *next, *prev;
-    int fd;
-    ev_io io;
-    struct proxy_ready ready;
-    ev_timer timer;
-    struct sockaddr_storage peer;
-    char peer_ip[INET6_ADDRSTRLEN];
-    unsigned char peer_ip_len;
-    struct buf in, out, head;
-    double last_activity, head_deadline;
-    unsigned nreq;
-    unsigned char req_state, resp_state;
-    bool head_started, closing, close_after, tunnel, keep_alive, retryable, websocket;
-    bool rd_eof; /* the client half-closed: answer what it sent, then close */
-    bool lingering; /* answered and shut down for writing; reading what the client still sends */
-    uint32_t linger_bytes;
-    enum http_method method;
-    int minor;
-    enum http_body_kind req_body, resp_body;
-    uint64_t req_left, resp_left;
-    struct http_chunked req_chunk, resp_chunk;
-    bool resp_keep_alive;
-    unsigned char tries, races; /* retries after target failures / keep-alive races */
-    int status;
-    double t_start;
-    uint64_t bytes_out;
-    struct proxy_tg *tg;
-    struct proxy_target *target;
-    struct proxy_upstream *up;
-    json_t *log;
-};
 
 static int pump(struct proxy_conn *c);
 
@@ -191,10 +154,7 @@ static void respond(struct proxy_conn *c, int status, const char *ctype, const c
     if (c->req_state != REQ_DONE)
         c->close_after = true; /* the rest of the request cannot be framed any more */
     bool close = c->close_after || !c->keep_alive;
-    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nServer: berth\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-               status, http_status_text(status), ctype, blen, extra ? extra : "", close ? "Connection: close\r\n" : "");
-    if (c->method != HTTP_M_HEAD)
-        buf_append(&c->out, body, blen);
+    proxy_own_response(&c->out, status, ctype, body, blen, extra, close, c->method == HTTP_M_HEAD);
     c->bytes_out += blen;
     c->req_state = REQ_DONE;
     c->resp_state = RESP_DONE;
@@ -210,157 +170,6 @@ static void respond_error(struct proxy_conn *c, int status)
 }
 
 /* ---- request start ---- */
-
-/* Splits the port off <h> (minding "[v6]:port") and one trailing dot off the name, for matching. */
-static void match_host(const char *h, size_t n, struct proxy_reqinfo *ri)
-{
-    for (size_t i = n; i-- > 0;) {
-        if (h[i] == ']')
-            break;
-        if (h[i] == ':') {
-            n = i;
-            break;
-        }
-    }
-    if (n > 1 && h[n - 1] == '.')
-        n--;
-    ri->host = h;
-    ri->host_len = n;
-}
-
-/* Fills <ri> for routing and forwarding, normalising the request target in place (it lives in the
- * connection's input buffer). Returns 0, or the status to refuse the request with. One view of the
- * request serves both: the rules match exactly the host and path the target receives. */
-static int reqinfo_fill(struct proxy_conn *c, const struct http_msg *m, struct proxy_reqinfo *ri)
-{
-    memset(ri, 0, sizeof *ri);
-    ri->m = m;
-    ri->peer = (const struct sockaddr *)&c->peer;
-    char *t = (char *)m->target; /* c->in is ours to write */
-    size_t tl = m->target_len;
-    if (tl > 0 && t[0] != '/' && !(tl == 1 && t[0] == '*')) {
-        /* absolute-form (RFC 9112 §3.2.2): the authority replaces Host, and is what is forwarded. */
-        size_t skip = tl > 7 && strncasecmp(t, "http://", 7) == 0    ? 7
-                      : tl > 8 && strncasecmp(t, "https://", 8) == 0 ? 8
-                                                                     : 0;
-        if (!skip)
-            return 400;
-        size_t a = skip;
-        while (a < tl && t[a] != '/' && t[a] != '?')
-            a++;
-        if (!http_host_valid(t + skip, a - skip))
-            return 400; /* also userinfo ("user@host"), which RFC 9110 §4.2.4 forbids */
-        ri->authority = t + skip;
-        ri->authority_len = a - skip;
-        t += a;
-        tl -= a;
-    } else if (m->host_idx >= 0) {
-        const struct http_header *h = &m->headers[m->host_idx];
-        if (!http_host_valid(h->value, h->value_len))
-            return 400;
-        ri->authority = h->value;
-        ri->authority_len = h->value_len;
-    } else {
-        /* HTTP/1.0 without Host: the target still gets one (HTTP/1.1 requires it). */
-        ri->authority = c->ln->conf.listen;
-        ri->authority_len = strlen(c->ln->conf.listen);
-    }
-    match_host(ri->authority, ri->authority_len, ri);
-    char *q = memchr(t, '?', tl);
-    size_t plen = q ? (size_t)(q - t) : tl;
-    ri->has_query = q != NULL;
-    ri->query = q ? q + 1 : t + tl;
-    ri->query_len = q ? tl - plen - 1 : 0;
-    if (plen == 0) {
-        ri->path = "/", ri->path_len = 1;
-    } else {
-        ssize_t n = http_normalize_path(t, plen);
-        if (n < 0)
-            return 400;
-        ri->path = t;
-        ri->path_len = (size_t)n;
-    }
-    return 0;
-}
-
-/* Appends one Transfer-Encoding line carrying every coding of <m>'s Transfer-Encoding fields, in
- * order: the body passes through still coded, so the codings must go with it. */
-static void append_te(struct buf *b, const struct http_msg *m)
-{
-    if (!m->te_coded) {
-        BUF_LIT(b, "Transfer-Encoding: chunked\r\n");
-        return;
-    }
-    BUF_LIT(b, "Transfer-Encoding: ");
-    bool first = true;
-    for (unsigned i = 0; i < m->num_headers; i++)
-        if (http_header_is(&m->headers[i], "transfer-encoding") && m->headers[i].value_len) {
-            if (!first)
-                BUF_LIT(b, ", ");
-            buf_append(b, m->headers[i].value, m->headers[i].value_len);
-            first = false;
-        }
-    BUF_LIT(b, "\r\n");
-}
-
-/* Writes the request head for the target into c->head. */
-static void build_upstream_head(struct proxy_conn *c, const struct proxy_reqinfo *ri, const char *request_id)
-{
-    const struct http_msg *m = ri->m;
-    struct buf *b = &c->head;
-    const char *ip = c->peer_ip;
-    b->len = 0;
-    b->off = 0;
-    if (!b->data)
-        buf_borrow(b, c->px->scratch_head, sizeof c->px->scratch_head);
-    buf_append(b, m->method, m->method_len);
-    BUF_LIT(b, " ");
-    buf_append(b, ri->path, ri->path_len);
-    if (ri->has_query) {
-        BUF_LIT(b, "?");
-        buf_append(b, ri->query, ri->query_len);
-    }
-    BUF_LIT(b, " HTTP/1.1\r\nHost: ");
-    buf_append(b, ri->authority, ri->authority_len);
-    BUF_LIT(b, "\r\n");
-    bool has_xff = false;
-    for (unsigned i = 0; i < m->num_headers; i++) {
-        const struct http_header *h = &m->headers[i];
-        if ((int)i == m->host_idx || http_is_hop_by_hop(m, h))
-            continue;
-        if ((h->name[0] | 0x20) == 'x') {
-            if (http_header_is(h, "x-forwarded-for")) {
-                has_xff = true;
-                continue; /* merged into one line below */
-            }
-            if (http_header_is(h, "x-forwarded-proto") || http_header_is(h, "x-forwarded-port") ||
-                http_header_is(h, "x-request-id"))
-                continue;
-        }
-        buf_append(b, h->name, h->name_len);
-        BUF_LIT(b, ": ");
-        buf_append(b, h->value, h->value_len);
-        BUF_LIT(b, "\r\n");
-    }
-    /* X-Forwarded-For: every earlier hop in order, then this client. */
-    BUF_LIT(b, "X-Forwarded-For: ");
-    for (unsigned i = 0; has_xff && i < m->num_headers; i++)
-        if (http_header_is(&m->headers[i], "x-forwarded-for")) {
-            buf_append(b, m->headers[i].value, m->headers[i].value_len);
-            BUF_LIT(b, ", ");
-        }
-    buf_append(b, ip, c->peer_ip_len);
-    BUF_LIT(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
-    buf_append(b, c->ln->port_str, strlen(c->ln->port_str));
-    BUF_LIT(b, "\r\nX-Request-Id: ");
-    buf_append(b, request_id, strlen(request_id));
-    BUF_LIT(b, "\r\n");
-    if (m->body == HTTP_BODY_CHUNKED)
-        append_te(b, m);
-    if (c->websocket)
-        BUF_LIT(b, "Connection: upgrade\r\nUpgrade: websocket\r\n");
-    BUF_LIT(b, "\r\n");
-}
 
 static int attach_upstream(struct proxy_conn *c)
 {
@@ -405,14 +214,6 @@ static int connect_some_target(struct proxy_conn *c, struct proxy_target *avoid)
     return -1;
 }
 
-static void log_start(struct proxy_conn *c, const struct proxy_reqinfo *ri, const char *rid)
-{
-    const struct http_msg *m = ri->m;
-    c->log = json_pack("{s:s,s:s%,s:s%,s:s%,s:s,s:s}", "client", c->peer_ip, "method", m->method, (size_t)m->method_len,
-                       "path", m->target, (size_t)m->target_len, "host", ri->host, ri->host_len, "request_id", rid,
-                       "listener", c->ln->conf.name);
-}
-
 static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
 {
     struct proxy *px = c->px;
@@ -426,9 +227,7 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     c->tries = c->races = 0;
     c->status = 0;
     c->bytes_out = 0;
-    c->req_body = m->body;
-    c->req_left = m->content_length;
-    http_chunked_init(&c->req_chunk);
+    proxy_body_init(&c->req, m->body, m->content_length);
     c->req_state = m->body == HTTP_BODY_NONE ? REQ_DONE : REQ_BODY;
     c->resp_state = RESP_NONE;
     c->resp_keep_alive = false;
@@ -437,7 +236,9 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     struct proxy_reqinfo ri;
     /* CONNECT makes a tunnel, which a reverse proxy does not offer (nor does ALB): 405 and close,
      * so no tunnel ever reaches a pooled target connection (RFC 9110 §9.3.6). */
-    int refuse = m->method_id == HTTP_M_CONNECT ? 405 : reqinfo_fill(c, m, &ri);
+    int refuse = m->method_id == HTTP_M_CONNECT
+                     ? 405
+                     : proxy_reqinfo_fill(&ri, m, (const struct sockaddr *)&c->peer, c->ln->conf.listen);
     if (refuse) {
         px->bad_requests++;
         c->keep_alive = false;
@@ -447,16 +248,9 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
         return 0;
     }
     char rid[40];
-    int rid_idx = -1;
-    for (unsigned i = 0; i < m->num_headers; i++)
-        if (http_header_is(&m->headers[i], "x-request-id") && m->headers[i].value_len < sizeof rid)
-            rid_idx = (int)i;
-    if (rid_idx >= 0)
-        snprintf(rid, sizeof rid, "%.*s", (int)m->headers[rid_idx].value_len, m->headers[rid_idx].value);
-    else
-        util_random_id(rid);
+    proxy_request_id(m, rid, sizeof rid);
     if (px->access_log)
-        log_start(c, &ri, rid);
+        c->log = proxy_access_begin(c->peer_ip, &ri, rid, c->ln->conf.name);
 
     size_t route = proxy_route_index(&c->ln->conf, &ri);
     const struct proxy_action *act =
@@ -470,9 +264,7 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
     if (act->kind == ACT_REDIRECT) {
         struct buf loc;
         buf_init(&loc, 16384);
-        BUF_LIT(&loc, "Location: ");
-        proxy_redirect_expand(act->location, &ri, c->ln->port, &loc);
-        BUF_LIT(&loc, "\r\n\0");
+        proxy_location_field(&loc, act->location, &ri, c->ln->port);
         px->redirects++;
         buf_consume(&c->in, m->head_len);
         respond(c, act->status, "text/plain", "", 0, buf_head(&loc));
@@ -492,7 +284,11 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
         }
     }
     struct proxy_tg *tg = proxy_route_pick(proxy_listener_route(c->ln, route));
-    build_upstream_head(c, &ri, rid);
+    struct buf *h = &c->head;
+    h->len = h->off = 0;
+    if (!h->data)
+        buf_borrow(h, px->scratch_head, sizeof px->scratch_head);
+    proxy_request_head(h, &ri, c->peer_ip, c->peer_ip_len, c->ln->port_str, rid, c->websocket);
     buf_consume(&c->in, m->head_len);
     c->tg = tg;
     tg->refs++;
@@ -516,64 +312,17 @@ static int relay_request_body(struct proxy_conn *c)
 {
     struct proxy_upstream *up = c->up;
     while (c->req_state == REQ_BODY && c->in.len && (!up || up->out.len < OUT_HIGH)) {
-        size_t n = c->in.len;
-        if (c->req_body == HTTP_BODY_LENGTH) {
-            if (n > c->req_left)
-                n = (size_t)c->req_left;
-            c->req_left -= n;
-            if (c->req_left == 0)
-                c->req_state = REQ_DONE;
-        } else {
-            bool done;
-            ssize_t k = http_chunked_scan(&c->req_chunk, buf_head(&c->in), n, &done);
-            if (k < 0)
-                return -1;
-            n = (size_t)k;
-            if (done)
-                c->req_state = REQ_DONE;
-        }
+        bool done;
+        ssize_t n = proxy_body_frame(&c->req, buf_head(&c->in), c->in.len, &done, NULL);
+        if (n < 0)
+            return -1;
+        if (done)
+            c->req_state = REQ_DONE;
         if (up)
-            buf_append(&up->out, buf_head(&c->in), n);
-        buf_consume(&c->in, n);
+            buf_append(&up->out, buf_head(&c->in), (size_t)n);
+        buf_consume(&c->in, (size_t)n);
     }
     return 0;
-}
-
-/* Writes the response head for the client from the parsed upstream head. */
-static void write_response_head(struct proxy_conn *c, const struct http_msg *m)
-{
-    struct buf *b = &c->out;
-    char st[4] = {(char)('0' + m->status / 100), (char)('0' + m->status / 10 % 10), (char)('0' + m->status % 10), ' '};
-    BUF_LIT(b, "HTTP/1.1 ");
-    buf_append(b, st, 4);
-    buf_append(b, m->reason, m->reason_len);
-    BUF_LIT(b, "\r\n");
-    for (unsigned i = 0; i < m->num_headers; i++) {
-        const struct http_header *h = &m->headers[i];
-        if (http_is_hop_by_hop(m, h))
-            continue;
-        buf_append(b, h->name, h->name_len);
-        BUF_LIT(b, ": ");
-        buf_append(b, h->value, h->value_len);
-        BUF_LIT(b, "\r\n");
-    }
-    if (m->status == 101) {
-        BUF_LIT(b, "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
-        return;
-    }
-    if (m->status < 200) {
-        BUF_LIT(b, "\r\n");
-        return;
-    }
-    /* An HTTP/1.0 client cannot read chunked framing: it gets the decoded
-     * body, delimited by the connection close (keep_alive is off then). */
-    if (m->has_te && c->minor == 1)
-        append_te(b, m);
-    if (!c->keep_alive || c->close_after)
-        BUF_LIT(b, "Connection: close\r\n");
-    else if (c->minor == 0)
-        BUF_LIT(b, "Connection: keep-alive\r\n");
-    BUF_LIT(b, "\r\n");
 }
 
 /* Handles an upstream that failed before a response; returns 0 if retried. */
@@ -609,11 +358,6 @@ static int upstream_failed(struct proxy_conn *c, const char *why)
     return -1;
 }
 
-static void append_decoded(void *arg, const char *p, size_t n)
-{
-    buf_append(arg, p, n);
-}
-
 /* The target's answer cannot be relayed: its connection is closed (never pooled) and the client
  * gets 502 on a connection that closes. Returns 0 for relay_response. */
 static int bad_gateway(struct proxy_conn *c)
@@ -647,7 +391,7 @@ static int relay_response(struct proxy_conn *c)
                 return bad_gateway(c);
             }
             c->status = 101;
-            write_response_head(c, &m);
+            proxy_response_head(&c->out, &m, c->minor, !c->keep_alive || c->close_after);
             buf_consume(&up->in, (size_t)r);
             c->tunnel = true;
             c->resp_state = RESP_BODY;
@@ -656,7 +400,7 @@ static int relay_response(struct proxy_conn *c)
         }
         if (m.status < 200) {
             if (c->minor == 1)
-                write_response_head(c, &m);
+                proxy_response_head(&c->out, &m, c->minor, !c->keep_alive || c->close_after);
             buf_consume(&up->in, (size_t)r);
             continue;
         }
@@ -666,16 +410,14 @@ static int relay_response(struct proxy_conn *c)
             return bad_gateway(c);
         }
         c->status = m.status;
-        c->resp_body = m.body;
-        c->resp_left = m.content_length;
+        proxy_body_init(&c->resp, m.body, m.content_length);
         /* A response that has no body (to HEAD; 204, 304) but announces one may be followed by the
          * body anyway, late, where it would read as the next response: such a connection is not
          * reused, whatever the timing. */
         c->resp_keep_alive = m.keep_alive && !(m.body == HTTP_BODY_NONE && (m.has_te || m.content_length > 0));
-        http_chunked_init(&c->resp_chunk);
         if (m.body == HTTP_BODY_EOF || (m.body == HTTP_BODY_CHUNKED && c->minor == 0))
             c->keep_alive = false;
-        write_response_head(c, &m);
+        proxy_response_head(&c->out, &m, c->minor, !c->keep_alive || c->close_after);
         buf_consume(&up->in, (size_t)r);
         c->resp_state = m.body == HTTP_BODY_NONE ? RESP_DONE : RESP_BODY;
     }
@@ -693,34 +435,20 @@ static int relay_response(struct proxy_conn *c)
         return 0;
     }
     while (up && c->resp_state == RESP_BODY && up->in.len && c->out.len < OUT_HIGH) {
-        size_t n = up->in.len;
-        if (c->resp_body == HTTP_BODY_LENGTH) {
-            if (n > c->resp_left)
-                n = (size_t)c->resp_left;
-            c->resp_left -= n;
-            if (c->resp_left == 0)
-                c->resp_state = RESP_DONE;
-        } else if (c->resp_body == HTTP_BODY_CHUNKED) {
-            bool done;
-            size_t before = c->out.len;
-            ssize_t k = http_chunked_decode(&c->resp_chunk, buf_head(&up->in), n, &done,
-                                            c->minor == 0 ? append_decoded : NULL, &c->out);
-            if (k < 0) {
-                log_warn("target %s sent malformed chunked framing", c->target->addr_str);
-                return -1;
-            }
-            n = (size_t)k;
-            if (done)
-                c->resp_state = RESP_DONE;
-            if (c->minor == 0) {
-                c->bytes_out += c->out.len - before;
-                buf_consume(&up->in, n);
-                continue;
-            }
+        /* An HTTP/1.0 client cannot read chunked framing: it gets the payload decoded. */
+        bool done, decode = c->resp.kind == HTTP_BODY_CHUNKED && c->minor == 0;
+        size_t before = c->out.len;
+        ssize_t n = proxy_body_frame(&c->resp, buf_head(&up->in), up->in.len, &done, decode ? &c->out : NULL);
+        if (n < 0) {
+            log_warn("target %s sent malformed chunked framing", c->target->addr_str);
+            return -1;
         }
-        buf_append(&c->out, buf_head(&up->in), n);
-        buf_consume(&up->in, n);
-        c->bytes_out += n;
+        if (done)
+            c->resp_state = RESP_DONE;
+        if (!decode)
+            buf_append(&c->out, buf_head(&up->in), (size_t)n);
+        buf_consume(&up->in, (size_t)n);
+        c->bytes_out += c->out.len - before;
     }
     return 0;
 }
@@ -735,19 +463,7 @@ static void exchange_end(struct proxy_conn *c)
         c->tg = NULL;
     }
     if (c->log) {
-        json_object_set_new(c->log, "status", json_integer(c->status));
-        json_object_set_new(c->log, "duration_ms", json_real((double)(int64_t)(dur * 1e6) / 1e3));
-        json_object_set_new(c->log, "bytes_out", json_integer((json_int_t)c->bytes_out));
-        if (c->target)
-            json_object_set_new(c->log, "target", json_string(c->target->addr_str));
-        char ts[40];
-        util_rfc3339(util_wall(), ts, sizeof ts);
-        json_object_set_new(c->log, "time", json_string(ts));
-        char *s = json_dumps(c->log, JSON_COMPACT | JSON_SORT_KEYS);
-        if (s)
-            proxy_access_log(px, s, strlen(s));
-        free(s);
-        json_decref(c->log);
+        proxy_access_end(px, c->log, c->status, dur, c->bytes_out, c->target ? c->target->addr_str : NULL);
         c->log = NULL;
     }
     set_target(c, NULL);
@@ -915,7 +631,7 @@ again:
         }
         struct proxy_upstream *up = c->up;
         if (up && (up->err || up->eof) && (up->in.len == 0 || c->resp_state == RESP_HEAD)) {
-            if (c->resp_state == RESP_BODY && c->resp_body == HTTP_BODY_EOF && !up->err) {
+            if (c->resp_state == RESP_BODY && c->resp.kind == HTTP_BODY_EOF && !up->err) {
                 c->resp_state = RESP_DONE;
                 c->resp_keep_alive = false;
             } else if (c->resp_state == RESP_HEAD) {

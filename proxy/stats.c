@@ -1,5 +1,9 @@
 /* stats.c -- request statistics and the access log (see stats.h). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "berth/util.h"
 
 #include "proxy.h"
 #include "stats.h"
@@ -45,4 +49,31 @@ void proxy_access_log(struct proxy *px, const char *line, size_t len)
         px->log_timer.data = px;
         ev_timer_start(px->loop, &px->log_timer);
     }
+}
+
+json_t *proxy_access_begin(const char *client, const struct proxy_reqinfo *ri, const char *request_id,
+                           const char *listener)
+{
+    const struct http_msg *m = ri->m;
+    return json_pack("{s:s,s:s%,s:s%,s:s%,s:s,s:s}", "client", client, "method", m->method, (size_t)m->method_len,
+                     "path", m->target, (size_t)m->target_len, "host", ri->host, ri->host_len, "request_id",
+                     request_id, "listener", listener);
+}
+
+void proxy_access_end(struct proxy *px, json_t *entry, int status, double seconds, uint64_t bytes_out,
+                      const char *target)
+{
+    json_object_set_new(entry, "status", json_integer(status));
+    json_object_set_new(entry, "duration_ms", json_real((double)(int64_t)(seconds * 1e6) / 1e3));
+    json_object_set_new(entry, "bytes_out", json_integer((json_int_t)bytes_out));
+    if (target)
+        json_object_set_new(entry, "target", json_string(target));
+    char ts[40];
+    util_rfc3339(util_wall(), ts, sizeof ts);
+    json_object_set_new(entry, "time", json_string(ts));
+    char *line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
+    if (line)
+        proxy_access_log(px, line, strlen(line));
+    free(line);
+    json_decref(entry);
 }

@@ -3,7 +3,11 @@
 #ifndef BERTH_PROXY_STATS_H
 #define BERTH_PROXY_STATS_H
 
+#include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "rules.h"
 
 #include "tgroup.h"
 
@@ -16,6 +20,12 @@ extern const double proxy_lat_bounds[LAT_BUCKETS - 1];
 void proxy_stats_observe(struct proxy_tg *tg, int status, double seconds);
 /* Appends one line to the access log. */
 void proxy_access_log(struct proxy *px, const char *line, size_t len);
+/* An access log entry for a request starting (what is known at its start). */
+json_t *proxy_access_begin(const char *client, const struct proxy_reqinfo *ri, const char *request_id,
+                           const char *listener);
+/* Completes <entry> (stolen) with how the request ended and appends it to the log. */
+void proxy_access_end(struct proxy *px, json_t *entry, int status, double seconds, uint64_t bytes_out,
+                      const char *target);
 /* Writes out what is buffered. */
 void proxy_access_flush(struct proxy *px);
 
