@@ -567,16 +567,16 @@ ssize_t http_chunked_decode(struct http_chunked *c, const char *p, size_t len, b
                 c->state = CH_DATA_CR;
             break;
         }
-        case CH_DATA_CR:
-            if (ch != '\r')
-                return -1;
-            c->state = CH_DATA_LF;
-            i++;
-            break;
+        case CH_DATA_CR: /* the fixed bytes: CR LF after the data, after a trailer line, at the end */
         case CH_DATA_LF:
-            if (ch != '\n')
+        case CH_TRAILER_LF:
+        case CH_END_LF:
+            if (ch != (c->state == CH_DATA_CR ? '\r' : '\n'))
                 return -1;
-            c->state = CH_SIZE;
+            c->state = c->state == CH_DATA_CR      ? CH_DATA_LF
+                       : c->state == CH_DATA_LF    ? CH_SIZE
+                       : c->state == CH_TRAILER_LF ? CH_TRAILER_START
+                                                   : CH_DONE;
             i++;
             break;
         case CH_TRAILER_START:
@@ -603,18 +603,6 @@ ssize_t http_chunked_decode(struct http_chunked *c, const char *p, size_t len, b
                 c->state = CH_TRAILER_LF;
             else if (!value_char(ch) || ++c->line_len > CHUNK_LINE_MAX)
                 return -1;
-            i++;
-            break;
-        case CH_TRAILER_LF:
-            if (ch != '\n')
-                return -1;
-            c->state = CH_TRAILER_START;
-            i++;
-            break;
-        case CH_END_LF:
-            if (ch != '\n')
-                return -1;
-            c->state = CH_DONE;
             i++;
             break;
         }

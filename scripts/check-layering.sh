@@ -5,7 +5,8 @@
 #      no file needs a symbol from a file that (directly or not) needs one of its own;
 #   2. lib/ needs nothing from above it, and no component needs another one's symbols;
 #   3. no global symbol is defined in two object files (besides each program's main);
-#   4. only the scheduler's task module writes a task's status (a grep over the sources).
+#   4. only the scheduler's task module writes a task's status (a grep over the sources);
+#   5. no source file is longer than 800 lines (a file that long has more than one job).
 # Exit 0 when all hold; else every violation is printed and the exit code is 1.
 set -euo pipefail
 build=${1:?usage: check-layering.sh BUILD_DIR}
@@ -95,6 +96,14 @@ if writes=$(grep -nE '"last_status"' "$src"/scheduler/*.c | grep -v '^'"$src"'/s
             grep -E 'json_object_set|json_pack|"\{[^"]*last_status'); then
   echo "check-layering: task status written outside scheduler/task.c:"
   echo "$writes" | sed "s|^$src/|    |"
+  rc=1
+fi
+
+# Rule 5.
+long=$(cd "$src" && git ls-files -- '*.c' '*.h' '*.py' '*.sh' 2>/dev/null | xargs -r wc -l | awk '$2 != "total" && $1 > 800')
+if [ -n "$long" ]; then
+  echo "check-layering: source files over 800 lines:"
+  echo "$long"
   rc=1
 fi
 exit $rc
