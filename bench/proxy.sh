@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # proxy.sh -- berth-proxy vs haproxy vs nginx (as proxy), same backend, same wrk load, one run.
-# Prints req/s, p50/p99 latency and ratios; then measures RSS per idle keep-alive client connection.
-# usage: bench/proxy.sh [seconds=8] ["connection counts"="64 256"]   (ROUNDS=3 by default)
+# Prints req/s, p50/p99 latency, CPU per request and ratios; then measures RSS per idle keep-alive
+# client connection.
+# usage: bench/proxy.sh [seconds=8] ["settings"="close32 64 256"]   (ROUNDS=3 by default)
+#   N        keep-alive: wrk with N connections
+#   closeN   connection churn: wrk with N connections sending "Connection: close", so every request
+#            is a new TCP connection (accept, parse, forward, close) on the client side
+# BERTH_BIN=path/to/berth-proxy compares another build (default build/proxy/berth-proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-8}
-CONNS_LIST=${2:-64 256}
+CONNS_LIST=${2:-close32 64 256}
 . bench/lib.sh
 ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
 
@@ -64,7 +69,7 @@ nginx -c "$work/backend.conf" -g 'daemon off;' & pids+=($!)
 nginx -c "$work/proxy-nginx.conf" -g 'daemon off;' & pids+=($!)
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 & pids+=($!)
 HAP_PID=$!
-build/proxy/berth-proxy -c "$work/berth.json" --log-level warn & pids+=($!)
+"${BERTH_BIN:-build/proxy/berth-proxy}" -c "$work/berth.json" --log-level warn & pids+=($!)
 BERTH_PID=$!
 for p in $BACK $NGX $HAP $BERTH; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
@@ -78,9 +83,12 @@ sleep 0.5
 NGX_PID=$(pgrep -f "nginx: worker process" -P "$(cat "$work/proxy-nginx.pid")" | head -1)
 BACK_PID=$(pgrep -f "nginx: worker process" -P "$(cat "$work/backend.pid")" | head -1)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-run() { # name port pid conns -> appends "rps p50_us p99_us cpu_ns_per_request" to $work/$name.$4
+# wrk's arguments for a setting, into LOAD.
+load() { case $1 in close*) LOAD=(-c"${1#close}" -H "Connection: close") ;; *) LOAD=(-c"$1") ;; esac; }
+run() { # name port pid setting -> appends "rps p50_us p99_us cpu_ns_per_request" to $work/$name.$4
   local t0 t1 out; t0=$(ticks "$3")
-  out=$(wrk -t1 -c"$4" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
+  load "$4"
+  out=$(wrk -t1 "${LOAD[@]}" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
   t1=$(ticks "$3")
   local errs; errs=$(grep -E "Socket errors|Non-2xx" <<<"$out" || true)
   [[ -n $errs ]] && echo "  $1: $errs"
@@ -91,12 +99,13 @@ run() { # name port pid conns -> appends "rps p50_us p99_us cpu_ns_per_request" 
 }
 echo "wrk -t1 -d${DUR}s, $ROUNDS rounds per setting (targets interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
 for CONNS in $CONNS_LIST; do
-  for p in $BACK $BERTH $HAP $NGX; do wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true; done
+  load "$CONNS"
+  for p in $BACK $BERTH $HAP $NGX; do wrk -t1 "${LOAD[@]}" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true; done
   for r in $(seq "$ROUNDS"); do
     run berth $BERTH $BERTH_PID $CONNS; run haproxy $HAP $HAP_PID $CONNS; run nginx $NGX $NGX_PID $CONNS; run backend $BACK $BACK_PID $CONNS
   done
   echo
-  echo "-c$CONNS"
+  echo "$CONNS: wrk -t1 ${LOAD[*]}"
   printf "%-10s %12s %8s %8s %14s   %s\n" target "req/s" "p50 us" "p99 us" "CPU ns/req" "(medians; req/s of every round)"
   for n in backend berth haproxy nginx; do
     f="$work/$n.$CONNS"

@@ -137,8 +137,6 @@ size_t dns_answer(const struct dns_zone *z, const struct dns_query *q, bool ra, 
 size_t dns_error(const struct dns_query *q, const unsigned char *raw, size_t rawlen, int rcode, unsigned char *out,
                  size_t max);
 
-#endif
-
 /* ---- config ---- */
 
 struct dns_config {
@@ -198,12 +196,20 @@ void dns_server_stop(struct dns_server *s);
 /* Size of the context a transport hands dns_server_handle for a later reply. */
 #define DNS_LATER_CTX 160
 
-/* Answers one query message of <len> bytes into <out>; returns the reply length
- * (0: no reply now; a forwarded query is answered later through <later> with a
- * copy of the DNS_LATER_CTX bytes at <ctx>). Used by UDP, TCP and the fuzz target. */
-size_t dns_server_handle(struct dns_server *s, const unsigned char *q, size_t len, const struct sockaddr *peer,
-                         bool tcp, unsigned char *out, size_t max, void (*later)(void *ctx, const unsigned char *, size_t),
-                         void *ctx);
+/* What became of a query. */
+enum dns_result {
+    DNS_REPLY,    /* the reply is in <out>, *out_len bytes */
+    DNS_DROP,     /* no reply: not a query one can answer (not even with an error) */
+    DNS_DEFERRED, /* forwarded: the reply comes later through <later> */
+};
+/* Handles one query message of <len> bytes: the reply into <out> (at most <max> bytes), or a
+ * forwarded query answered later through <later> with a copy of the DNS_LATER_CTX bytes at <ctx>.
+ * Used by UDP, TCP and the fuzz target. */
+enum dns_result dns_server_handle(struct dns_server *s, const unsigned char *q, size_t len, const struct sockaddr *peer,
+                                  bool tcp, unsigned char *out, size_t max, size_t *out_len,
+                                  void (*later)(void *ctx, const unsigned char *, size_t), void *ctx);
 
 /* admin.c */
 int dns_admin_start(struct dns_server *s, char **err);
+
+#endif

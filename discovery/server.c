@@ -91,16 +91,27 @@ static void forwarded(const unsigned char *abuf, size_t alen, const char *err, v
     free(f);
 }
 
-size_t dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t len, const struct sockaddr *peer,
-                         bool tcp, unsigned char *out, size_t max, void (*later)(void *ctx, const unsigned char *, size_t),
-                         void *ctx)
+/* A reply of <n> bytes, counted by its rcode (0 bytes: it did not fit, so no reply). */
+static enum dns_result reply(struct dns_server *s, const unsigned char *out, size_t n, bool badvers, size_t *out_len)
 {
+    *out_len = n;
+    if (!n)
+        return DNS_DROP;
+    count_rcode(s, out, n, badvers);
+    return DNS_REPLY;
+}
+
+enum dns_result dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t len, const struct sockaddr *peer,
+                                  bool tcp, unsigned char *out, size_t max, size_t *out_len,
+                                  void (*later)(void *ctx, const unsigned char *, size_t), void *ctx)
+{
+    *out_len = 0;
     struct dns_query q;
     bool header_ok;
     int rc = dns_parse_query(raw, len, &q, &header_ok);
     if (rc < 0 || !header_ok) {
         s->dropped++;
-        return 0;
+        return DNS_DROP;
     }
     s->by_type[type_index(q.qtype)]++;
     q.advertise = (uint16_t)s->conf->udp_max_payload;
@@ -108,11 +119,8 @@ size_t dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t 
      * over UDP a transfer request is malformed (RFC 5936 §4.2, RFC 1995 §2). */
     if (rc == DNS_R_NOERROR && (q.qtype == DNS_T_AXFR || q.qtype == DNS_T_IXFR))
         rc = tcp ? DNS_R_NOTAUTH : DNS_R_FORMERR;
-    if (rc != DNS_R_NOERROR) {
-        size_t n = dns_error(&q, raw, len, rc, out, max);
-        count_rcode(s, out, n, rc == DNS_R_BADVERS);
-        return n;
-    }
+    if (rc != DNS_R_NOERROR)
+        return reply(s, out, dns_error(&q, raw, len, rc, out, max), rc == DNS_R_BADVERS, out_len);
     size_t udp_max = (size_t)s->conf->udp_max_payload;
     size_t limit = tcp ? TCP_MAX_MSG : q.edns ? (q.udp_size < udp_max ? q.udp_size : udp_max) : 512;
     if (limit > max)
@@ -130,12 +138,11 @@ size_t dns_server_handle(struct dns_server *s, const unsigned char *raw, size_t 
             memcpy(f->ctx, ctx, sizeof f->ctx);
             s->forwarded++;
             lookup_forward(s->recursor, raw, len, forwarded, f);
-            return 0;
+            return DNS_DEFERRED;
         }
         n = dns_error(&q, raw, len, DNS_R_REFUSED, out, max);
     }
-    count_rcode(s, out, n, false);
-    return n;
+    return reply(s, out, n, false, out_len);
 }
 
 /* ---- response-rate limiting (UDP) ---- */
@@ -248,8 +255,10 @@ static void udp_cb(struct ev_loop *loop, ev_io *w, int revents)
             unsigned char ctx[DNS_LATER_CTX];
             memcpy(ctx, &u, sizeof u);
             s->udp_queries++;
-            size_t len = dns_server_handle(s, in[i], rmsg[i].msg_len, (struct sockaddr *)&peers[i], false, out[i],
-                                           sizeof out[i], udp_later, ctx);
+            size_t len;
+            if (dns_server_handle(s, in[i], rmsg[i].msg_len, (struct sockaddr *)&peers[i], false, out[i], sizeof out[i],
+                                  &len, udp_later, ctx) != DNS_REPLY)
+                continue;
             len = rrl_apply(s, (struct sockaddr *)&peers[i], out[i], len);
             if (!len)
                 continue;
@@ -378,12 +387,13 @@ static void tcp_cb(struct ev_loop *loop, ev_io *w, int revents)
             unsigned char ctx[DNS_LATER_CTX] = {0};
             memcpy(ctx, &t, sizeof t);
             s->tcp_queries++;
-            size_t alen = dns_server_handle(s, p + 2, mlen, (struct sockaddr *)&c->peer, true, ans, sizeof ans,
-                                            tcp_later, ctx);
+            size_t alen;
+            enum dns_result r = dns_server_handle(s, p + 2, mlen, (struct sockaddr *)&c->peer, true, ans, sizeof ans,
+                                                  &alen, tcp_later, ctx);
             buf_consume(&c->in, 2 + mlen);
-            if (alen)
+            if (r == DNS_REPLY)
                 tcp_queue(c, ans, alen);
-            else if (mlen < 12) {
+            else if (r == DNS_DROP && mlen < 12) {
                 tcp_close(c); /* not DNS: hang up */
                 return;
             }
