@@ -126,7 +126,6 @@ void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr 
     c->io.data = c;
     ev_timer_init(&c->timer, conn_timer_cb, ln->conf.header_timeout_s, 0);
     c->timer.data = c;
-    ev_io_start(px->loop, &c->io);
     ev_timer_start(px->loop, &c->timer);
     c->next = px->conns;
     if (px->conns)
@@ -134,6 +133,10 @@ void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr 
     px->conns = c;
     px->conns_active++;
     px->conns_total++;
+    /* Read at once: a client usually sends its request right after connecting, so it is mostly there
+     * already. A request answered without waiting on the client again never has its socket enter
+     * epoll (the connection-per-request case); otherwise pump watches it. */
+    conn_ready(&c->ready, EV_READ);
 }
 
 void proxy_conns_close(struct proxy *px, bool all)
@@ -509,7 +512,9 @@ static void conn_set_events(struct proxy_conn *c)
      * pipelined bytes queue up to PIPELINE_MAX, body bytes follow the
      * upstream's backpressure. */
     bool rd = !c->closing && !c->rd_eof;
-    if (rd && (c->req_state == REQ_BODY || c->tunnel))
+    if (rd && c->req_state == REQ_DONE && !c->keep_alive && !c->tunnel)
+        rd = false; /* the client said this is its last request: nothing more to read */
+    else if (rd && (c->req_state == REQ_BODY || c->tunnel))
         rd = up && up->out.len < OUT_HIGH;
     else if (rd)
         rd = c->in.len < PIPELINE_MAX;

@@ -69,9 +69,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 accept_pause_emfile(ln);
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        ln->on_accept(ln, fd, (struct sockaddr *)&ss);
+        ln->on_accept(ln, fd, (struct sockaddr *)&ss); /* TCP_NODELAY comes from the listening socket */
     }
 }
 
@@ -118,6 +116,9 @@ struct proxy_listener *proxy_listener_new(struct proxy *px, struct proxy_listene
     ln->port = net_addr_port(&ln->addr);
     snprintf(ln->port_str, sizeof ln->port_str, "%d", ln->port);
     ln->fd = fd;
+    /* Accepted sockets inherit it (Linux): one setsockopt per listener instead of one per connection. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     proxy_listener_resolve(ln);
     ev_io_init(&ln->accept_io, accept_cb, ln->fd, EV_READ);
     ln->accept_io.data = ln;
