@@ -60,8 +60,8 @@ struct agent {
     /* Something worth an event ("service" may be NULL). */
     void (*event_hook)(void *arg, const char *service, const char *msg);
     void *hook_arg;
-    /* Runtimes (set by agent_init). */
-    const struct runtime_ops *process;
+    /* Runtimes (set by agent_init; the owner may put another in its place before agent_adopt). */
+    const struct runtime_ops *process; /* tasks without an image */
     void *process_state;
     int next_port;
 };

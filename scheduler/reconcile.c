@@ -413,6 +413,8 @@ void sched_start(struct sched *sc)
                                .event_hook = agent_event_hook,
                                .hook_arg = sc};
     agent_init(&sc->agent);
+    if (sc->process_runtime)
+        sc->agent.process = sc->process_runtime;
     agent_adopt(&sc->agent);
     sched_stops_resume(sc);
     sc->reconcile_pass = pass;

@@ -37,6 +37,7 @@ struct sched {
     struct sched_store *store;
     struct tasks tasks;  /* the task table; its changed() hook is the service scheduler's */
     struct agent agent;  /* the embedded node (when node_id is not "") */
+    const struct runtime_ops *process_runtime; /* runs its tasks (NULL: proc_runtime; tests give a fake) */
     char *data_dir;
     char *dns;           /* BERTH_DNS given to tasks */
     char *namespace;     /* BERTH_NAMESPACE */

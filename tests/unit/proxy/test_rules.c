@@ -5,7 +5,7 @@
 
 #include "rules.h"
 #include "tgroup.h"
-#include "../tap.h"
+#include "../../tap.h"
 
 static struct proxy_config *parse(const char *text, char **err)
 {

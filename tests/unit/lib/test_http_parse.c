@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "berth/http.h"
-#include "../tap.h"
+#include "../../tap.h"
 
 static int req(const char *s, struct http_msg *m)
 {

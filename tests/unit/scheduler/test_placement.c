@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "placement.h"
-#include "../tap.h"
+#include "../../tap.h"
 
 static bool eval(const char *text, const char *attrs_json)
 {

@@ -6,7 +6,7 @@
 #include "berth/config.h"
 #include "berth/net.h"
 #include "berth/util.h"
-#include "../tap.h"
+#include "../../tap.h"
 
 struct sample {
     int n;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "autoscale.h"
-#include "../tap.h"
+#include "../../tap.h"
 
 #define EVAL_S 2.0
 #define START_S 3.0
