@@ -93,136 +93,170 @@ static void discover(struct httpd_req *req, struct dns_service *svc)
     httpd_respond_json(req, 200, json_pack("{s:o}", "instances", arr));
 }
 
-static void handle(struct httpd_req *req, void *arg)
+/* ---- routes: /v1/namespaces/{ns}/services/{svc}/instances[/{id}[/health]] ---- */
+
+/* The namespace and service the path names. A write may create its service (<creates>), but only
+ * once its body is valid: the caller creates it. NULL *svc with a 404 sent when it does not exist and
+ * is not to be created; false when an answer was sent. */
+static bool resolve(struct dns_server *s, struct httpd_req *req, bool creates, struct dns_namespace **ns,
+                    struct dns_service **svc)
+{
+    char **g = req->segs;
+    *ns = dns_zone_namespace(s->zone, g[2], false);
+    if (!*ns) {
+        httpd_respond_error(req, 404, "NamespaceNotFound", "no namespace named \"%s\"", g[2]);
+        return false;
+    }
+    *svc = dns_zone_service(s->zone, *ns, g[4], false);
+    const char *why = *svc ? NULL : dns_service_name_problem(g[4]);
+    if (creates && why) {
+        httpd_respond_error(req, 400, "InvalidParameter", "service name \"%s\" %s", g[4], why);
+        return false;
+    }
+    if (!*svc && !creates) {
+        httpd_respond_error(req, 404, "ServiceNotFound", "no service \"%s\" in %s", g[4], (*ns)->name);
+        return false;
+    }
+    return true;
+}
+
+static void instances_get(struct httpd_req *req, void *arg)
+{
+    struct dns_namespace *ns;
+    struct dns_service *svc;
+    if (resolve(arg, req, false, &ns, &svc))
+        discover(req, svc);
+}
+
+/* PUT .../instances: the whole list (what the scheduler sends every sync). */
+static void instances_put(struct httpd_req *req, void *arg)
 {
     struct dns_server *s = arg;
     struct dns_zone *z = s->zone;
-    int n = req->nsegs;
-    char **g = req->segs;
-    enum http_method m = req->method_id;
-    if (n == 1 && strcmp(g[0], "healthz") == 0 && m == HTTP_M_GET) {
-        httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
+    struct dns_namespace *ns;
+    struct dns_service *svc;
+    if (!resolve(s, req, true, &ns, &svc))
         return;
-    }
-    if (n == 1 && strcmp(g[0], "metrics") == 0 && m == HTTP_M_GET) {
-        struct buf b;
-        buf_init(&b, 1u << 20);
-        metrics(s, &b);
-        httpd_respond(req, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
-        buf_free(&b);
+    json_t *body = httpd_body_json(req);
+    if (!body)
         return;
-    }
-    /* /v1/namespaces/{ns}/services/{svc}/instances[/{id}[/health]] */
-    if (!(n >= 6 && strcmp(g[0], "v1") == 0 && strcmp(g[1], "namespaces") == 0 && strcmp(g[3], "services") == 0 &&
-          strcmp(g[5], "instances") == 0 && n <= 8)) {
-        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
-        return;
-    }
-    struct dns_namespace *ns = dns_zone_namespace(z, g[2], false);
-    if (!ns) {
-        httpd_respond_error(req, 404, "NamespaceNotFound", "no namespace named \"%s\"", g[2]);
-        return;
-    }
-    struct dns_service *svc = dns_zone_service(z, ns, g[4], false);
-    const char *why = svc ? NULL : dns_service_name_problem(g[4]);
-    bool creates = m == HTTP_M_PUT && (n == 6 || n == 7);
-    if (creates && why) {
-        httpd_respond_error(req, 400, "InvalidParameter", "service name \"%s\" %s", g[4], why);
-        return;
-    }
-    if (!svc && !creates) {
-        httpd_respond_error(req, 404, "ServiceNotFound", "no service \"%s\" in %s", g[4], ns->name);
-        return;
-    }
-    if (n == 6 && m == HTTP_M_GET) {
-        discover(req, svc);
-        return;
-    }
-    /* A write creates its service only once the body is valid: a refused PUT changes nothing. */
     char *err = NULL;
-    if (n == 6 && m == HTTP_M_PUT) {
-        json_t *body = httpd_body_json(req);
-        if (!body)
-            return;
-        struct dns_instance **inst;
-        size_t cnt;
-        json_t *arr = json_is_object(body) ? json_object_get(body, "instances") : body;
-        if (dns_instances_parse(arr, "instances", &inst, &cnt, &err) < 0) {
-            httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
-        } else {
-            if (!svc)
-                svc = dns_zone_service(z, ns, g[4], true);
-            uint32_t serial = z->serial;
-            size_t before = svc->n;
-            dns_zone_replace(z, svc, inst, cnt);
-            free(inst);
-            /* Registrars re-send full lists periodically: only a change in size is news. */
-            if (before != cnt)
-                log_info("%s.%s: %zu instances (was %zu)", svc->name, ns->name, cnt, before);
-            else
-                log_debug("%s.%s: %zu instances replaced (serial %u -> %u)", svc->name, ns->name, cnt, serial, z->serial);
-            httpd_respond_json(req, 200, json_pack("{s:i}", "instances", (int)cnt));
-        }
-        free(err);
-        json_decref(body);
-        return;
-    }
-    const char *id = g[6];
-    if (n == 7 && m == HTTP_M_PUT) {
-        json_t *body = httpd_body_json(req);
-        if (!body)
-            return;
-        struct dns_instance *in = dns_instance_parse(body, id, "instance", &err);
-        json_decref(body);
-        if (!in) {
-            httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
-            free(err);
-            return;
-        }
+    struct dns_instance **inst;
+    size_t cnt;
+    json_t *arr = json_is_object(body) ? json_object_get(body, "instances") : body;
+    if (dns_instances_parse(arr, "instances", &inst, &cnt, &err) < 0) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
+    } else {
         if (!svc)
-            svc = dns_zone_service(z, ns, g[4], true);
-        bool existed = dns_service_find(z, svc, id) != NULL;
-        dns_zone_put(z, svc, in);
-        httpd_respond_json(req, existed ? 200 : 201, dns_instance_json(in));
-        return;
-    }
-    struct dns_instance *in = dns_service_find(z, svc, id);
-    if (n == 7 && m == HTTP_M_GET && in) {
-        httpd_respond_json(req, 200, dns_instance_json(in));
-        return;
-    }
-    if (n == 7 && m == HTTP_M_DELETE) {
-        if (dns_zone_delete(z, svc, id) < 0)
-            httpd_respond_error(req, 404, "InstanceNotFound", "no instance \"%s\" in %s.%s", id, svc->name, ns->name);
+            svc = dns_zone_service(z, ns, req->segs[4], true);
+        uint32_t serial = z->serial;
+        size_t before = svc->n;
+        dns_zone_replace(z, svc, inst, cnt);
+        free(inst);
+        /* Registrars re-send full lists periodically: only a change in size is news. */
+        if (before != cnt)
+            log_info("%s.%s: %zu instances (was %zu)", svc->name, ns->name, cnt, before);
         else
-            httpd_respond_json(req, 200, json_pack("{s:s}", "deleted", id));
-        return;
+            log_debug("%s.%s: %zu instances replaced (serial %u -> %u)", svc->name, ns->name, cnt, serial, z->serial);
+        httpd_respond_json(req, 200, json_pack("{s:i}", "instances", (int)cnt));
     }
-    if (n == 8 && strcmp(g[7], "health") == 0 && m == HTTP_M_PUT) {
-        json_t *body = httpd_body_json(req);
-        if (!body)
-            return;
-        json_t *h = json_object_get(body, "healthy");
-        if (!in) {
-            httpd_respond_error(req, 404, "InstanceNotFound", "no instance \"%s\" in %s.%s", id, svc->name, ns->name);
-        } else if (!json_is_boolean(h) || json_object_size(body) != 1) {
-            httpd_respond_error(req, 400, "InvalidParameter", "body must be {\"healthy\": true|false}");
-        } else {
-            in->healthy = json_is_true(h);
-            z->serial++;
-            httpd_respond_json(req, 200, dns_instance_json(in));
-        }
-        json_decref(body);
-        return;
-    }
-    if (!in && n >= 7) {
-        httpd_respond_error(req, 404, "InstanceNotFound", "no instance \"%s\" in %s.%s", id, svc->name, ns->name);
-        return;
-    }
-    httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+    free(err);
+    json_decref(body);
 }
 
-/* The tokens of the config in force (a reload may change them). */
+static void instance_put(struct httpd_req *req, void *arg)
+{
+    struct dns_server *s = arg;
+    struct dns_namespace *ns;
+    struct dns_service *svc;
+    if (!resolve(s, req, true, &ns, &svc))
+        return;
+    json_t *body = httpd_body_json(req);
+    if (!body)
+        return;
+    char *err = NULL;
+    const char *id = req->segs[6];
+    struct dns_instance *in = dns_instance_parse(body, id, "instance", &err);
+    json_decref(body);
+    if (!in) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s", err);
+        free(err);
+        return;
+    }
+    if (!svc)
+        svc = dns_zone_service(s->zone, ns, req->segs[4], true);
+    bool existed = dns_service_find(s->zone, svc, id) != NULL;
+    dns_zone_put(s->zone, svc, in);
+    httpd_respond_json(req, existed ? 200 : 201, dns_instance_json(in));
+}
+
+/* The instance the path names, or NULL after answering 404. */
+static struct dns_instance *instance_of(struct dns_server *s, struct httpd_req *req, struct dns_service **svc)
+{
+    struct dns_namespace *ns;
+    if (!resolve(s, req, false, &ns, svc))
+        return NULL;
+    struct dns_instance *in = dns_service_find(s->zone, *svc, req->segs[6]);
+    if (!in)
+        httpd_respond_error(req, 404, "InstanceNotFound", "no instance \"%s\" in %s.%s", req->segs[6], (*svc)->name,
+                            ns->name);
+    return in;
+}
+
+static void instance_get(struct httpd_req *req, void *arg)
+{
+    struct dns_service *svc;
+    struct dns_instance *in = instance_of(arg, req, &svc);
+    if (in)
+        httpd_respond_json(req, 200, dns_instance_json(in));
+}
+
+static void instance_delete(struct httpd_req *req, void *arg)
+{
+    struct dns_server *s = arg;
+    struct dns_service *svc;
+    if (instance_of(s, req, &svc)) {
+        dns_zone_delete(s->zone, svc, req->segs[6]);
+        httpd_respond_json(req, 200, json_pack("{s:s}", "deleted", req->segs[6]));
+    }
+}
+
+static void instance_health(struct httpd_req *req, void *arg)
+{
+    struct dns_server *s = arg;
+    struct dns_service *svc;
+    struct dns_instance *in = instance_of(s, req, &svc);
+    json_t *body = in ? httpd_body_json(req) : NULL;
+    if (!body)
+        return;
+    json_t *h = json_object_get(body, "healthy");
+    if (!json_is_boolean(h) || json_object_size(body) != 1) {
+        httpd_respond_error(req, 400, "InvalidParameter", "body must be {\"healthy\": true|false}");
+    } else {
+        in->healthy = json_is_true(h);
+        s->zone->serial++;
+        httpd_respond_json(req, 200, dns_instance_json(in));
+    }
+    json_decref(body);
+}
+
+static void metrics_cb(void *arg, struct buf *out)
+{
+    metrics(arg, out);
+}
+
+static const struct httpd_route routes[] = {
+    {"GET", "/v1/namespaces/{}/services/{}/instances", instances_get},
+    {"PUT", "/v1/namespaces/{}/services/{}/instances", instances_put},
+    {"GET", "/v1/namespaces/{}/services/{}/instances/{}", instance_get},
+    {"PUT", "/v1/namespaces/{}/services/{}/instances/{}", instance_put},
+    {"DELETE", "/v1/namespaces/{}/services/{}/instances/{}", instance_delete},
+    {"PUT", "/v1/namespaces/{}/services/{}/instances/{}/health", instance_health},
+    {NULL, NULL, NULL},
+};
+
+static const struct httpd_service service = {routes, NULL, metrics_cb};
+
 static int authz(const struct httpd_req *req, void *arg)
 {
     struct dns_server *s = arg;
@@ -231,7 +265,7 @@ static int authz(const struct httpd_req *req, void *arg)
 
 int dns_admin_start(struct dns_server *s, char **err)
 {
-    s->admin = httpd_start(s->loop, s->conf->admin_listen, handle, s, err);
+    s->admin = httpd_serve(s->loop, s->conf->admin_listen, &service, s, err);
     if (s->admin)
         httpd_set_authz(s->admin, authz, s);
     return s->admin ? 0 : -1;

@@ -27,6 +27,7 @@ struct httpd {
     ev_io accept_io;
     httpd_handler handler;
     void *arg;
+    const struct httpd_service *svc; /* httpd_serve: routes and built-ins */
     httpd_authz authz;
     void *authz_arg;
     struct httpd_conn *conns;
@@ -43,6 +44,7 @@ struct httpd_conn {
     char *reqcopy;   /* owns path, query, segs and body of req */
     char *bearer;    /* owns req.bearer */
     bool pending;    /* handler has not responded yet */
+    char allow[128]; /* the Allow field of a 405 */
     bool keep_alive;
     bool closing;    /* close after out is flushed */
     bool dead;       /* peer went away while a response was pending */
@@ -177,7 +179,7 @@ static void dispatch(struct httpd_conn *c, const struct http_msg *m)
     else if (deny)
         httpd_respond_error(r, 403, "Forbidden", "the token's role may not %s %s", r->method, r->path);
     else
-        c->srv->handler(r, c->srv->arg);
+        c->srv->handler(r, c->srv->svc ? (void *)c->srv : c->srv->arg);
 }
 
 static void send_simple(struct httpd_conn *c, int status)
@@ -274,6 +276,106 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* ---- routes ---- */
+
+/* True when <method> is one of <methods> ("GET|HEAD"; NULL: any). */
+static bool method_in(const char *methods, const char *method)
+{
+    if (!methods)
+        return true;
+    size_t n = strlen(method);
+    for (const char *p = methods; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t l = bar ? (size_t)(bar - p) : strlen(p);
+        if (l == n && strncmp(p, method, n) == 0)
+            return true;
+        p += l + (bar != NULL);
+    }
+    return false;
+}
+
+/* True when the request's segments have the shape of <path>. */
+static bool path_matches(const char *path, const struct httpd_req *r)
+{
+    int i = 0;
+    for (const char *p = path; *p;) {
+        if (*p == '/')
+            p++;
+        const char *slash = strchr(p, '/');
+        size_t l = slash ? (size_t)(slash - p) : strlen(p);
+        if (l == 2 && strncmp(p, "**", 2) == 0)
+            return true;
+        if (i >= r->nsegs)
+            return false;
+        if (!(l == 2 && strncmp(p, "{}", 2) == 0) && (strlen(r->segs[i]) != l || strncmp(p, r->segs[i], l) != 0))
+            return false;
+        i++;
+        p += l;
+    }
+    return i == r->nsegs;
+}
+
+static void serve_builtin_health(struct httpd *s, struct httpd_req *r)
+{
+    json_t *body = json_pack("{s:s}", "status", "ok");
+    int status = s->svc->health ? s->svc->health(s->arg, body) : 200;
+    httpd_respond_json(r, status, body);
+}
+
+static void route(struct httpd_req *r, void *arg)
+{
+    struct httpd *s = arg;
+    const struct httpd_service *svc = s->svc;
+    bool get = r->method_id == HTTP_M_GET;
+    if (get && r->nsegs == 1 && strcmp(r->segs[0], "healthz") == 0) {
+        serve_builtin_health(s, r);
+        return;
+    }
+    if (get && r->nsegs == 1 && strcmp(r->segs[0], "metrics") == 0 && svc->metrics) {
+        struct buf b;
+        buf_init(&b, 64u << 20);
+        svc->metrics(s->arg, &b);
+        httpd_respond(r, 200, "text/plain; version=0.0.4", b.len ? buf_head(&b) : "", b.len);
+        buf_free(&b);
+        return;
+    }
+    char allow[128] = "";
+    for (const struct httpd_route *rt = svc->routes; rt && rt->path; rt++) {
+        if (!path_matches(rt->path, r))
+            continue;
+        if (method_in(rt->methods, r->method)) {
+            rt->fn(r, s->arg);
+            return;
+        }
+        /* Collects the methods this path takes ("GET|PUT" becomes "GET, PUT"). */
+        size_t n = strlen(allow);
+        for (const char *p = rt->methods; *p && n + 3 < sizeof allow; p++)
+            n += (size_t)snprintf(allow + n, sizeof allow - n, "%s", *p == '|' ? ", " : (const char[]){*p, 0});
+        snprintf(allow + n, sizeof allow - n, ", ");
+    }
+    if (*allow) {
+        allow[strlen(allow) - 2] = 0;
+        struct httpd_conn *c = r->conn;
+        snprintf(c->allow, sizeof c->allow, "%s", allow);
+        httpd_respond_error(r, 405, "MethodNotAllowed", "%s is not allowed on %s (allowed: %s)", r->method, r->path,
+                            allow);
+        return;
+    }
+    httpd_respond_error(r, 404, "NotFound", "no such endpoint: %s %s", r->method, r->path);
+}
+
+struct httpd *httpd_serve(struct ev_loop *loop, const char *listen, const struct httpd_service *svc, void *arg,
+                          char **err)
+{
+    struct httpd *s = httpd_start(loop, listen, route, NULL, err);
+    if (s) {
+        s->svc = svc;
+        s->arg = arg;
+        s->handler = route;
+    }
+    return s;
+}
+
 struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handler h, void *arg, char **err)
 {
     struct net_addr a;
@@ -340,9 +442,10 @@ void httpd_respond(struct httpd_req *req, int status, const char *content_type, 
         conn_free(c);
         return;
     }
-    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s%s%s\r\n", status,
                http_status_text(status), content_type, len, status == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
-               c->keep_alive ? "" : "Connection: close\r\n");
+               *c->allow ? "Allow: " : "", c->allow, *c->allow ? "\r\n" : "", c->keep_alive ? "" : "Connection: close\r\n");
+    c->allow[0] = 0;
     if (buf_append(&c->out, body, len) < 0)
         c->closing = true;
     if (!c->keep_alive)

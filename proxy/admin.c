@@ -333,108 +333,125 @@ static void targets_api(struct proxy *px, struct httpd_req *req, struct proxy_tg
     httpd_respond_json(req, one ? 201 : 200, tg_json(tg));
 }
 
-static void handle(struct httpd_req *req, void *arg)
+/* ---- routes ---- */
+
+static int health(void *arg, json_t *body)
 {
     struct proxy *px = arg;
-    int n = req->nsegs;
-    char **s = req->segs;
-    enum http_method m = req->method_id;
-    if (n == 1 && strcmp(s[0], "healthz") == 0 && m == HTTP_M_GET) {
-        if (px->shutting_down)
-            httpd_respond(req, 503, "application/json", "{\"status\":\"draining\"}\n", 22);
-        else
-            httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
-        return;
-    }
-    if (n == 1 && strcmp(s[0], "metrics") == 0 && m == HTTP_M_GET) {
-        struct buf b;
-        buf_init(&b, 64u << 20);
-        metrics(px, &b);
-        httpd_respond(req, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
-        buf_free(&b);
-        return;
-    }
-    if (n < 2 || strcmp(s[0], "v1") != 0) {
-        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s", req->path);
-        return;
-    }
-    if (strcmp(s[1], "target-groups") == 0) {
-        if (n == 2 && m == HTTP_M_GET) {
-            json_t *arr = json_array();
-            for (size_t i = 0; i < px->ntgs; i++)
-                json_array_append_new(arr, tg_json(px->tgs[i]));
-            httpd_respond_json(req, 200, json_pack("{s:o}", "target_groups", arr));
-            return;
-        }
-        struct proxy_tg *tg = n >= 3 ? proxy_find_tg(px, s[2]) : NULL;
-        if (n == 3 && m == HTTP_M_PUT) {
-            json_t *body = httpd_body_json(req);
-            if (body) {
-                put_group(px, req, s[2], body);
-                json_decref(body);
-            }
-            return;
-        }
-        if (n >= 3 && !tg) {
-            httpd_respond_error(req, 404, "TargetGroupNotFound", "no target group named \"%s\"", s[2]);
-            return;
-        }
-        if (n == 3 && m == HTTP_M_GET) {
-            httpd_respond_json(req, 200, tg_json(tg));
-            return;
-        }
-        if (n == 4 && strcmp(s[3], "targets") == 0 && (m == HTTP_M_PUT || m == HTTP_M_POST)) {
-            json_t *body = httpd_body_json(req);
-            if (body) {
-                targets_api(px, req, tg, body);
-                json_decref(body);
-            }
-            return;
-        }
-        if (n == 5 && strcmp(s[3], "targets") == 0 && m == HTTP_M_DELETE) {
-            if (proxy_tg_remove_target(tg, s[4]) < 0)
-                httpd_respond_error(req, 404, "TargetNotFound", "target %s is not registered in %s", s[4],
-                                    tg->conf.name);
-            else
-                httpd_respond_json(req, 200, tg_json(tg));
-            return;
-        }
-    } else if (strcmp(s[1], "listeners") == 0) {
-        if (n == 2 && m == HTTP_M_GET) {
-            json_t *arr = json_array();
-            for (size_t i = 0; i < px->nlisteners; i++)
-                json_array_append_new(arr, listener_json(px->listeners[i]));
-            httpd_respond_json(req, 200, json_pack("{s:o}", "listeners", arr));
-            return;
-        }
-        struct proxy_listener *ln = n >= 3 ? find_listener(px, s[2]) : NULL;
-        if (n >= 3 && !ln) {
-            httpd_respond_error(req, 404, "ListenerNotFound", "no listener named \"%s\"", s[2]);
-            return;
-        }
-        if (n == 5 && strcmp(s[3], "rules") == 0 && (m == HTTP_M_PUT || m == HTTP_M_DELETE)) {
-            char *end;
-            long prio = strtol(s[4], &end, 10);
-            if (*end || prio < 1 || prio > 50000) {
-                httpd_respond_error(req, 400, "InvalidParameter", "priority \"%s\" must be 1..50000", s[4]);
-                return;
-            }
-            if (m == HTTP_M_DELETE) {
-                delete_rule(req, ln, (int)prio);
-                return;
-            }
-            json_t *body = httpd_body_json(req);
-            if (body) {
-                put_rule(px, req, ln, (int)prio, body);
-                json_decref(body);
-            }
-            return;
-        }
-    }
-    httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+    if (!px->shutting_down)
+        return 200;
+    json_object_set_new(body, "status", json_string("draining"));
+    return 503;
 }
 
-/* The tokens of the config in force (a reload may change them). */
+static void metrics_cb(void *arg, struct buf *out)
+{
+    metrics(arg, out);
+}
+
+static void groups_list(struct httpd_req *req, void *arg)
+{
+    struct proxy *px = arg;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < px->ntgs; i++)
+        json_array_append_new(arr, tg_json(px->tgs[i]));
+    httpd_respond_json(req, 200, json_pack("{s:o}", "target_groups", arr));
+}
+
+/* The group named by the path, or NULL after answering 404. */
+static struct proxy_tg *group_of(struct proxy *px, struct httpd_req *req)
+{
+    struct proxy_tg *tg = proxy_find_tg(px, req->segs[2]);
+    if (!tg)
+        httpd_respond_error(req, 404, "TargetGroupNotFound", "no target group named \"%s\"", req->segs[2]);
+    return tg;
+}
+
+static void group_get(struct httpd_req *req, void *arg)
+{
+    struct proxy_tg *tg = group_of(arg, req);
+    if (tg)
+        httpd_respond_json(req, 200, tg_json(tg));
+}
+
+static void group_put(struct httpd_req *req, void *arg)
+{
+    json_t *body = httpd_body_json(req);
+    if (body) {
+        put_group(arg, req, req->segs[2], body);
+        json_decref(body);
+    }
+}
+
+static void group_targets(struct httpd_req *req, void *arg)
+{
+    struct proxy_tg *tg = group_of(arg, req);
+    json_t *body = tg ? httpd_body_json(req) : NULL;
+    if (body) {
+        targets_api(arg, req, tg, body);
+        json_decref(body);
+    }
+}
+
+static void group_target_delete(struct httpd_req *req, void *arg)
+{
+    struct proxy_tg *tg = group_of(arg, req);
+    if (!tg)
+        return;
+    if (proxy_tg_remove_target(tg, req->segs[4]) < 0)
+        httpd_respond_error(req, 404, "TargetNotFound", "target %s is not registered in %s", req->segs[4],
+                            tg->conf.name);
+    else
+        httpd_respond_json(req, 200, tg_json(tg));
+}
+
+static void listeners_list(struct httpd_req *req, void *arg)
+{
+    struct proxy *px = arg;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < px->nlisteners; i++)
+        json_array_append_new(arr, listener_json(px->listeners[i]));
+    httpd_respond_json(req, 200, json_pack("{s:o}", "listeners", arr));
+}
+
+static void listener_rule(struct httpd_req *req, void *arg)
+{
+    struct proxy *px = arg;
+    struct proxy_listener *ln = find_listener(px, req->segs[2]);
+    if (!ln) {
+        httpd_respond_error(req, 404, "ListenerNotFound", "no listener named \"%s\"", req->segs[2]);
+        return;
+    }
+    char *end;
+    long prio = strtol(req->segs[4], &end, 10);
+    if (*end || prio < 1 || prio > 50000) {
+        httpd_respond_error(req, 400, "InvalidParameter", "priority \"%s\" must be 1..50000", req->segs[4]);
+        return;
+    }
+    if (req->method_id == HTTP_M_DELETE) {
+        delete_rule(req, ln, (int)prio);
+        return;
+    }
+    json_t *body = httpd_body_json(req);
+    if (body) {
+        put_rule(px, req, ln, (int)prio, body);
+        json_decref(body);
+    }
+}
+
+static const struct httpd_route routes[] = {
+    {"GET", "/v1/target-groups", groups_list},
+    {"GET", "/v1/target-groups/{}", group_get},
+    {"PUT", "/v1/target-groups/{}", group_put},
+    {"PUT|POST", "/v1/target-groups/{}/targets", group_targets},
+    {"DELETE", "/v1/target-groups/{}/targets/{}", group_target_delete},
+    {"GET", "/v1/listeners", listeners_list},
+    {"PUT|DELETE", "/v1/listeners/{}/rules/{}", listener_rule},
+    {NULL, NULL, NULL},
+};
+
+static const struct httpd_service service = {routes, health, metrics_cb};
+
 static int authz(const struct httpd_req *req, void *arg)
 {
     struct proxy *px = arg;
@@ -443,7 +460,7 @@ static int authz(const struct httpd_req *req, void *arg)
 
 int proxy_admin_start(struct proxy *px, char **err)
 {
-    px->admin = httpd_start(px->loop, px->conf->admin_listen, handle, px, err);
+    px->admin = httpd_serve(px->loop, px->conf->admin_listen, &service, px, err);
     if (px->admin)
         httpd_set_authz(px->admin, authz, px);
     return px->admin ? 0 : -1;

@@ -283,19 +283,17 @@ static void heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- the agent's API: logs of its tasks, wake-ups from the scheduler, metrics ---- */
 
-static void metrics(struct httpd_req *req)
+static void metrics(void *arg, struct buf *b)
 {
     unsigned long long n[TASK_NSTATUS] = {0};
     json_t *t;
     const char *id;
     json_object_foreach(json_object_get(sched_store_state(A.store), "tasks"), id, t)
         n[task_status(t)]++;
-    struct buf b;
-    buf_init(&b, 1 << 16);
-    buf_printf(&b, "# HELP berth_agent_tasks Tasks on this node by status.\n# TYPE berth_agent_tasks gauge\n");
+    buf_printf(b, "# HELP berth_agent_tasks Tasks on this node by status.\n# TYPE berth_agent_tasks gauge\n");
     for (int i = 0; i < TASK_NSTATUS; i++)
-        buf_printf(&b, "berth_agent_tasks{status=\"%s\"} %llu\n", task_status_name((enum task_status)i), n[i]);
-    buf_printf(&b,
+        buf_printf(b, "berth_agent_tasks{status=\"%s\"} %llu\n", task_status_name((enum task_status)i), n[i]);
+    buf_printf(b,
                "# HELP berth_agent_registered Whether the scheduler knows this node.\n"
                "# TYPE berth_agent_registered gauge\nberth_agent_registered %d\n"
                "# HELP berth_agent_heartbeats_total Registrations and heartbeats the scheduler answered.\n"
@@ -303,30 +301,39 @@ static void metrics(struct httpd_req *req)
                "# HELP berth_agent_heartbeat_failures_total Registrations and heartbeats that failed.\n"
                "# TYPE berth_agent_heartbeat_failures_total counter\nberth_agent_heartbeat_failures_total %llu\n",
                A.registered, A.heartbeats, A.heartbeat_failures);
-    httpd_respond(req, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
-    buf_free(&b);
 }
 
-static void handle(struct httpd_req *req, void *arg)
+static int health(void *arg, json_t *body)
 {
-    if (req->nsegs == 1 && strcmp(req->segs[0], "metrics") == 0 && req->method_id == HTTP_M_GET)
-        metrics(req);
-    else if (req->nsegs == 1 && strcmp(req->segs[0], "healthz") == 0)
-        httpd_respond_json(
-            req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "node", A.agent.node_id, "registered", A.registered));
-    else if (req->nsegs == 2 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "wake") == 0 &&
-             req->method_id == HTTP_M_POST) {
-        heartbeat_soon(); /* the scheduler has work for this node */
-        httpd_respond_json(req, 200, json_pack("{s:b}", "woken", 1));
-    } else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
-               strcmp(req->segs[3], "logs") == 0 && req->method_id == HTTP_M_GET)
-        agent_logs(&A.agent, req, req->segs[2]);
-    else if (req->nsegs == 4 && strcmp(req->segs[0], "v1") == 0 && strcmp(req->segs[1], "tasks") == 0 &&
-             strcmp(req->segs[3], "stats") == 0 && req->method_id == HTTP_M_GET)
-        agent_stats(&A.agent, req, req->segs[2]);
-    else
-        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+    json_object_set_new(body, "node", json_string(A.agent.node_id));
+    json_object_set_new(body, "registered", json_boolean(A.registered));
+    return 200;
 }
+
+static void wake(struct httpd_req *req, void *arg)
+{
+    heartbeat_soon(); /* the scheduler has work for this node */
+    httpd_respond_json(req, 200, json_pack("{s:b}", "woken", 1));
+}
+
+static void task_logs(struct httpd_req *req, void *arg)
+{
+    agent_logs(&A.agent, req, req->segs[2]);
+}
+
+static void task_stats(struct httpd_req *req, void *arg)
+{
+    agent_stats(&A.agent, req, req->segs[2]);
+}
+
+static const struct httpd_route routes[] = {
+    {"POST", "/v1/wake", wake},
+    {"GET", "/v1/tasks/{}/logs", task_logs},
+    {"GET", "/v1/tasks/{}/stats", task_stats},
+    {NULL, NULL, NULL},
+};
+
+static const struct httpd_service service = {routes, health, metrics};
 
 /* ---- main ---- */
 
@@ -437,7 +444,7 @@ int main(int argc, char **argv)
     if (*A.host && A.host[strlen(A.host) - 1] == '/')
         A.host[strlen(A.host) - 1] = 0;
     A.interval = conf.heartbeat_interval_s;
-    struct httpd *api = httpd_start(loop, conf.listen, handle, NULL, &err);
+    struct httpd *api = httpd_serve(loop, conf.listen, &service, NULL, &err);
     if (!api) {
         fprintf(stderr, "berth-agent: listen: %s\n", err);
         return 2;

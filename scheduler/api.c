@@ -366,60 +366,63 @@ static void tasks_api(struct sched *sc, struct httpd_req *req)
     }
 }
 
-static void handle(struct httpd_req *req, void *arg)
+static void metrics(void *arg, struct buf *out)
 {
     struct sched *sc = arg;
-    struct sched_store *s = sc->store;
-    int n = req->nsegs;
-    if (n == 1 && strcmp(req->segs[0], "healthz") == 0) {
-        httpd_respond(req, 200, "application/json", "{\"status\":\"ok\"}\n", 16);
-        return;
-    }
-    if (n == 1 && strcmp(req->segs[0], "metrics") == 0) {
-        unsigned long long records, fsyncs;
-        sched_store_stats(s, &records, &fsyncs);
-        char body[512];
-        int len = snprintf(
-            body, sizeof body,
-            "# HELP berth_scheduler_journal_records_total Records written to the journal.\n"
-            "# TYPE berth_scheduler_journal_records_total counter\nberth_scheduler_journal_records_total %llu\n"
-            "# HELP berth_scheduler_journal_fsyncs_total Journal fsyncs (one per group commit).\n"
-            "# TYPE berth_scheduler_journal_fsyncs_total counter\nberth_scheduler_journal_fsyncs_total %llu\n",
-            records, fsyncs);
-        httpd_respond(req, 200, "text/plain; version=0.0.4", body, (size_t)len);
-        return;
-    }
-    if (n >= 2 && strcmp(req->segs[0], "v1") == 0) {
-        if (strcmp(req->segs[1], "task-definitions") == 0) {
-            taskdefs(s, req);
-            return;
-        }
-        if (strcmp(req->segs[1], "services") == 0) {
-            services(sc, req);
-            sched_kick(sc);
-            return;
-        }
-        if (strcmp(req->segs[1], "tasks") == 0) {
-            tasks_api(sc, req);
-            return;
-        }
-        if (strcmp(req->segs[1], "nodes") == 0) {
-            sched_nodes_api(sc, req);
-            return;
-        }
-        if (strcmp(req->segs[1], "events") == 0 && req->nsegs == 2) {
-            char svc[128];
-            const char *want = httpd_query_param(req, "service", svc, sizeof svc);
-            httpd_respond_json(req, 200, json_pack("{s:o}", "events", sched_events_json(sc, want, 0)));
-            return;
-        }
-    }
-    httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+    unsigned long long records, fsyncs;
+    sched_store_stats(sc->store, &records, &fsyncs);
+    buf_printf(out,
+               "# HELP berth_scheduler_journal_records_total Records written to the journal.\n"
+               "# TYPE berth_scheduler_journal_records_total counter\nberth_scheduler_journal_records_total %llu\n"
+               "# HELP berth_scheduler_journal_fsyncs_total Journal fsyncs (one per group commit).\n"
+               "# TYPE berth_scheduler_journal_fsyncs_total counter\nberth_scheduler_journal_fsyncs_total %llu\n",
+               records, fsyncs);
 }
+
+static void taskdefs_route(struct httpd_req *req, void *arg)
+{
+    struct sched *sc = arg;
+    taskdefs(sc->store, req);
+}
+
+static void services_route(struct httpd_req *req, void *arg)
+{
+    services(arg, req);
+    sched_kick(arg);
+}
+
+static void tasks_route(struct httpd_req *req, void *arg)
+{
+    tasks_api(arg, req);
+}
+
+static void nodes_route(struct httpd_req *req, void *arg)
+{
+    sched_nodes_api(arg, req);
+}
+
+static void events_route(struct httpd_req *req, void *arg)
+{
+    char svc[128];
+    const char *want = httpd_query_param(req, "service", svc, sizeof svc);
+    httpd_respond_json(req, 200, json_pack("{s:o}", "events", sched_events_json(arg, want, 0)));
+}
+
+/* Each resource's handler takes its own sub-paths and methods (SPEC §4). */
+static const struct httpd_route routes[] = {
+    {NULL, "/v1/task-definitions/**", taskdefs_route},
+    {NULL, "/v1/services/**", services_route},
+    {NULL, "/v1/tasks/**", tasks_route},
+    {NULL, "/v1/nodes/**", nodes_route},
+    {"GET", "/v1/events", events_route},
+    {NULL, NULL, NULL},
+};
+
+static const struct httpd_service service = {routes, NULL, metrics};
 
 struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err)
 {
-    return httpd_start(sc->loop, listen, handle, sc, err);
+    return httpd_serve(sc->loop, listen, &service, sc, err);
 }
 
 /* ---- logs of tasks on berth-agent nodes: asked of the agent's API ---- */

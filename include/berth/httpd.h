@@ -35,8 +35,31 @@ typedef void (*httpd_handler)(struct httpd_req *req, void *arg);
  * may not). Runs before the handler for every request except GET /healthz. */
 typedef int (*httpd_authz)(const struct httpd_req *req, void *arg);
 
-/* Starts serving on <listen> ("ip:port"). Returns NULL with *err on failure. */
+/* Starts serving on <listen> ("ip:port"), every request to <h>. Returns NULL with *err on failure. */
 struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handler h, void *arg, char **err);
+
+/* A route: requests with one of <methods> ("GET", "PUT|POST"; NULL: any) on a path of <path>'s shape
+ * go to <fn>. In <path>, "{}" matches any one segment and a final "**" any rest (none included);
+ * req->segs has the request's segments. */
+struct httpd_route {
+    const char *methods;
+    const char *path;
+    httpd_handler fn;
+};
+struct buf;
+/* What a server of routes serves. Besides the routes, GET /healthz (open to all, authz or not) and
+ * GET /metrics are built in: */
+struct httpd_service {
+    const struct httpd_route *routes; /* ends with a route whose path is NULL */
+    /* /healthz: fills <body> (it has "status": "ok") and returns the HTTP status; NULL: 200 ok. */
+    int (*health)(void *arg, json_t *body);
+    /* /metrics: appends the Prometheus text exposition to <out>; NULL: no /metrics. */
+    void (*metrics)(void *arg, struct buf *out);
+};
+/* Starts serving <svc> on <listen>. A path no route has is 404 NotFound; a path a route has, with a
+ * method none of them takes, 405 MethodNotAllowed with Allow. NULL with *err on failure. */
+struct httpd *httpd_serve(struct ev_loop *loop, const char *listen, const struct httpd_service *svc, void *arg,
+                          char **err);
 /* Puts <fn> in front of the handler (NULL: every request goes through). */
 void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg);
 /* The standard <fn> for httpd_set_authz: auth_allow() over <arg>, a struct auth. */
