@@ -128,6 +128,28 @@ static int read_field(json_t *v, const char *path, const struct cfg_field *f, vo
     }
     case CFG_NESTED:
         return 0;
+    case CFG_RANGE: {
+        json_t *low = json_array_get(v, 0), *high = json_array_get(v, 1);
+        if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(low) || !json_is_integer(high) ||
+            json_integer_value(low) < f->min || json_integer_value(low) > json_integer_value(high) ||
+            json_integer_value(high) > f->max)
+            return cfg_error(err, path, "must be [LOW, HIGH] with %.0f <= LOW <= HIGH <= %.0f", f->min, f->max);
+        ((int *)slot)[0] = (int)json_integer_value(low);
+        ((int *)slot)[1] = (int)json_integer_value(high);
+        return 0;
+    }
+    case CFG_STRMAP: {
+        if (!json_is_object(v))
+            return cfg_error(err, path, "must be an object of strings, got %s", type_name(v));
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+            if (!json_is_string(x))
+                return cfg_error(err, path, "\"%s\" must be a string", k);
+        json_decref(*(json_t **)slot);
+        *(json_t **)slot = json_incref(v);
+        return 0;
+    }
     }
     return 0;
 }
@@ -151,6 +173,14 @@ static int set_default(const struct cfg_field *f, void *dst)
                 *(int *)slot = i;
         break;
     case CFG_NESTED: break;
+    case CFG_RANGE:
+        if (!f->def_str || sscanf(f->def_str, "%d-%d", &((int *)slot)[0], &((int *)slot)[1]) != 2)
+            ((int *)slot)[0] = ((int *)slot)[1] = 0;
+        break;
+    case CFG_STRMAP:
+        json_decref(*(json_t **)slot);
+        *(json_t **)slot = json_object();
+        break;
     }
     return 0;
 }
@@ -194,6 +224,10 @@ void cfg_free(const struct cfg_field *fields, void *dst)
         if (f->kind == CFG_STRING || f->kind == CFG_ADDR) {
             char **slot = (char **)((char *)dst + f->offset);
             free(*slot);
+            *slot = NULL;
+        } else if (f->kind == CFG_STRMAP) {
+            json_t **slot = (json_t **)((char *)dst + f->offset);
+            json_decref(*slot);
             *slot = NULL;
         }
 }

@@ -19,6 +19,8 @@ struct sched_config {
     char *proxy_admin_token, *dns_admin_token;
     bool embedded;
     int cpu, memory_mib;
+    int port_range[2];
+    json_t *attributes;
     double autoscale_interval_s, node_lost_after_s;
 };
 
@@ -44,8 +46,8 @@ static const struct cfg_field agent_fields[] = {
     {"embedded", CFG_BOOL, offsetof(struct sched_config, embedded), 0, 0, 1, NULL, NULL, false},
     {"cpu", CFG_INT, offsetof(struct sched_config, cpu), 0, 1 << 20, -1, NULL, NULL, false},
     {"memory_mib", CFG_INT, offsetof(struct sched_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
-    {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
-    {"attributes", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"port_range", CFG_RANGE, offsetof(struct sched_config, port_range), 1024, 65535, 0, "32000-60999", NULL, false},
+    {"attributes", CFG_STRMAP, offsetof(struct sched_config, attributes), 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
 
@@ -134,29 +136,9 @@ int main(int argc, char **argv)
     struct sched_config conf = {0};
     json_t *root = path ? cfg_load_file(path, &err) : json_object();
     char *inner = NULL;
-    int port_lo = 32000, port_hi = 60999;
     struct net_addr proxy_admin = {0}, dns_admin = {0};
-    json_t *attributes = NULL;
     if (root && cfg_read(root, "", fields, &conf, &inner) == 0 &&
         cfg_read(json_object_get(root, "agent"), "agent", agent_fields, &conf, &inner) == 0) {
-        json_t *pr = json_object_get(json_object_get(root, "agent"), "port_range");
-        if (pr && !(json_is_array(pr) && json_array_size(pr) == 2 && json_is_integer(json_array_get(pr, 0)) &&
-                    json_is_integer(json_array_get(pr, 1)) && json_integer_value(json_array_get(pr, 0)) >= 1024 &&
-                    json_integer_value(json_array_get(pr, 0)) <= json_integer_value(json_array_get(pr, 1)) &&
-                    json_integer_value(json_array_get(pr, 1)) <= 65535))
-            cfg_error(&inner, "agent.port_range", "must be [LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535");
-        else if (pr) {
-            port_lo = (int)json_integer_value(json_array_get(pr, 0));
-            port_hi = (int)json_integer_value(json_array_get(pr, 1));
-        }
-        json_t *attrs = json_object_get(json_object_get(root, "agent"), "attributes"), *v;
-        const char *k;
-        if (!inner && attrs && !json_is_object(attrs))
-            cfg_error(&inner, "agent.attributes", "must be an object of strings");
-        json_object_foreach(inner ? NULL : attrs, k, v)
-            if (!inner && !json_is_string(v))
-                cfg_error(&inner, "agent.attributes", "\"%s\" must be a string", k);
-        attributes = attrs ? json_incref(attrs) : json_object();
         if (!inner && conf.proxy_admin && net_parse_url(conf.proxy_admin, &proxy_admin) < 0)
             cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);
         if (!inner && conf.dns_admin && net_parse_url(conf.dns_admin, &dns_admin) < 0)
@@ -167,7 +149,7 @@ int main(int argc, char **argv)
         cfg_error(&inner, "", "cannot read the config");
     }
     if (!root || inner) {
-        json_decref(attributes);
+        cfg_free(agent_fields, &conf);
         fprintf(stderr, "berth-scheduler: %s%s%s\n",
                 err    ? err
                 : path ? path
@@ -185,7 +167,7 @@ int main(int argc, char **argv)
     if (refused || check) {
         if (!refused)
             printf("%s: ok\n", path ? path : "(defaults)");
-        json_decref(attributes);
+        cfg_free(agent_fields, &conf);
         reloadable_free(&R.cur);
         cfg_free(fields, &conf);
         return refused ? 2 : 0;
@@ -202,8 +184,8 @@ int main(int argc, char **argv)
                        .data_dir = conf.data_dir,
                        .dns = conf.dns_server,
                        .namespace = conf.namespace,
-                       .port_lo = port_lo,
-                       .port_hi = port_hi,
+                       .port_lo = conf.port_range[0],
+                       .port_hi = conf.port_range[1],
                        .cpu = conf.cpu,
                        .memory_mib = conf.memory_mib,
                        .proxy_admin = proxy_admin,
@@ -211,7 +193,7 @@ int main(int argc, char **argv)
                        .proxy_listener = conf.proxy_listener,
                        .autoscale_interval_s = conf.autoscale_interval_s,
                        .node_id = conf.embedded ? "local" : "",
-                       .attributes = attributes,
+                       .attributes = conf.attributes,
                        .node_lost_after_s = conf.node_lost_after_s,
                        .auth = &R.cur.auth,
                        .proxy_admin_token = R.cur.proxy_admin_token,
@@ -241,8 +223,8 @@ int main(int argc, char **argv)
     ev_signal_start(loop, &hup);
     daemon_exit_on_signals(loop, exit_signals);
     log_info("berth-scheduler %s ready: API on %s (auth %s), data in %s, node capacity %d cpu / %d MiB, ports %d-%d",
-             BERTH_VERSION, conf.listen, R.cur.auth.n ? "on" : "off", conf.data_dir, conf.cpu, conf.memory_mib, port_lo,
-             port_hi);
+             BERTH_VERSION, conf.listen, R.cur.auth.n ? "on" : "off", conf.data_dir, conf.cpu, conf.memory_mib,
+             conf.port_range[0], conf.port_range[1]);
     ev_run(loop, 0);
     if (stop_tasks)
         agent_kill_all(&sc.agent);
@@ -255,7 +237,7 @@ int main(int argc, char **argv)
     sched_nodes_stop(&sc);
     sched_timers_stop(&sc);
     sched_events_free(&sc);
-    json_decref(attributes);
+    cfg_free(agent_fields, &conf);
     sched_store_close(store);
     reloadable_free(&R.cur);
     cfg_free(fields, &conf);

@@ -14,6 +14,8 @@ enum cfg_kind {
     CFG_ADDR,   /* char * holding a valid "host:port" */
     CFG_ENUM,   /* int: index into choices */
     CFG_NESTED, /* any JSON value; read by the caller, listed so the key is known */
+    CFG_RANGE,  /* int[2]: [LOW, HIGH] with min <= LOW <= HIGH <= max; default def_str "LOW-HIGH" */
+    CFG_STRMAP, /* json_t *: an object whose values are strings (a reference; cfg_free drops it); default {} */
 };
 
 /* One row of a config table. */

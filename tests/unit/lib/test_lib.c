@@ -14,6 +14,8 @@ struct sample {
     bool b;
     char *s;
     int e;
+    int range[2];
+    json_t *map;
 };
 
 int main(void)
@@ -60,6 +62,8 @@ int main(void)
         {"b", CFG_BOOL, offsetof(struct sample, b), 0, 0, 1, NULL, NULL, false},
         {"s", CFG_STRING, offsetof(struct sample, s), 0, 0, 0, "dflt", NULL, false},
         {"e", CFG_ENUM, offsetof(struct sample, e), 0, 0, 0, "blue", colors, false},
+        {"r", CFG_RANGE, offsetof(struct sample, range), 1024, 65535, 0, "32000-60999", NULL, false},
+        {"m", CFG_STRMAP, offsetof(struct sample, map), 0, 0, 0, NULL, NULL, false},
         CFG_END,
     };
     struct sample x = {0};
@@ -67,6 +71,13 @@ int main(void)
     json_t *j = json_loads("{}", 0, NULL);
     ok(cfg_read(j, "root", fields, &x, &err) == 0 && x.n == 5 && x.d == 0.5 && x.b && strcmp(x.s, "dflt") == 0 && x.e == 1,
        "defaults applied");
+    ok(x.range[0] == 32000 && x.range[1] == 60999 && json_is_object(x.map) && json_object_size(x.map) == 0,
+       "range and map defaults");
+    json_decref(j);
+    j = json_loads("{\"r\": [2000, 2000], \"m\": {\"zone\": \"a\"}}", 0, NULL);
+    ok(cfg_read(j, "root", fields, &x, &err) == 0 && x.range[0] == 2000 && x.range[1] == 2000 &&
+           strcmp(json_string_value(json_object_get(x.map, "zone")), "a") == 0,
+       "a range and a string map are read");
     json_decref(j);
     struct {
         const char *json, *msg;
@@ -78,6 +89,11 @@ int main(void)
         {"{\"b\": 1}", "tg[1].b: must be true or false, got an integer"},
         {"{\"e\": \"green\"}", "tg[1].e: \"green\" is not one of: red, blue"},
         {"[]", "tg[1]: must be an object, got an array"},
+        {"{\"r\": [3000, 2000]}", "tg[1].r: must be [LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535"},
+        {"{\"r\": [80, 2000]}", "tg[1].r: must be [LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535"},
+        {"{\"r\": 5}", "tg[1].r: must be [LOW, HIGH] with 1024 <= LOW <= HIGH <= 65535"},
+        {"{\"m\": {\"a\": 1}}", "tg[1].m: \"a\" must be a string"},
+        {"{\"m\": []}", "tg[1].m: must be an object of strings, got an array"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         j = json_loads(cases[i].json, 0, NULL);
