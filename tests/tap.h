@@ -3,6 +3,7 @@
 #define BERTH_TAP_H
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,6 +48,15 @@ static inline int done_testing(void)
 {
     printf("1..%d\n", tap_count);
     return tap_failures ? 1 : 0;
+}
+
+/* Removes the scratch directory <dir> a test made (with mkdtemp), and all in it. */
+static inline void tap_rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
 }
 
 #endif
