@@ -288,6 +288,42 @@ static int top(int argc, char **argv)
     return 0;
 }
 
+/* berth task exec ID [--container NAME] [--timeout S] -- CMD...: the command's output, and its exit code
+ * as berth's (124 when it timed out, as timeout(1)). */
+static int task_exec(int argc, char **argv, const char *id)
+{
+    int dash = 0;
+    while (dash < argc && strcmp(argv[dash], "--") != 0)
+        dash++;
+    if (dash + 1 >= argc)
+        return usage_error("task exec ID [--container NAME] [--timeout S] -- CMD...");
+    json_t *cmd = json_array();
+    for (int i = dash + 1; i < argc; i++)
+        json_array_append_new(cmd, json_string(argv[i]));
+    json_t *b = json_pack("{s:o}", "command", cmd);
+    const char *container = opt(dash, argv, "--container"), *timeout = opt(dash, argv, "--timeout");
+    if (container)
+        json_object_set_new(b, "container", json_string(container));
+    if (timeout)
+        json_object_set_new(b, "timeout_s", json_real(atof(timeout)));
+    char path[512];
+    snprintf(path, sizeof path, "/v1/tasks/%s/exec", id);
+    json_t *r = send_body("POST", path, b);
+    if (!r)
+        return 1;
+    const char *out = json_string_value(json_object_get(r, "output"));
+    fputs(out ? out : "", stdout);
+    int code = (int)json_integer_value(json_object_get(r, "exit_code"));
+    if (json_is_true(json_object_get(r, "timed_out"))) {
+        fprintf(stderr, "berth: the command was killed after its timeout\n");
+        code = 124;
+    } else if (json_is_true(json_object_get(r, "truncated"))) {
+        fprintf(stderr, "berth: the output was cut at 1 MiB\n");
+    }
+    json_decref(r);
+    return code < 0 ? 1 : code > 255 ? 255 : code;
+}
+
 int cli_scheduler(int argc, char **argv)
 {
     const char *noun = argv[0], *verb = argc > 1 ? argv[1] : "";
@@ -457,9 +493,11 @@ int cli_scheduler(int argc, char **argv)
             if (js || !stop)
                 return print_json(r);
             printf("task %s: %s\n", id, S(r, "last_status"));
+        } else if (strcmp(verb, "exec") == 0 && id && id[0] != '-') {
+            return task_exec(argc, argv, id);
         } else {
-            return usage_error(
-                "task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | logs ID");
+            return usage_error("task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | "
+                               "logs ID | exec ID [--container NAME] [--timeout S] -- CMD...");
         }
     } else if (strcmp(noun, "node") == 0 && (strcmp(verb, "drain") == 0 || strcmp(verb, "activate") == 0)) {
         if (argc < 3 || argv[2][0] == '-')

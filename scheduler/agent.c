@@ -1,5 +1,7 @@
 /* agent.c -- the node agent (see agent.h): host ports and environment for a task, then its runtime. */
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "berth/alloc.h"
 #include "berth/buf.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
@@ -193,6 +196,101 @@ void agent_logs(struct agent *a, struct httpd_req *req, const char *id)
     runtime_of(a, t)->logs(a, id, &b, 1u << 20); /* the last MiB at most */
     httpd_respond(req, 200, "text/plain", b.len ? buf_head(&b) : "", b.len);
     buf_free(&b);
+}
+
+/* ---- exec ---- */
+
+#define EXEC_OUTPUT_MAX (1u << 20)
+#define EXEC_TIMEOUT_MAX_S 3600.0
+
+struct exec_req {
+    struct httpd_req *req;
+    struct buf out;
+    bool truncated;
+};
+
+static void exec_out(void *arg, const char *data, size_t len)
+{
+    struct exec_req *x = arg;
+    size_t room = EXEC_OUTPUT_MAX - x->out.len;
+    if (len > room)
+        x->truncated = true;
+    buf_append(&x->out, data, len < room ? len : room);
+}
+
+static void exec_done(void *arg, int status)
+{
+    struct exec_req *x = arg;
+    json_t *body = json_pack("{s:i,s:s%,s:b}", "exit_code", status, "output", x->out.len ? buf_head(&x->out) : "",
+                             x->out.len, "truncated", x->truncated);
+    if (!body) /* output that is not UTF-8: as much as is, with the bytes replaced */
+        body = json_pack("{s:i,s:s,s:b}", "exit_code", status, "output", "(output is not UTF-8 text)", "truncated", 1);
+    if (status == -1)
+        json_object_set_new(body, "timed_out", json_true());
+    httpd_respond_json(x->req, 200, body);
+    buf_free(&x->out);
+    free(x);
+}
+
+void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
+{
+    json_t *t = task_get(a->tasks, id);
+    if (!t || !agent_running(a, id) || !task_is(t, TASK_RUNNING)) {
+        httpd_respond_error(req, t ? 409 : 404, t ? "TaskNotRunning" : "TaskNotFound", "task \"%s\" %s", id,
+                            t ? "is not RUNNING here" : "does not run on this node");
+        return;
+    }
+    json_t *body = httpd_body_json(req);
+    if (!body)
+        return;
+    json_t *cmd = json_object_get(body, "command"), *cname = json_object_get(body, "container"), *c;
+    json_t *to = json_object_get(body, "timeout_s");
+    json_t *cs = json_object_get(json_object_get(t, "definition"), "containers");
+    const char *key, *bad = NULL;
+    json_t *v;
+    json_object_foreach(body, key, v)
+        if (strcmp(key, "command") != 0 && strcmp(key, "container") != 0 && strcmp(key, "timeout_s") != 0)
+            bad = key;
+    int container = -1;
+    size_t i;
+    json_array_foreach(cs, i, c)
+        if (container < 0 && (!cname || (json_is_string(cname) && strcmp(json_string_value(cname),
+                                                                        json_string_value(json_object_get(c, "name"))) == 0)))
+            container = (int)i;
+    bool cmd_ok = json_is_array(cmd) && json_array_size(cmd) > 0 && json_array_size(cmd) <= 256;
+    json_array_foreach(cmd_ok ? cmd : NULL, i, v)
+        cmd_ok = cmd_ok && json_is_string(v) && (i > 0 || json_string_length(v) > 0);
+    double timeout = to ? json_number_value(to) : 30;
+    if (bad || !cmd_ok || container < 0 || (to && (!json_is_number(to) || timeout <= 0 || timeout > EXEC_TIMEOUT_MAX_S))) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s%s",
+                            bad                ? bad
+                            : !cmd_ok          ? "command"
+                            : container < 0    ? "container"
+                                               : "timeout_s",
+                            bad                ? ": unknown field"
+                            : !cmd_ok          ? ": must be a non-empty array of strings (argv)"
+                            : container < 0    ? ": the task has no container of that name"
+                                               : ": must be a number of seconds in (0, 3600]");
+        json_decref(body);
+        return;
+    }
+    char **argv = xcalloc(json_array_size(cmd) + 1, sizeof *argv);
+    json_array_foreach(cmd, i, v)
+        argv[i] = (char *)json_string_value(v);
+    json_t *env = task_env(a, id, t, json_object_get(t, "ports"));
+    struct exec_req *x = xcalloc(1, sizeof *x);
+    x->req = req;
+    buf_init(&x->out, EXEC_OUTPUT_MAX);
+    log_info("task %s: exec %s (container %d)", id, argv[0], container);
+    if (runtime_of(a, t)->exec(a, id, container, argv, json_array_get(env, (size_t)container), timeout, exec_out,
+                               exec_done, x) < 0) {
+        httpd_respond_error(req, 409, "TaskNotRunning", "task \"%s\": cannot run the command: %s", id, strerror(errno));
+        buf_free(&x->out);
+        free(x);
+    }
+    free(argv);
+    json_decref(env);
+    json_decref(body);
 }
 
 void agent_stats(struct agent *a, struct httpd_req *req, const char *id)

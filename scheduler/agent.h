@@ -37,6 +37,13 @@ struct runtime_ops {
     void (*adopt)(struct agent *a, const char *id, json_t *task);
     /* Appends the last <max> bytes of the task's output to <out>; false when there is none. */
     bool (*logs)(struct agent *a, const char *id, struct buf *out, size_t max);
+    /* Runs <argv> in container <container> of task <id>, with <env> (that container's environment,
+     * borrowed): what it writes (stdout and stderr) goes to <out> as it comes, then <done> gets its exit
+     * status (128 + signal; -1 when it was killed after <timeout_s>, or could not run). 0, or -1 with
+     * errno (ESRCH: the task does not run here). */
+    int (*exec)(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
+                void (*out)(void *arg, const char *data, size_t len), void (*done)(void *arg, int status),
+                void *arg);
     /* Resource use of task <id>: {"memory_bytes", "cpu_seconds", "processes"} (what is known), or NULL. */
     json_t *(*stats)(struct agent *a, const char *id);
     /* True while the runtime runs task <id>. */
@@ -83,6 +90,9 @@ void agent_adopt(struct agent *a);
 /* Answers <req> with the last MiB of task <id>'s output. */
 struct httpd_req;
 void agent_logs(struct agent *a, struct httpd_req *req, const char *id);
+/* POST .../exec: runs {"command": [...], "container": NAME, "timeout_s": S} in task <id> and answers
+ * {"exit_code", "output", "truncated"} (the first MiB of output). */
+void agent_exec(struct agent *a, struct httpd_req *req, const char *id);
 /* Answers <req> with task <id>'s resource use. */
 void agent_stats(struct agent *a, struct httpd_req *req, const char *id);
 /* Kills every task (berth-agent --stop-tasks). */

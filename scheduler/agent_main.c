@@ -326,8 +326,14 @@ static void task_stats(struct httpd_req *req, void *arg)
     agent_stats(&A.agent, req, req->segs[2]);
 }
 
+static void task_exec(struct httpd_req *req, void *arg)
+{
+    agent_exec(&A.agent, req, req->segs[2]);
+}
+
 static const struct httpd_route routes[] = {
     {"POST", "/v1/wake", wake},
+    {"POST", "/v1/tasks/{}/exec", task_exec},
     {"GET", "/v1/tasks/{}/logs", task_logs},
     {"GET", "/v1/tasks/{}/stats", task_stats},
     {NULL, NULL, NULL},

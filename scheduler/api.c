@@ -292,78 +292,142 @@ static void services(struct sched *sc, struct httpd_req *req)
     }
 }
 
-static void remote_logs(struct sched *sc, struct httpd_req *req, json_t *task);
-
-static void tasks_api(struct sched *sc, struct httpd_req *req)
+/* GET /v1/tasks?service=&status= */
+static void tasks_list(struct httpd_req *req, void *arg)
 {
-    int n = req->nsegs;
-    enum http_method m = req->method_id;
-    char path[300], buf[128];
-    if (n == 2 && m == HTTP_M_GET) {
-        const char *svc = httpd_query_param(req, "service", buf, sizeof buf) ? buf : NULL;
-        char status[32];
-        const char *want = httpd_query_param(req, "status", status, sizeof status);
-        json_t *out = json_array(), *t;
-        const char *id;
-        json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
-            const char *ts = json_string_value(json_object_get(t, "service"));
-            if (svc && (!ts || strcmp(ts, svc) != 0))
-                continue;
-            if (want && strcmp(task_status_name(task_status(t)), want) != 0)
-                continue;
-            json_t *copy = json_deep_copy(t);
-            json_object_del(copy, "definition");
-            json_array_append_new(out, copy);
-        }
-        httpd_respond_json(req, 200, json_pack("{s:o}", "tasks", out));
-        return;
+    struct sched *sc = arg;
+    char buf[128];
+    const char *svc = httpd_query_param(req, "service", buf, sizeof buf) ? buf : NULL;
+    char status[32];
+    const char *want = httpd_query_param(req, "status", status, sizeof status);
+    json_t *out = json_array(), *t;
+    const char *id;
+    json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
+        const char *ts = json_string_value(json_object_get(t, "service"));
+        if (svc && (!ts || strcmp(ts, svc) != 0))
+            continue;
+        if (want && strcmp(task_status_name(task_status(t)), want) != 0)
+            continue;
+        json_t *copy = json_deep_copy(t);
+        json_object_del(copy, "definition");
+        json_array_append_new(out, copy);
     }
-    if (n == 2 && m == HTTP_M_POST) {
-        json_t *body = httpd_body_json(req);
-        if (!body)
-            return;
-        const char *ref = json_string_value(json_object_get(body, "task_definition"));
-        json_t *cnt = json_object_get(body, "count");
-        char *canon = ref ? resolve_taskdef(sc->store, ref) : NULL;
-        if (!canon ||
-            (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 1 || json_integer_value(cnt) > 100))) {
-            httpd_respond_error(req, 400, "InvalidParameter", "%s",
-                                !ref     ? "task_definition: is required"
-                                : !canon ? "task_definition: no active task definition"
-                                         : "count: must be 1..100");
-        } else {
-            json_t *ids = json_array();
-            for (json_int_t k = 0; k < (cnt ? json_integer_value(cnt) : 1); k++) {
-                char id[40];
-                sched_run_task(sc, NULL, canon, id);
-                json_array_append_new(ids, json_string(id));
-            }
-            httpd_respond_json(req, 201, json_pack("{s:o}", "tasks", ids));
-        }
-        free(canon);
-        json_decref(body);
+    httpd_respond_json(req, 200, json_pack("{s:o}", "tasks", out));
+}
+
+/* POST /v1/tasks: one-off tasks. */
+static void tasks_run(struct httpd_req *req, void *arg)
+{
+    struct sched *sc = arg;
+    json_t *body = httpd_body_json(req);
+    if (!body)
         return;
-    }
-    snprintf(path, sizeof path, "tasks/%s", n >= 3 ? req->segs[2] : "");
-    json_t *t = n >= 3 && !strchr(req->segs[2], '/') ? sched_store_get(sc->store, path) : NULL;
-    if (!t) {
-        httpd_respond_error(req, 404, "TaskNotFound", "no task \"%s\"", n >= 3 ? req->segs[2] : "");
-        return;
-    }
-    if (n == 3 && m == HTTP_M_GET) {
-        httpd_respond_json(req, 200, json_deep_copy(t));
-    } else if (n == 4 && strcmp(req->segs[3], "stop") == 0 && m == HTTP_M_POST) {
-        sched_task_stop(sc, req->segs[2], "UserInitiated", "Task stopped by the user");
-        httpd_respond_json(req, 200, json_deep_copy(sched_store_get(sc->store, path)));
-    } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET &&
-               json_is_string(json_object_get(t, "node")) &&
-               strcmp(json_string_value(json_object_get(t, "node")), sc->node_id) != 0) {
-        remote_logs(sc, req, t);
-    } else if (n == 4 && strcmp(req->segs[3], "logs") == 0 && m == HTTP_M_GET) {
-        agent_logs(&sc->agent, req, req->segs[2]);
+    const char *ref = json_string_value(json_object_get(body, "task_definition"));
+    json_t *cnt = json_object_get(body, "count");
+    char *canon = ref ? resolve_taskdef(sc->store, ref) : NULL;
+    if (!canon ||
+        (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 1 || json_integer_value(cnt) > 100))) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s",
+                            !ref     ? "task_definition: is required"
+                            : !canon ? "task_definition: no active task definition"
+                                     : "count: must be 1..100");
     } else {
-        httpd_respond_error(req, 404, "NotFound", "no such endpoint: %s %s", req->method, req->path);
+        json_t *ids = json_array();
+        for (json_int_t k = 0; k < (cnt ? json_integer_value(cnt) : 1); k++) {
+            char id[40];
+            sched_run_task(sc, NULL, canon, id);
+            json_array_append_new(ids, json_string(id));
+        }
+        httpd_respond_json(req, 201, json_pack("{s:o}", "tasks", ids));
     }
+    free(canon);
+    json_decref(body);
+}
+
+/* ---- one task: /v1/tasks/{id}[/stop|/logs|/exec|/stats] ---- */
+
+/* The task the path names, or NULL after answering 404. */
+static json_t *task_of(struct sched *sc, struct httpd_req *req)
+{
+    json_t *t = task_get(&sc->tasks, req->segs[2]);
+    if (!t)
+        httpd_respond_error(req, 404, "TaskNotFound", "no task \"%s\"", req->segs[2]);
+    return t;
+}
+
+static void task_describe(struct httpd_req *req, void *arg)
+{
+    json_t *t = task_of(arg, req);
+    if (t)
+        httpd_respond_json(req, 200, json_deep_copy(t));
+}
+
+static void task_stop(struct httpd_req *req, void *arg)
+{
+    struct sched *sc = arg;
+    if (!task_of(sc, req))
+        return;
+    sched_task_stop(sc, req->segs[2], "UserInitiated", "Task stopped by the user");
+    httpd_respond_json(req, 200, json_deep_copy(task_get(&sc->tasks, req->segs[2])));
+}
+
+/* The answer of a task's agent, relayed as it came. */
+static void relay_answer(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg)
+{
+    struct httpd_req *req = arg;
+    if (sc->stopping) /* the API server is gone, and the request with it */
+        return;
+    if (err)
+        httpd_respond_error(req, 502, "AgentUnavailable", "the node's agent did not answer: %s", err);
+    else
+        httpd_respond(req, resp->status,
+                      req->method_id == HTTP_M_GET && strcmp(req->segs[3], "logs") == 0 ? "text/plain"
+                                                                                         : "application/json",
+                      resp->body, resp->body_len);
+}
+
+/* Serves <req> (/v1/tasks/{id}/<what>) from the node that runs the task: the embedded agent's
+ * <local>, or the same path on a berth-agent's API (with the request's body, within <timeout_s>). */
+static void on_node(struct sched *sc, struct httpd_req *req, void (*local)(struct agent *, struct httpd_req *, const char *),
+                    double timeout_s)
+{
+    json_t *t = task_of(sc, req);
+    if (!t)
+        return;
+    const char *node = json_string_value(json_object_get(t, "node"));
+    if (!node || strcmp(node, sc->node_id) == 0) {
+        local(&sc->agent, req, req->segs[2]);
+        return;
+    }
+    const char *api = json_string_value(json_object_get(sched_node_get(sc, node), "agent_api"));
+    struct net_addr to;
+    if (!api || net_parse_url(api, &to) < 0) {
+        httpd_respond_error(req, 404, "AgentNotFound", "task %s runs on node %s, whose agent serves no API", req->segs[2],
+                            node);
+        return;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "/v1/tasks/%s/%s", req->segs[2], req->segs[3]);
+    sched_call_within(sc, timeout_s, &to, node, req->method, path, req->body_len ? req->body : NULL, relay_answer, req);
+}
+
+static void task_logs(struct httpd_req *req, void *arg)
+{
+    on_node(arg, req, agent_logs, 5);
+}
+
+static void task_stats(struct httpd_req *req, void *arg)
+{
+    on_node(arg, req, agent_stats, 5);
+}
+
+static void task_exec(struct httpd_req *req, void *arg)
+{
+    /* The agent bounds the command by its timeout_s (at most an hour); the call waits a little longer. */
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    double t = json_number_value(json_object_get(body, "timeout_s"));
+    json_decref(body);
+    on_node(arg, req, agent_exec, (t > 0 && t <= 3600 ? t : 30) + 5);
 }
 
 static void metrics(void *arg, struct buf *out)
@@ -391,11 +455,6 @@ static void services_route(struct httpd_req *req, void *arg)
     sched_kick(arg);
 }
 
-static void tasks_route(struct httpd_req *req, void *arg)
-{
-    tasks_api(arg, req);
-}
-
 static void nodes_route(struct httpd_req *req, void *arg)
 {
     sched_nodes_api(arg, req);
@@ -412,7 +471,13 @@ static void events_route(struct httpd_req *req, void *arg)
 static const struct httpd_route routes[] = {
     {NULL, "/v1/task-definitions/**", taskdefs_route},
     {NULL, "/v1/services/**", services_route},
-    {NULL, "/v1/tasks/**", tasks_route},
+    {"GET", "/v1/tasks/{}", task_describe},
+    {"POST", "/v1/tasks/{}/stop", task_stop},
+    {"GET", "/v1/tasks/{}/logs", task_logs},
+    {"GET", "/v1/tasks/{}/stats", task_stats},
+    {"POST", "/v1/tasks/{}/exec", task_exec},
+    {"GET", "/v1/tasks", tasks_list},
+    {"POST", "/v1/tasks", tasks_run},
     {NULL, "/v1/nodes/**", nodes_route},
     {"GET", "/v1/events", events_route},
     {NULL, NULL, NULL},
@@ -425,32 +490,4 @@ struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err)
     return httpd_serve(sc->loop, listen, &service, sc, err);
 }
 
-/* ---- logs of tasks on berth-agent nodes: asked of the agent's API ---- */
 
-static void logs_answer(struct sched *sc, const struct httpc_response *resp, const char *err, void *arg)
-{
-    struct httpd_req *req = arg;
-    if (sc->stopping) /* the API server is gone, and the request with it */
-        return;
-    if (err || resp->status != 200)
-        httpd_respond_error(req, 502, "AgentUnavailable", "the node's agent did not give the logs: %s",
-                            err ? err : "it answered with an error");
-    else
-        httpd_respond(req, 200, "text/plain", resp->body, resp->body_len);
-}
-
-static void remote_logs(struct sched *sc, struct httpd_req *req, json_t *task)
-{
-    char path[300];
-    snprintf(path, sizeof path, "nodes/%s", json_string_value(json_object_get(task, "node")));
-    const char *api = json_string_value(json_object_get(sched_store_get(sc->store, path), "agent_api"));
-    struct net_addr to;
-    if (!api || net_parse_url(api, &to) < 0) {
-        httpd_respond_error(req, 404, "LogsNotFound", "task %s runs on node %s, whose agent serves no API",
-                            json_string_value(json_object_get(task, "id")),
-                            json_string_value(json_object_get(task, "node")));
-        return;
-    }
-    snprintf(path, sizeof path, "/v1/tasks/%s/logs", json_string_value(json_object_get(task, "id")));
-    sched_call(sc, &to, json_string_value(json_object_get(task, "node")), "GET", path, NULL, logs_answer, req);
-}

@@ -28,6 +28,12 @@ static void done(const struct httpc_response *resp, const char *err, void *arg)
 void sched_call(struct sched *sc, const struct net_addr *to, const char *node, const char *method, const char *path,
                 const char *body, sched_call_cb cb, void *arg)
 {
+    sched_call_within(sc, 5.0, to, node, method, path, body, cb, arg);
+}
+
+void sched_call_within(struct sched *sc, double timeout_s, const struct net_addr *to, const char *node,
+                       const char *method, const char *path, const char *body, sched_call_cb cb, void *arg)
+{
     struct call *c = xcalloc(1, sizeof *c);
     c->sc = sc;
     c->cb = cb;
@@ -41,7 +47,7 @@ void sched_call(struct sched *sc, const struct net_addr *to, const char *node, c
                          : to == &sc->dns_admin   ? sc->dns_admin_token
                                                   : NULL;
     c->req = httpc_request(sc->loop, to, method, "127.0.0.1", bearer, path, "application/json", body,
-                           body ? strlen(body) : 0, 5.0, done, c);
+                           body ? strlen(body) : 0, timeout_s, done, c);
     if (!c->req)
         done(NULL, "cannot connect", c);
 }

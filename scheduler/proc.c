@@ -52,15 +52,25 @@ struct run {
     char stop_code[40], reason[200];
 };
 
-/* The runs of an agent: a list head in its process_state. */
-static struct list *runs(struct agent *a)
+/* What the runtime keeps for an agent (its process_state): the tasks it runs, the commands exec runs. */
+struct proc_state {
+    struct list runs, execs;
+};
+
+static struct proc_state *state(struct agent *a)
 {
     if (!a->process_state) {
-        struct list *l = xmalloc(sizeof *l);
-        list_init(l);
-        a->process_state = l;
+        struct proc_state *ps = xmalloc(sizeof *ps);
+        list_init(&ps->runs);
+        list_init(&ps->execs);
+        a->process_state = ps;
     }
     return a->process_state;
+}
+
+static struct list *runs(struct agent *a)
+{
+    return &state(a)->runs;
 }
 
 static struct run *find_run(struct agent *a, const char *id)
@@ -460,6 +470,132 @@ static int proc_start(struct agent *a, const char *id, json_t *env, json_t *port
     return 0;
 }
 
+/* ---- exec: a command beside the task's processes, in its cgroups, with its environment ---- */
+
+struct exec_run {
+    struct list link;
+    struct agent *a;
+    pid_t pid;
+    int fd; /* the read end of its stdout and stderr */
+    ev_io io;
+    ev_child child;
+    ev_timer timer;
+    int status;
+    bool exited, eof, killed;
+    void (*out)(void *arg, const char *data, size_t len);
+    void (*done)(void *arg, int status);
+    void *arg;
+};
+
+static void exec_free(struct exec_run *x)
+{
+    struct ev_loop *loop = x->a->loop;
+    list_del(&x->link);
+    ev_io_stop(loop, &x->io);
+    ev_child_stop(loop, &x->child);
+    ev_timer_stop(loop, &x->timer);
+    close(x->fd);
+    free(x);
+}
+
+static void exec_finish(struct exec_run *x)
+{
+    if (!x->exited || !x->eof)
+        return;
+    void (*done)(void *, int) = x->done;
+    void *arg = x->arg;
+    int status = x->killed ? -1 : x->status;
+    exec_free(x);
+    done(arg, status);
+}
+
+static void exec_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct exec_run *x = w->data;
+    char b[16384];
+    ssize_t n = read(x->fd, b, sizeof b);
+    if (n > 0) {
+        x->out(x->arg, b, (size_t)n);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    x->eof = true; /* every writer is gone (a child it left behind may hold it longer: the timer ends that) */
+    ev_io_stop(loop, w);
+    exec_finish(x);
+}
+
+static void exec_exit(struct ev_loop *loop, ev_child *w, int revents)
+{
+    struct exec_run *x = w->data;
+    ev_child_stop(loop, w);
+    int st = w->rstatus;
+    x->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+    x->exited = true;
+    exec_finish(x);
+}
+
+static void exec_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct exec_run *x = w->data;
+    x->killed = true;
+    kill(-x->pid, SIGKILL); /* its whole process group */
+    if (x->exited && !x->eof) { /* a child of it still holds the pipe */
+        x->eof = true;
+        exec_finish(x);
+    }
+}
+
+static int proc_exec(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
+                     void (*out)(void *arg, const char *data, size_t len), void (*done)(void *arg, int status),
+                     void *arg)
+{
+    struct run *r = find_run(a, id);
+    if (!r || r->stopping || container < 0 || container >= r->n)
+        return errno = ESRCH, -1;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    json_t *vars = json_pack("{s:s}", "PATH", task_path());
+    json_object_update(vars, env);
+    char **envp = env_list(vars);
+    json_decref(vars);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        cg_join(&r->cg[container]);
+        child_stdio(dup(p[1]));
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        execvpe(argv[0], argv, envp);
+        dprintf(2, "berth: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    free_list(envp);
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    setpgid(pid, pid);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    struct exec_run *x = xcalloc(1, sizeof *x);
+    *x = (struct exec_run){.a = a, .pid = pid, .fd = p[0], .out = out, .done = done, .arg = arg};
+    list_add(&state(a)->execs, &x->link);
+    ev_io_init(&x->io, exec_read, p[0], EV_READ);
+    x->io.data = x;
+    ev_io_start(a->loop, &x->io);
+    ev_child_init(&x->child, exec_exit, pid, 0);
+    x->child.data = x;
+    ev_child_start(a->loop, &x->child);
+    ev_timer_init(&x->timer, exec_timeout, timeout_s, 0);
+    x->timer.data = x;
+    ev_timer_start(a->loop, &x->timer);
+    return 0;
+}
+
 static bool proc_stop(struct agent *a, const char *id)
 {
     struct run *r = find_run(a, id);
@@ -514,6 +650,11 @@ static void proc_release(struct agent *a)
 {
     while (!list_empty(runs(a)))
         run_free(list_entry(runs(a)->next, struct run, link));
+    while (!list_empty(&state(a)->execs)) { /* at exit: the commands are killed, nobody waits for them */
+        struct exec_run *x = list_entry(state(a)->execs.next, struct exec_run, link);
+        kill(-x->pid, SIGKILL);
+        exec_free(x);
+    }
     free(a->process_state);
     a->process_state = NULL;
 }
@@ -606,6 +747,7 @@ const struct runtime_ops proc_runtime = {
     .signal = proc_signal,
     .adopt = proc_adopt,
     .logs = proc_logs,
+    .exec = proc_exec,
     .stats = proc_stats,
     .running = proc_running,
     .kill_all = proc_kill_all,

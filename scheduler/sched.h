@@ -101,6 +101,9 @@ typedef void (*sched_call_cb)(struct sched *sc, const struct httpc_response *res
  * <cb> always runs once: with the answer, or with <err> (also when the scheduler stops first). */
 void sched_call(struct sched *sc, const struct net_addr *to, const char *node, const char *method, const char *path,
                 const char *body, sched_call_cb cb, void *arg);
+/* sched_call with its own deadline (sched_call's is 5 s). */
+void sched_call_within(struct sched *sc, double timeout_s, const struct net_addr *to, const char *node,
+                       const char *method, const char *path, const char *body, sched_call_cb cb, void *arg);
 /* Cancels the calls in flight (their callbacks run with an error). */
 void sched_calls_stop(struct sched *sc);
 

@@ -57,8 +57,23 @@ static bool fake_running(struct agent *a, const char *id)
 }
 static void fake_all(struct agent *a) {}
 
-static const struct runtime_ops fake = {"fake",     fake_start, fake_stop,    fake_signal, fake_adopt, fake_logs,
-                                        fake_stats, fake_running, fake_all, fake_all};
+static int fake_exec(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
+                     void (*out)(void *, const char *, size_t), void (*done)(void *, int), void *arg)
+{
+    return -1;
+}
+
+static const struct runtime_ops fake = {.name = "fake",
+                                        .start = fake_start,
+                                        .stop = fake_stop,
+                                        .signal = fake_signal,
+                                        .adopt = fake_adopt,
+                                        .logs = fake_logs,
+                                        .exec = fake_exec,
+                                        .stats = fake_stats,
+                                        .running = fake_running,
+                                        .kill_all = fake_all,
+                                        .release = fake_all};
 
 /* ---- helpers ---- */
 
