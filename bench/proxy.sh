@@ -7,6 +7,9 @@
 #   closeN   connection churn: wrk with N connections sending "Connection: close", so every request
 #            is a new TCP connection (accept, parse, forward, close) on the client side
 # BERTH_BIN=path/to/berth-proxy compares another build (default build/proxy/berth-proxy).
+# PIN=1 pins the proxies to the last CPU and wrk and the backend to the others (taskset), the same for
+# every proxy: on a small machine the three processes otherwise compete for the same cores, and the
+# scheduler's choices move req/s more than the proxies do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-8}
@@ -88,7 +91,7 @@ load() { case $1 in close*) LOAD=(-c"${1#close}" -H "Connection: close") ;; *) L
 run() { # name port pid setting -> appends "rps p50_us p99_us cpu_ns_per_request" to $work/$name.$4
   local t0 t1 out; t0=$(ticks "$3")
   load "$4"
-  out=$(wrk -t1 "${LOAD[@]}" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
+  out=$($WRK "${LOAD[@]}" -d"${DUR}s" --latency "http://127.0.0.1:$2/")
   t1=$(ticks "$3")
   local errs; errs=$(grep -E "Socket errors|Non-2xx" <<<"$out" || true)
   [[ -n $errs ]] && echo "  $1: $errs"
@@ -97,10 +100,18 @@ run() { # name port pid setting -> appends "rps p50_us p99_us cpu_ns_per_request
     /requests in/ {n=$1} /Requests\/sec/ {r=$2} $1=="50%" {p50=us($2)} $1=="99%" {p99=us($2)}
     END {printf "%s %d %d %d\n", r, p50, p99, ticks * 1e9 / hz / n}' <<<"$out" >>"$work/$1.$4"
 }
+WRK="wrk -t1"
+if [[ ${PIN:-0} == 1 ]]; then
+  last=$(( $(nproc) - 1 )); rest="0-$(( last > 0 ? last - 1 : 0 ))"
+  for p in $BERTH_PID $HAP_PID $NGX_PID; do taskset -a -p -c "$last" "$p" >/dev/null; done
+  taskset -a -p -c "$rest" "$BACK_PID" >/dev/null
+  WRK="taskset -c $rest wrk -t1"
+  echo "pinned: proxies on CPU $last, wrk and the backend on CPU $rest"
+fi
 echo "wrk -t1 -d${DUR}s, $ROUNDS rounds per setting (targets interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
 for CONNS in $CONNS_LIST; do
   load "$CONNS"
-  for p in $BACK $BERTH $HAP $NGX; do wrk -t1 "${LOAD[@]}" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true; done
+  for p in $BACK $BERTH $HAP $NGX; do $WRK "${LOAD[@]}" -d1s "http://127.0.0.1:$p/" >/dev/null 2>&1 || true; done
   for r in $(seq "$ROUNDS"); do
     run berth $BERTH $BERTH_PID $CONNS; run haproxy $HAP $HAP_PID $CONNS; run nginx $NGX $NGX_PID $CONNS; run backend $BACK $BACK_PID $CONNS
   done

@@ -116,9 +116,13 @@ struct proxy_listener *proxy_listener_new(struct proxy *px, struct proxy_listene
     ln->port = net_addr_port(&ln->addr);
     snprintf(ln->port_str, sizeof ln->port_str, "%d", ln->port);
     ln->fd = fd;
-    /* Accepted sockets inherit it (Linux): one setsockopt per listener instead of one per connection. */
-    int one = 1;
+    /* Accepted sockets inherit these (Linux): one setsockopt per listener instead of one per connection.
+     * TCP_NODELAY: answers go out at once. TCP_QUICKACK off: a new connection's request is not
+     * acknowledged on its own; the answer carries the ACK (one packet less per connection, which on
+     * loopback is a whole receive path less for the client; HAProxy's tcp-smart-accept). */
+    int one = 1, zero = 0;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
     proxy_listener_resolve(ln);
     ev_io_init(&ln->accept_io, accept_cb, ln->fd, EV_READ);
     ln->accept_io.data = ln;
