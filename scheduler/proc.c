@@ -406,6 +406,22 @@ static char **env_list(json_t *env)
     return envp;
 }
 
+/* In a forked child: its own process group (so a stop reaches its children too), the container's
+ * cgroups, output to <out>, default signals, then <argv> with <envp>. Never returns. */
+static __attribute__((noreturn)) void child_exec(const struct cgroup *cg, int out, char *const *argv, char **envp)
+{
+    setpgid(0, 0);
+    cg_join(cg);
+    child_stdio(out);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    execvpe(argv[0], argv, envp);
+    dprintf(2, "berth: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
 static void free_list(char **l)
 {
     for (size_t k = 0; l[k]; k++)
@@ -435,18 +451,8 @@ static int proc_start(struct agent *a, const char *id, json_t *env, json_t *port
         cg_create(&r->cg[i], id, (int)i, (int)json_integer_value(json_object_get(c, "cpu")),
                   (int)json_integer_value(json_object_get(c, "memory_mib")));
         pid_t pid = fork();
-        if (pid == 0) {
-            setpgid(0, 0); /* its own process group, so a stop reaches its children too */
-            cg_join(&r->cg[i]);
-            child_stdio(open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644));
-            sigset_t none;
-            sigemptyset(&none);
-            sigprocmask(SIG_SETMASK, &none, NULL);
-            signal(SIGPIPE, SIG_DFL);
-            execvpe(argv[0], argv, envp);
-            dprintf(2, "berth: cannot run %s: %s\n", argv[0], strerror(errno));
-            _exit(127);
-        }
+        if (pid == 0)
+            child_exec(&r->cg[i], open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644), argv, envp);
         free_list(argv);
         free_list(envp);
         if (pid > 0)
@@ -561,18 +567,8 @@ static int proc_exec(struct agent *a, const char *id, int container, char *const
     char **envp = env_list(vars);
     json_decref(vars);
     pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        cg_join(&r->cg[container]);
-        child_stdio(dup(p[1]));
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        execvpe(argv[0], argv, envp);
-        dprintf(2, "berth: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(&r->cg[container], dup(p[1]), argv, envp);
     free_list(envp);
     close(p[1]);
     if (pid < 0) {
