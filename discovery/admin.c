@@ -7,8 +7,9 @@
 #include "berth/log.h"
 #include "dns.h"
 
-static void metrics(struct dns_server *s, struct buf *b)
+static void metrics(void *arg, struct buf *b)
 {
+    struct dns_server *s = arg;
     buf_printf(b, "# HELP berth_dns_queries_total Queries by type.\n# TYPE berth_dns_queries_total counter\n");
     for (int i = 0; i < DNS_STAT_TYPES; i++)
         buf_printf(b, "berth_dns_queries_total{type=\"%s\"} %llu\n", dns_stat_type_names[i],
@@ -240,11 +241,6 @@ static void instance_health(struct httpd_req *req, void *arg)
     json_decref(body);
 }
 
-static void metrics_cb(void *arg, struct buf *out)
-{
-    metrics(arg, out);
-}
-
 static const struct httpd_route routes[] = {
     {"GET", "/v1/namespaces/{}/services/{}/instances", instances_get},
     {"PUT", "/v1/namespaces/{}/services/{}/instances", instances_put},
@@ -255,7 +251,7 @@ static const struct httpd_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct httpd_service service = {routes, NULL, metrics_cb};
+static const struct httpd_service service = {routes, NULL, metrics};
 
 static int authz(const struct httpd_req *req, void *arg)
 {

@@ -72,8 +72,9 @@ static json_t *tg_json(const struct proxy_tg *tg)
 
 /* ---- metrics ---- */
 
-static void metrics(struct proxy *px, struct buf *b)
+static void metrics(void *arg, struct buf *b)
 {
+    struct proxy *px = arg;
     double now = util_now();
     buf_printf(b, "# HELP berth_proxy_requests_total Requests forwarded, by target group and status class.\n"
                   "# TYPE berth_proxy_requests_total counter\n");
@@ -344,11 +345,6 @@ static int health(void *arg, json_t *body)
     return 503;
 }
 
-static void metrics_cb(void *arg, struct buf *out)
-{
-    metrics(arg, out);
-}
-
 static void groups_list(struct httpd_req *req, void *arg)
 {
     struct proxy *px = arg;
@@ -450,7 +446,7 @@ static const struct httpd_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct httpd_service service = {routes, health, metrics_cb};
+static const struct httpd_service service = {routes, health, metrics};
 
 static int authz(const struct httpd_req *req, void *arg)
 {
