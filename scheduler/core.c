@@ -65,17 +65,26 @@ void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
     e->message = xstrdup(msg);
 }
 
+static bool event_of(const struct sched_event *e, const char *service)
+{
+    return !service || (e->service && strcmp(e->service, service) == 0);
+}
+
 json_t *sched_events_json(struct sched *sc, const char *service, size_t limit)
 {
+    size_t matching = 0;
+    for (size_t k = 0; k < sc->events_len; k++)
+        matching += event_of(&sc->events[(sc->events_head + k) % MAX_EVENTS], service);
+    size_t skip = limit && matching > limit ? matching - limit : 0;
     json_t *out = json_array();
-    for (size_t k = sc->events_len; k > 0 && (!limit || json_array_size(out) < limit); k--) {
-        struct sched_event *e = &sc->events[(sc->events_head + k - 1) % MAX_EVENTS];
-        if (service && (!e->service || strcmp(e->service, service) != 0))
+    for (size_t k = 0; k < sc->events_len; k++) {
+        struct sched_event *e = &sc->events[(sc->events_head + k) % MAX_EVENTS];
+        if (!event_of(e, service) || (skip && skip--))
             continue;
         json_t *j = json_pack("{s:s,s:s}", "created_at", e->at, "message", e->message);
         if (e->service)
             json_object_set_new(j, "service", json_string(e->service));
-        json_array_insert_new(out, 0, j);
+        json_array_append_new(out, j);
     }
     return out;
 }
