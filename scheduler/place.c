@@ -150,8 +150,9 @@ void sched_place_pending(struct sched *sc)
     json_t *groups = json_object(), *t, *g;
     const char *id, *key;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
-        if (!task_is(t, TASK_PENDING) || !task_wanted(t))
-            continue;
+        const char *svc = json_string_value(json_object_get(t, "service"));
+        if (!task_is(t, TASK_PENDING) || !task_wanted(t) || (svc && !get(sc, "services", svc)))
+            continue; /* a deleted service's tasks are never placed */
         /* One group per service and task definition (sizes differ between revisions); "\n" never
          * appears in either. */
         char k[400];

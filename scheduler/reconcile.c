@@ -273,13 +273,17 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
     int max_total = desired * maxp / 100, min_healthy = (desired * minp + 99) / 100;
     if (max_total <= min_healthy && desired > 0)
         max_total = min_healthy + 1; /* 100/100 could never move */
-    int new_n = 0, new_running = 0, old_n = 0, old_running = 0;
+    int new_n = 0, new_running = 0, old_n = 0, old_running = 0, leaving = 0;
     const char *id;
     json_t *t;
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
-        if (!ts || strcmp(ts, name) != 0 || !active(t))
+        if (!ts || strcmp(ts, name) != 0)
             continue;
+        if (!active(t)) { /* on its way out: a deployment is not over before it is STOPPED */
+            leaving += !task_is(t, TASK_STOPPED);
+            continue;
+        }
         /* Old: another task definition, or on a node that is draining or lost (replaced like a deployment). */
         bool is_new = is_current(sc, t, td);
         bool is_running = task_is(t, TASK_RUNNING);
@@ -330,14 +334,14 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         sched_event(sc, name, "stopping task %s (desired count %d)", victim, desired);
         sched_task_stop(sc, victim, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
     }
-    if (d && old_n == 0 && new_running == desired &&
+    if (d && old_n == 0 && leaving == 0 && new_running == desired &&
         strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") == 0 &&
         strcmp(json_string_value(json_object_get(d, "current")), td) == 0) {
         sched_event(sc, name, "deployment to %s completed", td);
         deployment_set(sc, name, json_pack("{s:s}", "status", "COMPLETED"));
     }
     /* The scheduler's own view, not part of the user's service object. */
-    bool steady = old_n == 0 && new_n == desired && new_running == desired;
+    bool steady = old_n == 0 && leaving == 0 && new_n == desired && new_running == desired;
     if (steady != rt->steady) {
         rt->steady = steady;
         if (steady)
@@ -364,20 +368,21 @@ static void reconcile(struct sched *sc)
             free(r);
         }
     }
-    /* The new tasks and those still waiting for room. */
-    sched_place_pending(sc);
-    tasks = json_object_get(sched_store_state(sc->store), "tasks");
-    /* Tasks of services that no longer exist. */
+    /* Tasks of services that no longer exist (before placing: a deleted service's PENDING tasks never run). */
+    state = sched_store_state(sc->store);
+    tasks = json_object_get(state, "tasks");
     json_t *gone = json_array(), *x;
     size_t i;
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
-        if (ts && active(t) && !json_object_get(json_object_get(sched_store_state(sc->store), "services"), ts))
+        if (ts && active(t) && !json_object_get(json_object_get(state, "services"), ts))
             json_array_append_new(gone, json_string(id));
     }
     json_array_foreach(gone, i, x)
         sched_task_stop(sc, json_string_value(x), "ServiceSchedulerInitiated", "The service was deleted");
     json_decref(gone);
+    /* The new tasks and those still waiting for room. */
+    sched_place_pending(sc);
 }
 
 static void pass(struct sched *sc)

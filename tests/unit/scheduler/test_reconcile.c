@@ -15,7 +15,21 @@
 static struct {
     int starts, stops;
     json_t *running; /* id -> true */
+    double stop_delay; /* > 0: a stop completes this much later (as processes take time to exit) */
 } F;
+
+struct late_stop {
+    ev_timer timer;
+    struct agent *a;
+    char id[40];
+};
+
+static void stop_now(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct late_stop *l = w->data;
+    task_stopped(l->a->tasks, l->id, NULL, NULL);
+    free(l);
+}
 
 static int fake_start(struct agent *a, const char *id, json_t *env, json_t *ports, char *why, size_t why_len)
 {
@@ -33,7 +47,16 @@ static bool fake_stop(struct agent *a, const char *id)
         return false;
     F.stops++;
     json_object_del(F.running, id);
-    task_stopped(a->tasks, id, NULL, NULL);
+    if (F.stop_delay <= 0) {
+        task_stopped(a->tasks, id, NULL, NULL);
+        return true;
+    }
+    struct late_stop *l = calloc(1, sizeof *l);
+    l->a = a;
+    snprintf(l->id, sizeof l->id, "%s", id);
+    ev_timer_init(&l->timer, stop_now, F.stop_delay, 0);
+    l->timer.data = l;
+    ev_timer_start(a->loop, &l->timer);
     return true;
 }
 
@@ -114,6 +137,28 @@ static const char *want_td;
 static bool running_is(void *arg)
 {
     return count(TASK_RUNNING, NULL) == want_running && (!want_td || count(TASK_RUNNING, want_td) == want_td_running);
+}
+
+static int count_of(const char *service, enum task_status st)
+{
+    int n = 0;
+    const char *id;
+    json_t *t;
+    json_object_foreach(json_object_get(sched_store_state(sc.store), "tasks"), id, t) {
+        const char *ts = json_string_value(json_object_get(t, "service"));
+        n += ts && strcmp(ts, service) == 0 && task_is(t, st);
+    }
+    return n;
+}
+
+static bool stuck_pending(void *arg)
+{
+    return count_of("stuck", TASK_PENDING) == 2;
+}
+
+static bool stuck_stopped(void *arg)
+{
+    return count_of("stuck", TASK_STOPPED) == 2 && count_of("stuck", TASK_PENDING) == 0;
 }
 
 static bool deployment_completed(void *arg)
@@ -234,7 +279,8 @@ int main(void)
     json_decref(events);
     ok(backoff_event, "and the events say why it waited");
 
-    /* A rolling deployment to web:2 at 2 tasks. */
+    /* A rolling deployment to web:2 at 2 tasks, with stops that take 1.5 s (longer than a pass). */
+    F.stop_delay = 1.5;
     put_taskdef(2);
     sched_deployment_start(&sc, "web", "web:1", "web:2");
     set_service(2, "web:2");
@@ -243,7 +289,47 @@ int main(void)
     want_td_running = 2;
     ok(run_until(running_is, NULL, 10), "deployment: 2 tasks of web:2 RUNNING, none of web:1");
     is_int(count(TASK_RUNNING, "web:1"), 0, "no task of the old revision runs");
-    ok(run_until(deployment_completed, NULL, 5), "the deployment is COMPLETED");
+    ok(run_until(deployment_completed, NULL, 10), "the deployment is COMPLETED");
+    is_int(count(TASK_STOPPED, "web:1"), 3, "only after every old task is STOPPED (3 of web:1 so far)");
+    is_int(count(TASK_STOPPING, NULL) + count(TASK_DEACTIVATING, NULL), 0, "none is still on its way out");
+    json_t *evs = sched_events_json(&sc, "web", 0);
+    int completed_at = -1, last_stop_at = -1;
+    json_array_foreach(evs, i, e) {
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        if (strstr(msg, "completed"))
+            completed_at = (int)i;
+        if (strstr(msg, "Deployment replaced the task"))
+            last_stop_at = (int)i;
+    }
+    json_decref(evs);
+    ok(last_stop_at >= 0 && completed_at > last_stop_at, "the events say so in that order (stopped at %d, completed at %d)",
+       last_stop_at, completed_at);
+    F.stop_delay = 0;
+
+    /* A service whose tasks cannot be placed, deleted: its PENDING tasks never run anywhere. */
+    {
+        char *verr = NULL;
+        json_t *body = json_pack("{s:s,s:s,s:i,s:[{s:s,s:s}]}", "name", "stuck", "task_definition", "web:2",
+                                 "desired_count", 2, "placement_constraints", "type", "member_of", "expression",
+                                 "attribute:zone == nowhere");
+        json_t *svc = sched_service_validate(body, resolve, NULL, &verr);
+        json_decref(body);
+        sched_store_put(sc.store, "services/stuck", svc, NULL, NULL);
+        sched_kick(&sc);
+    }
+    int before = F.starts;
+    ok(run_until(stuck_pending, NULL, 5), "a service nothing can place has PENDING tasks with a reason");
+    sched_store_put(sc.store, "services/stuck", NULL, NULL, NULL);
+    /* The node now satisfies the constraint: were the tasks still wanted, this pass would place them. */
+    sched_store_merge(sc.store, "nodes/local", json_pack("{s:{s:s}}", "attributes", "zone", "nowhere"));
+    sched_kick(&sc);
+    ok(run_until(stuck_stopped, NULL, 5), "deleted: its tasks are STOPPED");
+    is_int(F.starts, before, "and none of them ever started");
+    bool unplaced = true;
+    json_object_foreach(json_object_get(sched_store_state(sc.store), "tasks"), sid, t)
+        if (json_is_string(json_object_get(t, "service")) && strcmp(json_string_value(json_object_get(t, "service")), "stuck") == 0)
+            unplaced &= !json_is_string(json_object_get(t, "node"));
+    ok(unplaced, "no node was ever given one");
     ok(json_object_size(F.running) == 2, "the runtime runs exactly the 2 tasks the store says (%zu)",
        json_object_size(F.running));
 
