@@ -175,14 +175,23 @@ static void apply(json_t *tasks)
             sched_store_put(A.store, path, copy, NULL, NULL);
             log_info("task %s: starting (%s)", tid, json_string_value(json_object_get(x, "task_definition")));
             agent_start(ag, tid);
-        } else if (local && stop && agent_running(ag, tid)) {
+        } else if (stop && agent_running(ag, tid)) {
             agent_stop(ag, tid,
-                             json_is_string(json_object_get(x, "stop_code"))
-                                 ? json_string_value(json_object_get(x, "stop_code"))
-                                 : "UserInitiated",
-                             json_is_string(json_object_get(x, "stopped_reason"))
-                                 ? json_string_value(json_object_get(x, "stopped_reason"))
-                                 : "stopped by the scheduler");
+                       json_is_string(json_object_get(x, "stop_code")) ? json_string_value(json_object_get(x, "stop_code"))
+                                                                       : "UserInitiated",
+                       json_is_string(json_object_get(x, "stopped_reason"))
+                           ? json_string_value(json_object_get(x, "stopped_reason"))
+                           : "stopped by the scheduler");
+        } else if (stop && !(local && task_is(local, TASK_STOPPED))) {
+            /* Told to stop a task it does not run (its data was lost, or it never started): it says so,
+             * and the scheduler's record becomes STOPPED instead of STOPPING for ever. */
+            if (!local) {
+                json_t *rec = json_pack("{s:s,s:s,s:s}", "id", tid, "node", ag->node_id, "last_status", "STOPPING");
+                sched_store_put(A.store, path, rec, NULL, NULL);
+            }
+            log_warn("task %s: the scheduler asks to stop it, but it does not run here", tid);
+            task_stopped(&A.tasks, tid, json_is_string(json_object_get(x, "stop_code")) ? json_string_value(json_object_get(x, "stop_code")) : "TaskLost",
+                         "The node's agent did not run the task");
         }
     }
     json_t *gone = json_array();
