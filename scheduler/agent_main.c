@@ -154,7 +154,7 @@ static void event_hook(void *arg, const char *service, const char *msg)
 
 /* Does what the scheduler asked: start the tasks new to us, stop those marked "stop" and those it
  * no longer lists; forget stopped tasks it has seen stopped. */
-static void apply(json_t *tasks)
+static void apply(json_t *tasks, json_t *keep)
 {
     struct agent *ag = &A.agent;
     json_t *wanted = json_object(), *x, *t;
@@ -186,7 +186,7 @@ static void apply(json_t *tasks)
             /* Told to stop a task it does not run (its data was lost, or it never started): it says so,
              * and the scheduler's record becomes STOPPED instead of STOPPING for ever. */
             if (!local) {
-                json_t *rec = json_pack("{s:s,s:s,s:s}", "id", tid, "node", ag->node_id, "last_status", "STOPPING");
+                json_t *rec = json_pack("{s:s,s:s}", "id", tid, "node", ag->node_id);
                 sched_store_put(A.store, path, rec, NULL, NULL);
             }
             log_warn("task %s: the scheduler asks to stop it, but it does not run here", tid);
@@ -194,6 +194,10 @@ static void apply(json_t *tasks)
                          "The node's agent did not run the task");
         }
     }
+    json_t *kept = json_object(); /* stopped, and still shown by the scheduler: their records and logs stay */
+    json_array_foreach(keep, i, x)
+        if (json_is_string(x))
+            json_object_set_new(kept, json_string_value(x), json_true());
     json_t *gone = json_array();
     const char *id;
     json_object_foreach(json_object_get(sched_store_state(A.store), "tasks"), id, t)
@@ -206,11 +210,15 @@ static void apply(json_t *tasks)
         if (agent_running(ag, tid)) {
             log_info("task %s: the scheduler no longer wants it; stopping", tid);
             agent_stop(ag, tid, "ServiceSchedulerInitiated", "The scheduler no longer wants the task on this node");
-        } else {
-            sched_store_put(A.store, path, NULL, NULL, NULL); /* the scheduler has its final state */
+        } else if (!json_object_get(kept, tid)) { /* the scheduler has its final state, and pruned it: its log goes with it */
+            const char *log = json_string_value(json_object_get(sched_store_get(A.store, path), "log"));
+            if (log)
+                unlink(log);
+            sched_store_put(A.store, path, NULL, NULL, NULL);
         }
     }
     json_decref(gone);
+    json_decref(kept);
     json_decref(wanted);
 }
 
@@ -253,7 +261,7 @@ static void answered(const struct httpc_response *resp, const char *err, void *a
         if (A.failing)
             log_info("heartbeats reach the scheduler again");
         A.failing = false;
-        apply(json_object_get(body, "tasks"));
+        apply(json_object_get(body, "tasks"), json_object_get(body, "keep"));
     }
     json_decref(body);
     A.timer.repeat = A.again ? 0.005 : A.interval;

@@ -77,12 +77,17 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
         json_object_set_new(seen, json_string_value(json_object_get(r, "id")), json_true());
         merge_report(sc, node, r);
     }
-    /* Every task the scheduler wants on this node: in full when the agent does not know it yet. */
-    json_t *out = json_array();
+    /* Every task the scheduler wants on this node: in full when the agent does not know it yet; and the
+     * stopped ones it still keeps, whose logs the agent keeps too (until they are pruned). */
+    json_t *out = json_array(), *keep = json_array();
     const char *id;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
-        if (!is(t, "node", node) || task_is(t, TASK_STOPPED))
+        if (!is(t, "node", node))
             continue;
+        if (task_is(t, TASK_STOPPED)) {
+            json_array_append_new(keep, json_string(id));
+            continue;
+        }
         json_t *x = json_object_get(seen, id)
                         ? json_pack("{s:s,s:O}", "id", id, "desired_status", json_object_get(t, "desired_status"))
                         : json_deep_copy(t);
@@ -95,8 +100,9 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     }
     json_decref(seen);
     json_decref(body);
-    httpd_respond_json(
-        req, 200, json_pack("{s:O,s:o}", "status", json_object_get(sched_node_get(sc, node), "status"), "tasks", out));
+    httpd_respond_json(req, 200,
+                       json_pack("{s:O,s:o,s:o}", "status", json_object_get(sched_node_get(sc, node), "status"), "tasks",
+                                 out, "keep", keep));
 }
 
 static json_t *node_view(struct sched *sc, const char *id, json_t *nd)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "berth/alloc.h"
 #include "berth/log.h"
@@ -107,6 +108,10 @@ static void prune(struct sched *sc)
         if (c > KEEP_STOPPED) {
             char path[80];
             snprintf(path, sizeof path, "tasks/%s", tid);
+            json_t *gone = json_object_get(tasks, tid);
+            const char *log = json_string_value(json_object_get(gone, "log"));
+            if (log && agent_ours(&sc->agent, gone)) /* the embedded node's log goes with the task */
+                unlink(log);
             sched_store_put(sc->store, path, NULL, NULL, NULL);
         }
     }
