@@ -251,18 +251,17 @@ static const struct httpd_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct httpd_service service = {routes, NULL, metrics};
-
-static int authz(const struct httpd_req *req, void *arg)
+/* The admin tokens in force (a reload replaces the config). */
+static const struct auth *tokens(void *arg)
 {
     struct dns_server *s = arg;
-    return httpd_authz_tokens(req, &s->conf->auth);
+    return &s->conf->auth;
 }
+
+static const struct httpd_service service = {routes, NULL, metrics, tokens};
 
 int dns_admin_start(struct dns_server *s, char **err)
 {
     s->admin = httpd_serve(s->loop, s->conf->admin_listen, &service, s, err);
-    if (s->admin)
-        httpd_set_authz(s->admin, authz, s);
     return s->admin ? 0 : -1;
 }

@@ -364,6 +364,12 @@ static void route(struct httpd_req *r, void *arg)
     httpd_respond_error(r, 404, "NotFound", "no such endpoint: %s %s", r->method, r->path);
 }
 
+static int serve_authz(const struct httpd_req *req, void *arg)
+{
+    struct httpd *s = arg;
+    return auth_allow(s->svc->tokens(s->arg), req->bearer, req->method);
+}
+
 struct httpd *httpd_serve(struct ev_loop *loop, const char *listen, const struct httpd_service *svc, void *arg,
                           char **err)
 {
@@ -372,6 +378,8 @@ struct httpd *httpd_serve(struct ev_loop *loop, const char *listen, const struct
         s->svc = svc;
         s->arg = arg;
         s->handler = route;
+        if (svc->tokens)
+            httpd_set_authz(s, serve_authz, s);
     }
     return s;
 }
@@ -403,11 +411,6 @@ void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg)
 {
     s->authz = fn;
     s->authz_arg = arg;
-}
-
-int httpd_authz_tokens(const struct httpd_req *req, void *arg)
-{
-    return auth_allow(arg, req->bearer, req->method);
 }
 
 int httpd_port(const struct httpd *s)

@@ -336,6 +336,13 @@ static void targets_api(struct proxy *px, struct httpd_req *req, struct proxy_tg
 
 /* ---- routes ---- */
 
+/* The admin tokens in force (a reload replaces the config). */
+static const struct auth *tokens(void *arg)
+{
+    struct proxy *px = arg;
+    return &px->conf->auth;
+}
+
 static int health(void *arg, json_t *body)
 {
     struct proxy *px = arg;
@@ -446,18 +453,10 @@ static const struct httpd_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct httpd_service service = {routes, health, metrics};
-
-static int authz(const struct httpd_req *req, void *arg)
-{
-    struct proxy *px = arg;
-    return httpd_authz_tokens(req, &px->conf->auth);
-}
+static const struct httpd_service service = {routes, health, metrics, tokens};
 
 int proxy_admin_start(struct proxy *px, char **err)
 {
     px->admin = httpd_serve(px->loop, px->conf->admin_listen, &service, px, err);
-    if (px->admin)
-        httpd_set_authz(px->admin, authz, px);
     return px->admin ? 0 : -1;
 }

@@ -356,7 +356,7 @@ static const struct httpd_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct httpd_service service = {routes, health, metrics};
+static const struct httpd_service service = {routes, health, metrics, NULL};
 
 /* ---- main ---- */
 

@@ -483,7 +483,7 @@ static const struct httpd_route routes[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct httpd_service service = {routes, NULL, metrics};
+static const struct httpd_service service = {routes, NULL, metrics, NULL};
 
 struct httpd *sched_api_start(struct sched *sc, const char *listen, char **err)
 {

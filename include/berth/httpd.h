@@ -47,6 +47,7 @@ struct httpd_route {
     httpd_handler fn;
 };
 struct buf;
+struct auth;
 /* What a server of routes serves. Besides the routes, GET /healthz (open to all, authz or not) and
  * GET /metrics are built in: */
 struct httpd_service {
@@ -55,6 +56,8 @@ struct httpd_service {
     int (*health)(void *arg, json_t *body);
     /* /metrics: appends the Prometheus text exposition to <out>; NULL: no /metrics. */
     void (*metrics)(void *arg, struct buf *out);
+    /* The API tokens in force now (they may be reloaded); NULL: the owner sets its own authz, if any. */
+    const struct auth *(*tokens)(void *arg);
 };
 /* Starts serving <svc> on <listen>. A path no route has is 404 NotFound; a path a route has, with a
  * method none of them takes, 405 MethodNotAllowed with Allow. NULL with *err on failure. */
@@ -62,8 +65,6 @@ struct httpd *httpd_serve(struct ev_loop *loop, const char *listen, const struct
                           char **err);
 /* Puts <fn> in front of the handler (NULL: every request goes through). */
 void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg);
-/* The standard <fn> for httpd_set_authz: auth_allow() over <arg>, a struct auth. */
-int httpd_authz_tokens(const struct httpd_req *req, void *arg);
 /* The port the server listens on (useful after listening on port 0). */
 int httpd_port(const struct httpd *s);
 /* Stops listening and closes all connections. */
