@@ -59,7 +59,7 @@ static void usage(FILE *f)
             "                                    runs CMD beside the task (its environment and cgroups); its\n"
             "                                    output, and its exit code as berth's (124: timed out)\n"
             "  node ls | drain NODE | activate NODE\n"
-            "  events [--service S] | top [--interval S] [--count N | --once]\n"
+            "  events [--service S] [-f] | top [--interval S] [--count N | --once]\n"
             "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400);\n"
             "                                    tables for people, --json for scripts; non-zero exit on failure\n"
             "  help                              this help\n"

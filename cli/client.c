@@ -288,6 +288,40 @@ static int top(int argc, char **argv)
     return 0;
 }
 
+/* berth events [--service S] [-f]: the recent events; with -f, then new ones as they happen (polling
+ * the API with the last event's seq as the cursor) until interrupted. */
+static int events(int argc, char **argv, bool js)
+{
+    const char *svc = opt(argc, argv, "--service");
+    bool follow = flag(argc, argv, "-f") || flag(argc, argv, "--follow");
+    unsigned long long since = 0;
+    for (;;) {
+        char path[512];
+        snprintf(path, sizeof path, "/v1/events?since=%llu%s%s", since, svc ? "&service=" : "", svc ? svc : "");
+        json_t *r = call("GET", path, NULL), *x;
+        if (!r)
+            return 1;
+        if (js && !follow)
+            return print_json(r);
+        size_t i;
+        json_array_foreach(json_object_get(r, "events"), i, x) {
+            if (js) {
+                char *line = json_dumps(x, JSON_COMPACT);
+                printf("%s\n", line);
+                free(line);
+            } else {
+                printf("%s  %-12s %s\n", S(x, "created_at"), S(x, "service"), S(x, "message"));
+            }
+            since = (unsigned long long)json_integer_value(json_object_get(x, "seq"));
+        }
+        json_decref(r);
+        if (!follow)
+            return 0;
+        fflush(stdout);
+        usleep(500 * 1000);
+    }
+}
+
 /* berth task exec ID [--container NAME] [--timeout S] -- CMD...: the command's output, and its exit code
  * as berth's (124 when it timed out, as timeout(1)). */
 static int task_exec(int argc, char **argv, const char *id)
@@ -518,16 +552,7 @@ int cli_scheduler(int argc, char **argv)
     } else if (strcmp(noun, "top") == 0) {
         return top(argc, argv);
     } else if (strcmp(noun, "events") == 0) {
-        const char *svc = opt(argc, argv, "--service");
-        snprintf(path, sizeof path, "/v1/events%s%s", svc ? "?service=" : "", svc ? svc : "");
-        if (!(r = call("GET", path, NULL)))
-            return 1;
-        if (js)
-            return print_json(r);
-        json_t *x;
-        size_t i;
-        json_array_foreach(json_object_get(r, "events"), i, x)
-            printf("%s  %-12s %s\n", S(x, "created_at"), S(x, "service"), S(x, "message"));
+        return events(argc, argv, js);
     } else {
         return usage_error("taskdef|service|task|node|events ...");
     }

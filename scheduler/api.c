@@ -247,7 +247,7 @@ static void services(struct sched *sc, struct httpd_req *req)
     if (m == HTTP_M_GET) {
         /* Describe adds the service's recent events (newest last), as ECS's describe-services does. */
         json_t *out = service_view(sc, req->segs[2], svc);
-        json_object_set_new(out, "events", sched_events_json(sc, req->segs[2], 10));
+        json_object_set_new(out, "events", sched_events_json(sc, req->segs[2], 0, 10));
         httpd_respond_json(req, 200, out);
     } else if (m == HTTP_M_DELETE) {
         log_info("service %s deleted", req->segs[2]);
@@ -462,9 +462,18 @@ static void nodes_route(struct httpd_req *req, void *arg)
 
 static void events_route(struct httpd_req *req, void *arg)
 {
-    char svc[128];
+    char svc[128], since[32];
     const char *want = httpd_query_param(req, "service", svc, sizeof svc);
-    httpd_respond_json(req, 200, json_pack("{s:o}", "events", sched_events_json(arg, want, 0)));
+    unsigned long long from = 0;
+    if (httpd_query_param(req, "since", since, sizeof since)) {
+        char *end;
+        from = strtoull(since, &end, 10);
+        if (!*since || *end) {
+            httpd_respond_error(req, 400, "InvalidParameter", "since: \"%s\" must be an event's seq (a number)", since);
+            return;
+        }
+    }
+    httpd_respond_json(req, 200, json_pack("{s:o}", "events", sched_events_json(arg, want, from, 0)));
 }
 
 /* Each resource's handler takes its own sub-paths and methods (SPEC §4). */

@@ -1,5 +1,6 @@
-/* core.c -- the scheduler's events (a ring of the newest MAX_EVENTS) and its wake-up timers: the
- * reconcile pass and the data plane sync run soon after a change, never inside the caller's stack. */
+/* core.c -- the scheduler's events (a ring of the newest MAX_EVENTS, kept in the store at events/SEQ so
+ * they survive a restart) and its wake-up timers: the reconcile pass and the data plane sync run soon
+ * after a change, never inside the caller's stack. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@ static void sync_fired(struct ev_loop *loop, ev_timer *w, int revents)
         sc->sync_pass(sc);
 }
 
+static void events_load(struct sched *sc);
+
 void sched_init(struct sched *sc)
 {
     ev_init(&sc->tick, tick_fired);
@@ -42,46 +45,94 @@ void sched_init(struct sched *sc)
     list_init(&sc->drains);
     sc->events = xcalloc(MAX_EVENTS, sizeof *sc->events);
     sc->events_head = sc->events_len = 0;
+    sc->event_seq = 0;
+    events_load(sc);
 }
 
-void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
+/* Appends an event to the ring; when it is full the oldest goes, from the store too. */
+static void ring_add(struct sched *sc, unsigned long long seq, const char *at, const char *service, const char *msg)
 {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
     struct sched_event *e = &sc->events[(sc->events_head + sc->events_len) % MAX_EVENTS];
     if (sc->events_len == MAX_EVENTS) { /* full: the oldest goes */
+        char path[48];
+        snprintf(path, sizeof path, "events/%llu", e->seq);
+        if (sched_store_get(sc->store, path))
+            sched_store_put(sc->store, path, NULL, NULL, NULL);
         free(e->service);
         free(e->message);
         sc->events_head = (sc->events_head + 1) % MAX_EVENTS;
     } else {
         sc->events_len++;
     }
-    util_rfc3339(util_wall(), e->at, sizeof e->at);
+    e->seq = seq;
+    snprintf(e->at, sizeof e->at, "%s", at);
     e->service = service ? xstrdup(service) : NULL;
     e->message = xstrdup(msg);
+    if (seq > sc->event_seq)
+        sc->event_seq = seq;
 }
 
-static bool event_of(const struct sched_event *e, const char *service)
+static int by_seq(const void *a, const void *b)
 {
-    return !service || (e->service && strcmp(e->service, service) == 0);
+    unsigned long long x = json_integer_value(json_object_get(*(json_t *const *)a, "seq"));
+    unsigned long long y = json_integer_value(json_object_get(*(json_t *const *)b, "seq"));
+    return x < y ? -1 : x > y;
 }
 
-json_t *sched_events_json(struct sched *sc, const char *service, size_t limit)
+/* The events a previous run kept in the store, oldest first, back into the ring. */
+static void events_load(struct sched *sc)
+{
+    json_t *kept = json_object_get(sched_store_state(sc->store), "events"), *e;
+    size_t n = json_object_size(kept), k = 0;
+    json_t **list = xcalloc(n + 1, sizeof *list);
+    const char *key;
+    json_object_foreach(kept, key, e)
+        list[k++] = e;
+    qsort(list, n, sizeof *list, by_seq);
+    for (k = 0; k < n; k++)
+        ring_add(sc, (unsigned long long)json_integer_value(json_object_get(list[k], "seq")),
+                 json_string_value(json_object_get(list[k], "created_at")),
+                 json_string_value(json_object_get(list[k], "service")),
+                 json_string_value(json_object_get(list[k], "message")));
+    free(list);
+}
+
+void sched_event(struct sched *sc, const char *service, const char *fmt, ...)
+{
+    char msg[512], at[32], path[48];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_info("%s%s%s", service ? service : "", service ? ": " : "", msg);
+    util_rfc3339(util_wall(), at, sizeof at);
+    unsigned long long seq = sc->event_seq + 1;
+    ring_add(sc, seq, at, service, msg);
+    /* Journaled without waiting for the disk: an event is a record of what happened, not a promise. */
+    json_t *rec = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)seq, "created_at", at, "message", msg);
+    if (service)
+        json_object_set_new(rec, "service", json_string(service));
+    snprintf(path, sizeof path, "events/%llu", seq);
+    sched_store_put(sc->store, path, rec, NULL, NULL);
+}
+
+static bool event_of(const struct sched_event *e, const char *service, unsigned long long since)
+{
+    return e->seq > since && (!service || (e->service && strcmp(e->service, service) == 0));
+}
+
+json_t *sched_events_json(struct sched *sc, const char *service, unsigned long long since, size_t limit)
 {
     size_t matching = 0;
     for (size_t k = 0; k < sc->events_len; k++)
-        matching += event_of(&sc->events[(sc->events_head + k) % MAX_EVENTS], service);
+        matching += event_of(&sc->events[(sc->events_head + k) % MAX_EVENTS], service, since);
     size_t skip = limit && matching > limit ? matching - limit : 0;
     json_t *out = json_array();
     for (size_t k = 0; k < sc->events_len; k++) {
         struct sched_event *e = &sc->events[(sc->events_head + k) % MAX_EVENTS];
-        if (!event_of(e, service) || (skip && skip--))
+        if (!event_of(e, service, since) || (skip && skip--))
             continue;
-        json_t *j = json_pack("{s:s,s:s}", "created_at", e->at, "message", e->message);
+        json_t *j = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)e->seq, "created_at", e->at, "message", e->message);
         if (e->service)
             json_object_set_new(j, "service", json_string(e->service));
         json_array_append_new(out, j);

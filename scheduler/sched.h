@@ -27,6 +27,7 @@ struct httpc_response;
 
 /* One recent event (core.c). */
 struct sched_event {
+    unsigned long long seq; /* 1, 2, ...: a cursor for GET /v1/events?since= */
     char at[32];
     char *service; /* NULL: the cluster's */
     char *message;
@@ -50,6 +51,7 @@ struct sched {
     void (*sync_pass)(struct sched *sc);      /* the data plane sync (set by sync.c) */
     struct sched_event *events; /* a ring of the recent events (core.c) */
     size_t events_head, events_len;
+    unsigned long long event_seq; /* the newest event's */
     struct list services_rt; /* per service: restart backoff, steady state (reconcile.c) */
     struct net_addr proxy_admin, dns_admin; /* len 0: not configured */
     const char *proxy_listener;             /* listener that gets services' host rules */
@@ -69,12 +71,13 @@ struct sched {
 };
 
 /* ---- core.c: events and wake-ups ---- */
-/* Prepares the lists and timers of <sc> (before anything else runs). */
+/* Prepares the lists and timers of <sc> (its store open) and loads the events kept in the store. */
 void sched_init(struct sched *sc);
 /* Appends an event ("service" may be NULL); also logged. */
 void sched_event(struct sched *sc, const char *service, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The events of <service> (NULL: all), oldest first, at most <limit> (0: all) of the newest. */
-json_t *sched_events_json(struct sched *sc, const char *service, size_t limit);
+/* The events of <service> (NULL: all) newer than <since> (a seq; 0: all), oldest first, at most
+ * <limit> (0: all) of the newest. */
+json_t *sched_events_json(struct sched *sc, const char *service, unsigned long long since, size_t limit);
 void sched_events_free(struct sched *sc);
 /* Runs the service scheduler soon (after any change), outside the caller's stack. */
 void sched_kick(struct sched *sc);

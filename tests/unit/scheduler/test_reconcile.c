@@ -270,7 +270,7 @@ int main(void)
     ok(run_until(running_is, NULL, 5) && F.starts == starts + 1, "a task that exits is replaced");
     double waited = ev_time() - t0;
     ok(waited >= 0.4, "after the restart backoff (%.2f s; first delay 0.5 s)", waited);
-    json_t *events = sched_events_json(&sc, "web", 0);
+    json_t *events = sched_events_json(&sc, "web", 0, 0);
     bool backoff_event = false;
     size_t i;
     json_t *e;
@@ -292,7 +292,7 @@ int main(void)
     ok(run_until(deployment_completed, NULL, 10), "the deployment is COMPLETED");
     is_int(count(TASK_STOPPED, "web:1"), 3, "only after every old task is STOPPED (3 of web:1 so far)");
     is_int(count(TASK_STOPPING, NULL) + count(TASK_DEACTIVATING, NULL), 0, "none is still on its way out");
-    json_t *evs = sched_events_json(&sc, "web", 0);
+    json_t *evs = sched_events_json(&sc, "web", 0, 0);
     int completed_at = -1, last_stop_at = -1;
     json_array_foreach(evs, i, e) {
         const char *msg = json_string_value(json_object_get(e, "message"));
