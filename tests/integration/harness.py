@@ -38,12 +38,20 @@ class Tap:
         sys.exit(1 if self.failed else 0)
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A port nothing listens on now, and never one this test was given before: the kernel may hand
+    the same free port to two binds in a row, and a test often asks for two before using either."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in _handed_out:
+            _handed_out.add(p)
+            return p
 
 
 def stop_all():
