@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +24,9 @@
 #include "cgroup.h"
 
 #define READY_MAX_S 60.0
+#define LOG_MAX (8u << 20)  /* a task's log file is cut back when it grows past this ... */
+#define LOG_KEEP (1u << 20) /* ... to its last MiB (the most GET .../logs shows) */
+#define LOG_CHECK_S 2.0
 
 struct run {
     struct list link;
@@ -55,14 +59,21 @@ struct run {
 /* What the runtime keeps for an agent (its process_state): the tasks it runs, the commands exec runs. */
 struct proc_state {
     struct list runs, execs;
+    ev_timer log_timer; /* caps the logs of running tasks */
 };
+
+static void logs_tick(struct ev_loop *loop, ev_timer *w, int revents);
 
 static struct proc_state *state(struct agent *a)
 {
     if (!a->process_state) {
-        struct proc_state *ps = xmalloc(sizeof *ps);
+        struct proc_state *ps = xcalloc(1, sizeof *ps);
         list_init(&ps->runs);
         list_init(&ps->execs);
+        ev_timer_init(&ps->log_timer, logs_tick, LOG_CHECK_S, LOG_CHECK_S);
+        ps->log_timer.data = a;
+        ev_timer_start(a->loop, &ps->log_timer);
+        ev_unref(a->loop); /* it alone does not keep the loop running */
         a->process_state = ps;
     }
     return a->process_state;
@@ -651,6 +662,8 @@ static void proc_release(struct agent *a)
         kill(-x->pid, SIGKILL);
         exec_free(x);
     }
+    ev_ref(a->loop);
+    ev_timer_stop(a->loop, &state(a)->log_timer);
     free(a->process_state);
     a->process_state = NULL;
 }
@@ -691,6 +704,42 @@ static void proc_adopt(struct agent *a, const char *id, json_t *t)
         snprintf(r->stop_code, sizeof r->stop_code, "TaskLost");
         snprintf(r->reason, sizeof r->reason, "Task processes exited while the scheduler was down");
         finish_if_done(r);
+    }
+}
+
+/* Cuts a log file past LOG_MAX back to its last LOG_KEEP bytes (from a line start), in place: the task
+ * writes with O_APPEND, so its next write lands at the new end (what logrotate's copytruncate does). */
+static void log_cap(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && st.st_size > (off_t)LOG_MAX) {
+        char *tail = xmalloc(LOG_KEEP);
+        ssize_t n = pread(fd, tail, LOG_KEEP, st.st_size - (off_t)LOG_KEEP);
+        char *from = n > 0 ? memchr(tail, '\n', (size_t)n) : NULL;
+        from = from ? from + 1 : tail;
+        size_t keep = n > 0 ? (size_t)(n - (from - tail)) : 0;
+        char head[96];
+        int hl = snprintf(head, sizeof head, "[berth: %lld bytes of earlier output dropped]\n",
+                          (long long)st.st_size - (long long)keep);
+        if (pwrite(fd, head, (size_t)hl, 0) == hl && pwrite(fd, from, keep, hl) == (ssize_t)keep &&
+            ftruncate(fd, hl + (off_t)keep) == 0)
+            log_info("task log %s: cut back to its last %zu bytes", path, keep);
+        free(tail);
+    }
+    close(fd);
+}
+
+static void logs_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct agent *a = w->data;
+    struct list *it, *tmp;
+    list_each(it, tmp, runs(a)) {
+        const char *log = json_string_value(json_object_get(record(list_entry(it, struct run, link)), "log"));
+        if (log)
+            log_cap(log);
     }
 }
 

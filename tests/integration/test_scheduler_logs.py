@@ -46,4 +46,32 @@ t.ok(wait_until(lambda: not any(i in tasks() for i in first), 10), "the oldest a
 t.is_(s.admin("GET", f"/v1/tasks/{first[0]}/logs")[0], 404, "a pruned task's logs: 404")
 t.ok(wait_until(lambda: not (set(first) & log_files()), 10), "and its log file is gone on both nodes", set(first) & log_files())
 t.ok(wait_until(lambda: log_files() <= set(tasks()), 10), "no log file outlives its task", log_files() - set(tasks()))
+# A task that writes 20 MB: its log is cut back to its last MiB (files stay under 8 MiB), marked so.
+s.admin("POST", "/v1/task-definitions", {"family": "chatty", "containers": [
+    {"name": "chatty", "command": ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x | fold -w 99; echo the-end; sleep 300"],
+     "stop_timeout_s": 1}]})
+st, body = s.admin("POST", "/v1/tasks", {"task_definition": "chatty", "count": 2})
+chatty = body["tasks"]
+t.ok(wait_until(lambda: all(tasks()[i]["last_status"] == "RUNNING" for i in chatty), 10), "two chatty tasks run, one per node")
+
+
+def log_path(i):
+    x = tasks()[i]
+    return os.path.join(data if x["node"] == "local" else a.data_dir, "tasks", f"{i}.log")
+
+
+def capped(i):
+    try:
+        return os.path.getsize(log_path(i)) < 8 << 20 and "the-end" in s.admin("GET", f"/v1/tasks/{i}/logs")[1]
+    except OSError:
+        return False
+
+
+for i in chatty:
+    t.ok(wait_until(lambda: capped(i), 20), f"{tasks()[i]['node']}: the log stays under 8 MiB with the end of the output",
+         os.path.getsize(log_path(i)))
+    head = open(log_path(i)).readline()
+    t.ok(head.startswith("[berth: ") and "bytes of earlier output dropped]" in head, "and says what it dropped", head[:80])
+for i in chatty:
+    s.admin("POST", f"/v1/tasks/{i}/stop")
 t.done()
