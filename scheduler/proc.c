@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include "berth/log.h"
 #include "berth/util.h"
 #include "cgroup.h"
+#include "tasklog.h"
 
 #define READY_MAX_S 60.0
 #define LOG_MAX (8u << 20)  /* a task's log file is cut back when it grows past this ... */
@@ -707,31 +707,6 @@ static void proc_adopt(struct agent *a, const char *id, json_t *t)
     }
 }
 
-/* Cuts a log file past LOG_MAX back to its last LOG_KEEP bytes (from a line start), in place: the task
- * writes with O_APPEND, so its next write lands at the new end (what logrotate's copytruncate does). */
-static void log_cap(const char *path)
-{
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
-        return;
-    if (fstat(fd, &st) == 0 && st.st_size > (off_t)LOG_MAX) {
-        char *tail = xmalloc(LOG_KEEP);
-        ssize_t n = pread(fd, tail, LOG_KEEP, st.st_size - (off_t)LOG_KEEP);
-        char *from = n > 0 ? memchr(tail, '\n', (size_t)n) : NULL;
-        from = from ? from + 1 : tail;
-        size_t keep = n > 0 ? (size_t)(n - (from - tail)) : 0;
-        char head[96];
-        int hl = snprintf(head, sizeof head, "[berth: %lld bytes of earlier output dropped]\n",
-                          (long long)st.st_size - (long long)keep);
-        if (pwrite(fd, head, (size_t)hl, 0) == hl && pwrite(fd, from, keep, hl) == (ssize_t)keep &&
-            ftruncate(fd, hl + (off_t)keep) == 0)
-            log_info("task log %s: cut back to its last %zu bytes", path, keep);
-        free(tail);
-    }
-    close(fd);
-}
-
 static void logs_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct agent *a = w->data;
@@ -739,23 +714,14 @@ static void logs_tick(struct ev_loop *loop, ev_timer *w, int revents)
     list_each(it, tmp, runs(a)) {
         const char *log = json_string_value(json_object_get(record(list_entry(it, struct run, link)), "log"));
         if (log)
-            log_cap(log);
+            tasklog_cap(log, LOG_MAX, LOG_KEEP);
     }
 }
 
 static bool proc_logs(struct agent *a, const char *id, struct buf *out, size_t max)
 {
     const char *log = json_string_value(json_object_get(task_get(a->tasks, id), "log"));
-    FILE *f = log ? fopen(log, "r") : NULL;
-    if (!f)
-        return false;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)max ? size - (long)max : 0, SEEK_SET);
-    char *d = buf_reserve(out, max);
-    buf_commit(out, d ? fread(d, 1, max, f) : 0);
-    fclose(f);
-    return true;
+    return log && tasklog_tail(log, out, max) == 0;
 }
 
 static json_t *proc_stats(struct agent *a, const char *id)
