@@ -61,12 +61,6 @@ static void metrics_free(struct svc_metrics *m)
     free(m);
 }
 
-static bool is(json_t *o, const char *key, const char *value)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    return v && strcmp(v, value) == 0;
-}
-
 /* p99 from the requests a group's latency histogram gained since the last round (bucket upper
  * bounds, interpolated within the bucket). */
 static void add_latency(struct svc_metrics *m, const char *tg, json_t *stats, double *delta, size_t nb, json_t **le)
@@ -125,7 +119,7 @@ static void autoscale(struct sched *sc, struct svc_metrics *m, json_t *svc)
     snprintf(dpath, sizeof dpath, "deployments/%s", m->name);
     int current = (int)json_integer_value(json_object_get(svc, "desired_count"));
     struct as_sample in = {util_now(), current, m->healthy,
-                           m->have,    m->rate, is(sched_store_get(sc->store, dpath), "status", "IN_PROGRESS")};
+                           m->have,    m->rate, sched_is(sched_store_get(sc->store, dpath), "status", "IN_PROGRESS")};
     int n = as_evaluate(&p, &m->as, &in, m->decision, sizeof m->decision);
     if (n == current)
         return;
@@ -162,13 +156,13 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
         json_array_foreach(json_object_get(g, "targets"), i, t) {
             const char *id = json_string_value(json_object_get(t, "id"));
             json_t *task = id ? json_object_get(tasks, id) : NULL;
-            if (!task || !is(task, "service", m->name) || !task_is(task, TASK_RUNNING))
+            if (!task || !sched_is(task, "service", m->name) || !task_is(task, TASK_RUNNING))
                 continue;
             rate += json_number_value(json_object_get(t, "request_rate"));
             json_object_set_new(seen, id, json_true());
-            if (!is(t, "state", "healthy") || is(task, "health_status", "UNHEALTHY"))
+            if (!sched_is(t, "state", "healthy") || sched_is(task, "health_status", "UNHEALTHY"))
                 json_object_set_new(unhealthy, id, json_true());
-            if (is(t, "state", "unhealthy") && is(task, "desired_status", "RUNNING") &&
+            if (sched_is(t, "state", "unhealthy") && sched_is(task, "desired_status", "RUNNING") &&
                 task_age_s(task, "started_at") >= grace)
                 json_object_set_new(replace, id,
                                     json_sprintf("Task failed ELB health checks in (target-group %s): %s", tgname,

@@ -45,12 +45,6 @@ json_t *sched_node_get(struct sched *sc, const char *id)
     return id ? sched_store_get(sc->store, path) : NULL;
 }
 
-static bool status_is(json_t *o, const char *key, const char *value)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    return v && strcmp(v, value) == 0;
-}
-
 bool sched_node_lost(struct sched *sc, const char *id)
 {
     struct node_rt *n = id ? rt(sc, id, false) : NULL;
@@ -80,7 +74,7 @@ bool sched_task_on_leaving_node(struct sched *sc, json_t *task)
     if (!node)
         return false;
     json_t *n = sched_node_get(sc, node);
-    return !n || status_is(n, "status", "DRAINING") || sched_node_lost(sc, node);
+    return !n || sched_is(n, "status", "DRAINING") || sched_node_lost(sc, node);
 }
 
 void sched_task_address(struct sched *sc, json_t *task, long long port, char *out, size_t len)
@@ -124,7 +118,7 @@ static void node_lost(struct sched *sc, struct node_rt *n, double silent)
     const char *id;
     size_t i;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t)
-        if (status_is(t, "node", n->id) && !task_is(t, TASK_STOPPED))
+        if (sched_is(t, "node", n->id) && !task_is(t, TASK_STOPPED))
             json_array_append_new(ids, json_string(id));
     char reason[200];
     snprintf(reason, sizeof reason, "Node %s stopped sending heartbeats", n->id);
@@ -161,7 +155,7 @@ void sched_nodes_start(struct sched *sc)
     json_t *n = json_pack("{s:s,s:i,s:i,s:O,s:[i,i],s:s,s:s,s:s,s:s}", "id", sc->node_id, "cpu", sc->cpu, "memory_mib",
                           sc->memory_mib, "attributes", sc->attributes, "port_range", sc->port_lo, sc->port_hi,
                           "address", "127.0.0.1", "agent", "embedded", "status",
-                          old && status_is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE", "cgroups",
+                          old && sched_is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE", "cgroups",
                           agent_cgroups());
     if (old && json_object_get(old, "registered_at"))
         json_object_set(n, "registered_at", json_object_get(old, "registered_at"));

@@ -13,12 +13,6 @@
 #include "berth/util.h"
 #include "sched.h"
 
-static bool is(json_t *o, const char *key, const char *value)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    return v && strcmp(v, value) == 0;
-}
-
 /* Merges what a berth-agent reports of task <r> into the scheduler's record. */
 static void merge_report(struct sched *sc, const char *node, json_t *r)
 {
@@ -31,7 +25,7 @@ static void merge_report(struct sched *sc, const char *node, json_t *r)
                   {NULL, JSON_NULL}};
     const char *id = json_string_value(json_object_get(r, "id"));
     json_t *t = id ? task_get(&sc->tasks, id) : NULL;
-    if (!t || !is(t, "node", node) || task_is(t, TASK_STOPPED))
+    if (!t || !sched_is(t, "node", node) || task_is(t, TASK_STOPPED))
         return;
     char tid[40];
     snprintf(tid, sizeof tid, "%s", id);
@@ -54,7 +48,7 @@ static void merge_report(struct sched *sc, const char *node, json_t *r)
 static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
 {
     json_t *nd = sched_node_get(sc, node);
-    if (!nd || is(nd, "agent", "embedded")) {
+    if (!nd || sched_is(nd, "agent", "embedded")) {
         httpd_respond_error(req, 404, "NodeNotFound", "no node \"%s\" registered by an agent (POST /v1/nodes first)",
                             node);
         return;
@@ -82,7 +76,7 @@ static void heartbeat(struct sched *sc, struct httpd_req *req, const char *node)
     json_t *out = json_array(), *keep = json_array();
     const char *id;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
-        if (!is(t, "node", node))
+        if (!sched_is(t, "node", node))
             continue;
         if (task_is(t, TASK_STOPPED)) {
             json_array_append_new(keep, json_string(id));
@@ -111,7 +105,7 @@ static json_t *node_view(struct sched *sc, const char *id, json_t *nd)
     int cpu = 0, mem = 0, running = 0;
     const char *tid;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), tid, t) {
-        if (!is(t, "node", id) || task_is(t, TASK_STOPPED))
+        if (!sched_is(t, "node", id) || task_is(t, TASK_STOPPED))
             continue;
         cpu += (int)json_integer_value(json_object_get(t, "cpu"));
         mem += (int)json_integer_value(json_object_get(t, "memory_mib"));
@@ -120,7 +114,7 @@ static json_t *node_view(struct sched *sc, const char *id, json_t *nd)
     json_object_set_new(out, "cpu_used", json_integer(cpu));
     json_object_set_new(out, "memory_mib_used", json_integer(mem));
     json_object_set_new(out, "running_tasks", json_integer(running));
-    bool embedded = is(nd, "agent", "embedded");
+    bool embedded = sched_is(nd, "agent", "embedded");
     json_object_set_new(out, "embedded", json_boolean(embedded));
     json_object_set_new(out, "connected", json_boolean(embedded || !sched_node_lost(sc, id)));
     double silence = sched_node_silence_s(sc, id);
@@ -155,7 +149,7 @@ void sched_nodes_api(struct sched *sc, struct httpd_req *req)
         }
         const char *id = json_string_value(json_object_get(nd, "id"));
         json_t *old = sched_node_get(sc, id);
-        if (old && is(old, "agent", "embedded")) {
+        if (old && sched_is(old, "agent", "embedded")) {
             httpd_respond_error(req, 409, "NodeConflict", "node \"%s\" is the scheduler's embedded node", id);
             json_decref(nd);
             return;
@@ -163,7 +157,7 @@ void sched_nodes_api(struct sched *sc, struct httpd_req *req)
         char ts[40], path[300];
         util_rfc3339(util_wall(), ts, sizeof ts);
         json_object_set_new(nd, "agent", json_string("remote"));
-        json_object_set_new(nd, "status", json_string(old && is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE"));
+        json_object_set_new(nd, "status", json_string(old && sched_is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE"));
         json_object_set_new(nd, "registered_at", json_string(ts));
         snprintf(path, sizeof path, "nodes/%s", id);
         log_info("node %s registered: %lld cpu, %lld MiB", id, json_integer_value(json_object_get(nd, "cpu")),
@@ -215,7 +209,7 @@ void sched_nodes_api(struct sched *sc, struct httpd_req *req)
         }
         char path[300];
         snprintf(path, sizeof path, "nodes/%s", req->segs[2]);
-        if (!is(nd, "status", st))
+        if (!sched_is(nd, "status", st))
             sched_event(sc, NULL, "node %s is %s", req->segs[2], st);
         sched_store_merge(sc->store, path, json_pack("{s:s}", "status", st));
         json_decref(body);

@@ -10,19 +10,6 @@
 #include "placement.h"
 #include "sched.h"
 
-static bool is(json_t *o, const char *key, const char *value)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    return v && strcmp(v, value) == 0;
-}
-
-static json_t *get(struct sched *sc, const char *kind, const char *id)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s", kind, id);
-    return sched_store_get(sc->store, path);
-}
-
 
 struct cluster {
     struct pl_node *nodes;
@@ -44,7 +31,7 @@ static void cluster_build(struct sched *sc, struct cluster *c)
                                           0,
                                           0,
                                           json_object_get(nd, "attributes"),
-                                          is(nd, "status", "ACTIVE") && !sched_node_lost(sc, id)};
+                                          sched_is(nd, "status", "ACTIVE") && !sched_node_lost(sc, id)};
         json_object_set_new(c->index, id, json_integer((json_int_t)c->n++));
     }
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
@@ -67,8 +54,8 @@ static void cluster_free(struct cluster *c)
 /* Places the PENDING tasks of one group (a service, or one-off tasks of one task definition). */
 static void place_group(struct sched *sc, struct cluster *c, const char *service, json_t *ids)
 {
-    json_t *first = get(sc, "tasks", json_string_value(json_array_get(ids, 0))), *x;
-    json_t *svc = service ? get(sc, "services", service) : NULL;
+    json_t *first = task_get(&sc->tasks, json_string_value(json_array_get(ids, 0))), *x;
+    json_t *svc = sched_service_get(sc->store, service);
     struct pl_request req = {0};
     json_t *ct;
     size_t i;
@@ -93,9 +80,9 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
         strategies[req.nstrategies++] = (struct pl_strategy){PL_SPREAD, "instanceId"};
     req.strategies = strategies;
     json_array_foreach(json_object_get(svc, "placement_constraints"), i, x) {
-        if (is(x, "type", "distinct_instance"))
+        if (sched_is(x, "type", "distinct_instance"))
             req.distinct_instance = true;
-        else if (req.nmember_of < 8 && is(x, "type", "member_of")) {
+        else if (req.nmember_of < 8 && sched_is(x, "type", "member_of")) {
             char *err = NULL;
             const char *e = json_string_value(json_object_get(x, "expression"));
             if ((exprs[req.nmember_of] = pl_expr_parse(e, &err))) {
@@ -115,7 +102,7 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
         json_t *ix = json_is_string(json_object_get(t, "node"))
                          ? json_object_get(c->index, json_string_value(json_object_get(t, "node")))
                          : NULL;
-        if (ix && service && is(t, "service", service) && !task_is(t, TASK_STOPPED))
+        if (ix && service && sched_is(t, "service", service) && !task_is(t, TASK_STOPPED))
             count[json_integer_value(ix)]++;
     }
     struct pl_batch *b = pl_batch_new(c->nodes, c->n, &req, count, (uint64_t)util_now() * 1000003u + 1);
@@ -124,7 +111,7 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
         snprintf(id, sizeof id, "%s", json_string_value(x));
         int k = pl_batch_place(b, why, sizeof why);
         if (k < 0) {
-            json_t *task = get(sc, "tasks", id);
+            json_t *task = task_get(&sc->tasks, id);
             const char *old = json_string_value(json_object_get(task, "pending_reason"));
             if (!old || strcmp(old, why) != 0) {
                 task_set(&sc->tasks, id, json_pack("{s:s}", "pending_reason", why));
@@ -151,7 +138,7 @@ void sched_place_pending(struct sched *sc)
     const char *id, *key;
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
         const char *svc = json_string_value(json_object_get(t, "service"));
-        if (!task_is(t, TASK_PENDING) || !task_wanted(t) || (svc && !get(sc, "services", svc)))
+        if (!task_is(t, TASK_PENDING) || !task_wanted(t) || (svc && !sched_service_get(sc->store, svc)))
             continue; /* a deleted service's tasks are never placed */
         /* One group per service and task definition (sizes differ between revisions); "\n" never
          * appears in either. */

@@ -175,7 +175,7 @@ static void deployment_set(struct sched *sc, const char *service, json_t *fields
 
 static void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td)
 {
-    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), service);
+    json_t *svc = sched_service_get(sc->store, service);
     json_t *d = deployment(sc, service);
     if (!svc || !d || strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") != 0 ||
         strcmp(json_string_value(json_object_get(d, "current")), td) != 0)

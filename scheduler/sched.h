@@ -5,6 +5,7 @@
 #include <ev.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "berth/net.h"
 #include "store.h"
@@ -69,6 +70,26 @@ struct sched {
     const char *proxy_admin_token, *dns_admin_token; /* sent to the data plane (NULL: none) */
     unsigned char node_secret[32]; /* per-node tokens are HMACs of node ids under it (data_dir/node-secret) */
 };
+
+/* The string member <key> of <o>, or <def> when it is missing or not a string. */
+static inline const char *sched_str(json_t *o, const char *key, const char *def)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_string(v) ? json_string_value(v) : def;
+}
+
+/* The stored service named <name>, or NULL. */
+static inline json_t *sched_service_get(struct sched_store *store, const char *name)
+{
+    return name ? json_object_get(json_object_get(sched_store_state(store), "services"), name) : NULL;
+}
+
+/* True when <o>'s string member <key> is <value>. */
+static inline bool sched_is(json_t *o, const char *key, const char *value)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v && strcmp(v, value) == 0;
+}
 
 /* ---- core.c: events and wake-ups ---- */
 /* Prepares the lists and timers of <sc> (its store open) and loads the events kept in the store. */

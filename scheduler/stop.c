@@ -27,18 +27,12 @@ struct drain {
     ev_timer timer;
 };
 
-static const char *str(json_t *o, const char *key, const char *def)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : def;
-}
-
 /* The node's part of a stop. */
 static void node_stop(struct sched *sc, const char *id, const char *code, const char *reason)
 {
     json_t *t = task_get(&sc->tasks, id);
     char node[128];
-    snprintf(node, sizeof node, "%s", str(t, "node", ""));
+    snprintf(node, sizeof node, "%s", sched_str(t, "node", ""));
     if (strcmp(node, sc->node_id) == 0) {
         agent_stop(&sc->agent, id, code, reason);
     } else if (!*node || sched_node_lost(sc, node) || !sched_node_get(sc, node)) {
@@ -84,8 +78,8 @@ static void drain_done(struct drain *d)
     json_t *t = task_get(&sc->tasks, id);
     if (t && !task_is(t, TASK_STOPPED)) {
         char code[64], reason[300];
-        snprintf(code, sizeof code, "%s", str(t, "stop_code", "UserInitiated"));
-        snprintf(reason, sizeof reason, "%s", str(t, "stopped_reason", "stopped"));
+        snprintf(code, sizeof code, "%s", sched_str(t, "stop_code", "UserInitiated"));
+        snprintf(reason, sizeof reason, "%s", sched_str(t, "stopped_reason", "stopped"));
         node_stop(sc, id, code, reason);
     }
 }
@@ -110,7 +104,7 @@ static void poll_answer(struct sched *sc, const struct httpc_response *resp, con
     bool present = false;
     size_t i;
     json_array_foreach(json_object_get(g, "targets"), i, t)
-        present |= strcmp(str(t, "address", ""), q->address) == 0;
+        present |= strcmp(sched_str(t, "address", ""), q->address) == 0;
     json_decref(g);
     free(q);
     d->all_gone &= !present && !err;
@@ -135,11 +129,11 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
         drain_done(d);
         return;
     }
-    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), str(t, "service", ""));
+    json_t *svc = sched_service_get(sc->store, sched_str(t, "service", NULL));
     json_t *asks = json_array(), *lb, *x;
     size_t i;
     json_array_foreach(json_object_get(svc, "load_balancers"), i, lb) {
-        json_t *port = json_object_get(json_object_get(t, "ports"), str(lb, "port_name", ""));
+        json_t *port = json_object_get(json_object_get(t, "ports"), sched_str(lb, "port_name", ""));
         if (!port)
             continue;
         char addr[80];
@@ -159,9 +153,9 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
         q->sc = sc;
         q->round = round;
         snprintf(q->task, sizeof q->task, "%s", id);
-        snprintf(q->address, sizeof q->address, "%s", str(x, "addr", ""));
+        snprintf(q->address, sizeof q->address, "%s", sched_str(x, "addr", ""));
         char path[300];
-        snprintf(path, sizeof path, "/v1/target-groups/%s", str(x, "tg", ""));
+        snprintf(path, sizeof path, "/v1/target-groups/%s", sched_str(x, "tg", ""));
         sched_call(sc, &sc->proxy_admin, NULL, "GET", path, NULL, poll_answer, q);
     }
     json_decref(asks);
@@ -191,9 +185,9 @@ void sched_task_stop(struct sched *sc, const char *id, const char *code, const c
     }
     if (st == TASK_DEACTIVATING || st == TASK_STOPPING)
         return; /* on its way */
-    json_t *svc = json_object_get(json_object_get(sched_store_state(sc->store), "services"), str(t, "service", ""));
+    json_t *svc = sched_service_get(sc->store, sched_str(t, "service", NULL));
     bool drain = sc->proxy_admin.len && json_array_size(json_object_get(svc, "load_balancers")) &&
-                 st == TASK_RUNNING && !sched_node_lost(sc, str(t, "node", ""));
+                 st == TASK_RUNNING && !sched_node_lost(sc, sched_str(t, "node", ""));
     if (!drain) {
         node_stop(sc, id, code, reason);
         return;
@@ -223,8 +217,8 @@ void sched_stops_resume(struct sched *sc)
             drain_start(sc, tid);
         } else {
             char code[64], reason[300];
-            snprintf(code, sizeof code, "%s", str(t, "stop_code", "UserInitiated"));
-            snprintf(reason, sizeof reason, "%s", str(t, "stopped_reason", "stopped"));
+            snprintf(code, sizeof code, "%s", sched_str(t, "stop_code", "UserInitiated"));
+            snprintf(reason, sizeof reason, "%s", sched_str(t, "stopped_reason", "stopped"));
             node_stop(sc, tid, code, reason);
         }
     }

@@ -28,7 +28,7 @@ static void group_call_free(struct group_call *g)
 /* The load balancers of <service> (borrowed array). */
 static json_t *load_balancers(struct sched *sc, const char *service)
 {
-    return json_object_get(json_object_get(json_object_get(sched_store_state(sc->store), "services"), service),
+    return json_object_get(sched_service_get(sc->store, service),
                            "load_balancers");
 }
 
@@ -115,12 +115,6 @@ static bool serving(json_t *t)
     return task_is(t, TASK_RUNNING) && task_wanted(t);
 }
 
-static bool of(json_t *t, const char *service)
-{
-    const char *ts = json_string_value(json_object_get(t, "service"));
-    return ts && strcmp(ts, service) == 0;
-}
-
 static void sync_groups(struct sched *sc, const char *name, json_t *svc, json_t *tasks)
 {
     json_t *x, *t;
@@ -132,7 +126,7 @@ static void sync_groups(struct sched *sc, const char *name, json_t *svc, json_t 
         json_t *list = json_array();
         json_object_foreach(tasks, id, t) {
             json_t *port = json_object_get(json_object_get(t, "ports"), pn);
-            if (of(t, name) && serving(t) && port) {
+            if (sched_is(t, "service", name) && serving(t) && port) {
                 char addr[80];
                 sched_task_address(sc, t, json_integer_value(port), addr, sizeof addr);
                 json_array_append_new(list, json_pack("{s:s,s:s}", "address", addr, "id", id));
@@ -159,7 +153,7 @@ static void sync_dns(struct sched *sc, const char *name, json_t *svc, json_t *ta
         const char *pn = json_string_value(json_object_get(x, "port_name"));
         json_t *list = json_array();
         json_object_foreach(tasks, id, t) {
-            if (!of(t, name) || !serving(t))
+            if (!sched_is(t, "service", name) || !serving(t))
                 continue;
             json_t *ports = json_object_get(t, "ports");
             const char *pk = pn;
