@@ -152,32 +152,29 @@ void sched_events_free(struct sched *sc)
     sc->events_len = 0;
 }
 
-/* Arms <w> to fire in <after> seconds, or sooner if it is already due sooner. */
-static void arm(struct ev_loop *loop, ev_timer *w, double after)
-{
-    if (ev_is_active(w) && ev_timer_remaining(loop, w) <= after)
-        return;
-    ev_timer_stop(loop, w);
-    ev_timer_set(w, after, 0);
-    ev_timer_start(loop, w);
-}
-
-void sched_kick(struct sched *sc)
-{
-    arm(sc->loop, &sc->tick, 0.01);
-}
-
-void sched_sync_kick(struct sched *sc)
-{
-    if (sc->proxy_admin.len || sc->dns_admin.len)
-        arm(sc->loop, &sc->sync_timer, 0.005);
-}
-
 void sched_schedule(struct sched *sc, ev_timer *w, double after)
 {
     ev_timer_stop(sc->loop, w);
     ev_timer_set(w, after, 0);
     ev_timer_start(sc->loop, w);
+}
+
+/* Arms <w> to fire in <after> seconds, unless it is already due sooner. */
+static void arm(struct sched *sc, ev_timer *w, double after)
+{
+    if (!ev_is_active(w) || ev_timer_remaining(sc->loop, w) > after)
+        sched_schedule(sc, w, after);
+}
+
+void sched_kick(struct sched *sc)
+{
+    arm(sc, &sc->tick, 0.01);
+}
+
+void sched_sync_kick(struct sched *sc)
+{
+    if (sc->proxy_admin.len || sc->dns_admin.len)
+        arm(sc, &sc->sync_timer, 0.005);
 }
 
 void sched_timers_stop(struct sched *sc)
