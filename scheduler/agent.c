@@ -261,16 +261,17 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
     json_array_foreach(cmd_ok ? cmd : NULL, i, v)
         cmd_ok = cmd_ok && json_is_string(v) && (i > 0 || json_string_length(v) > 0);
     double timeout = to ? json_number_value(to) : 30;
-    if (bad || !cmd_ok || container < 0 || (to && (!json_is_number(to) || timeout <= 0 || timeout > EXEC_TIMEOUT_MAX_S))) {
-        httpd_respond_error(req, 400, "InvalidParameter", "%s%s",
-                            bad                ? bad
-                            : !cmd_ok          ? "command"
-                            : container < 0    ? "container"
-                                               : "timeout_s",
-                            bad                ? ": unknown field"
-                            : !cmd_ok          ? ": must be a non-empty array of strings (argv)"
-                            : container < 0    ? ": the task has no container of that name"
-                                               : ": must be a number of seconds in (0, 3600]");
+    const char *field = NULL, *why = NULL;
+    if (bad)
+        field = bad, why = "unknown field";
+    else if (!cmd_ok)
+        field = "command", why = "must be a non-empty array of strings (argv)";
+    else if (container < 0)
+        field = "container", why = "the task has no container of that name";
+    else if (to && (!json_is_number(to) || timeout <= 0 || timeout > EXEC_TIMEOUT_MAX_S))
+        field = "timeout_s", why = "must be a number of seconds in (0, 3600]";
+    if (field) {
+        httpd_respond_error(req, 400, "InvalidParameter", "%s: %s", field, why);
         json_decref(body);
         return;
     }
