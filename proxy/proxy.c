@@ -1,7 +1,6 @@
 /* proxy.c -- applying a configuration (start-up and SIGHUP reload). */
 #include <errno.h>
 #include <stdio.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,7 +8,6 @@
 #include "berth/alloc.h"
 #include "berth/config.h"
 #include "berth/log.h"
-#include "berth/util.h"
 #include "client.h"
 #include "listener.h"
 #include "proxy.h"
