@@ -716,7 +716,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void conn_ready(struct proxy_ready *r, int revents)
 {
-    struct proxy_conn *c = (struct proxy_conn *)(void *)((char *)r - offsetof(struct proxy_conn, ready));
+    struct proxy_conn *c = proxy_ready_owner(r, struct proxy_conn, ready);
     struct ev_loop *loop = c->px->loop;
     if (c->lingering) {
         linger_read(c);

@@ -8,6 +8,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct proxy_ready {
     struct proxy_ready *next, *prev;
@@ -20,6 +21,9 @@ struct proxy_readyq {
     struct proxy_ready head;
     ev_prepare watcher;
 };
+
+/* The object that embeds ready entry <r> as its member <member>. */
+#define proxy_ready_owner(r, type, member) ((type *)(void *)((char *)(r) - offsetof(type, member)))
 
 /* Starts serving <q> on <loop>. */
 void proxy_readyq_init(struct proxy_readyq *q, struct ev_loop *loop);

@@ -71,7 +71,7 @@ static void up_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void up_ready(struct proxy_ready *r, int revents)
 {
-    struct proxy_upstream *up = (struct proxy_upstream *)(void *)((char *)r - offsetof(struct proxy_upstream, ready));
+    struct proxy_upstream *up = proxy_ready_owner(r, struct proxy_upstream, ready);
     struct ev_loop *loop = up->px->loop;
     if (!up->user) { /* readable while idle: closed by the target, or garbage */
         pool_remove(up);
