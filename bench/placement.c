@@ -30,7 +30,7 @@ int main(int argc, char **argv)
         zones[z] = json_pack("{s:s,s:s}", "zone", zone_names[z], "disk", z % 2 ? "ssd" : "hdd");
     struct pl_node *nodes = calloc((size_t)nnodes, sizeof *nodes);
     for (long i = 0; i < nnodes; i++) /* 32 vCPU, 64 GiB */
-        nodes[i] = (struct pl_node){"node", 32768, 65536, 0, 0, zones[i % 4], true};
+        nodes[i] = (struct pl_node){"node", 32768, 65536, 0, 0, zones[i % 4], true, false};
     char *err = NULL;
     struct pl_expr *member_of = pl_expr_parse("attribute:zone in [a, b, c]", &err);
     struct pl_strategy strategies[] = {{PL_SPREAD, "attribute:zone"}, {PL_BINPACK, "memory"}};

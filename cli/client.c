@@ -124,7 +124,7 @@ static json_t *call(const char *method, const char *path, json_t *body)
         free(resp);
         return NULL;
     }
-    json_t *j = json_loads(resp, 0, NULL);
+    json_t *j = json_loads(resp, JSON_ALLOW_NUL, NULL);
     if (st >= 300) {
         const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
         char *problem;
@@ -345,8 +345,8 @@ static int task_exec(int argc, char **argv, const char *id)
     json_t *r = send_body("POST", path, b);
     if (!r)
         return 1;
-    const char *out = json_string_value(json_object_get(r, "output"));
-    fputs(out ? out : "", stdout);
+    json_t *out = json_object_get(r, "output"); /* may hold NUL bytes */
+    fwrite(json_string_value(out) ? json_string_value(out) : "", 1, json_string_length(out), stdout);
     int code = (int)json_integer_value(json_object_get(r, "exit_code"));
     if (json_is_true(json_object_get(r, "timed_out"))) {
         fprintf(stderr, "berth: the command was killed after its timeout\n");

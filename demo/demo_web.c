@@ -121,14 +121,16 @@ static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 
 int main(int argc, char **argv)
 {
-    const char *port = getenv("PORT");
+    const char *port = getenv("PORT"), *bind = getenv("BIND");
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "--port") == 0 || strcmp(argv[i], "-p") == 0) && i + 1 < argc) {
             port = argv[++i];
+        } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
+            bind = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf(
-                "usage: berth-demo-web [--port PORT]\n\nServes GET / (\"hello from $BERTH_TASK_ID\") and GET /health "
-                "on 127.0.0.1:PORT (default $PORT).\n"
+                "usage: berth-demo-web [--port PORT] [--bind ADDR]\n\nServes GET / (\"hello from $BERTH_TASK_ID\") and GET /health "
+                "on ADDR:PORT (default $BIND, else 127.0.0.1; $PORT).\n"
                 "With API_SERVICE set (e.g. \"api\"), GET /api looks up API_SERVICE.$BERTH_NAMESPACE (SRV) at\n"
                 "$BERTH_DNS, calls one instance's / and answers with what it said.\n");
             return 0;
@@ -156,7 +158,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    snprintf(addr, sizeof addr, "127.0.0.1:%s", port);
+    snprintf(addr, sizeof addr, "%s:%s", bind && *bind ? bind : "127.0.0.1", port);
     struct httpd *s = httpd_start(loop, addr, handle, NULL, &err);
     if (!s) {
         fprintf(stderr, "berth-demo-web: %s\n", err);

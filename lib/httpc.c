@@ -23,6 +23,13 @@ struct httpc_req {
     void *arg;
     bool connected;
     enum http_method method;
+    /* Streaming (httpc_on_body): a 2xx body goes to on_body as it comes. */
+    void (*on_body)(void *arg, const char *p, size_t n);
+    bool streaming;
+    int status;
+    enum http_body_kind body_kind;
+    uint64_t remaining;
+    struct http_chunked ch;
 };
 
 static void req_free(struct httpc_req *r)
@@ -69,10 +76,55 @@ static ssize_t dechunk(char *p, size_t len)
     }
 }
 
+/* A streamed body: hands what has been read to on_body. Returns 1 when finished (r freed), 0 to keep
+ * reading. */
+static int stream_body(struct httpc_req *r, bool eof)
+{
+    bool done = false;
+    char *p = buf_head(&r->in);
+    size_t have = r->in.len;
+    switch (r->body_kind) {
+    case HTTP_BODY_NONE:
+        done = true;
+        break;
+    case HTTP_BODY_LENGTH: {
+        size_t n = have < r->remaining ? have : (size_t)r->remaining;
+        if (n)
+            r->on_body(r->arg, p, n);
+        r->remaining -= n;
+        buf_consume(&r->in, n);
+        done = r->remaining == 0;
+        break;
+    }
+    case HTTP_BODY_CHUNKED: {
+        ssize_t n = http_chunked_decode(&r->ch, p, have, &done, r->on_body, r->arg);
+        if (n < 0) {
+            finish(r, NULL, "malformed chunked body");
+            return 1;
+        }
+        buf_consume(&r->in, (size_t)n);
+        break;
+    }
+    case HTTP_BODY_EOF:
+        if (have)
+            r->on_body(r->arg, p, have);
+        buf_consume(&r->in, have);
+        done = eof;
+        break;
+    }
+    if (!done && !eof)
+        return 0;
+    struct httpc_response resp = {r->status, "", 0};
+    finish(r, done ? &resp : NULL, done ? NULL : "truncated response body");
+    return 1;
+}
+
 /* Tries to complete the response from what has been read; <eof> when the
  * peer closed. Returns 1 when finished (r freed), 0 to keep reading. */
 static int try_complete(struct httpc_req *r, bool eof)
 {
+    if (r->streaming)
+        return stream_body(r, eof);
     struct http_msg m;
     int h = http_parse_response(buf_head(&r->in), r->in.len, 65536, r->method, &m);
     if (h == HTTP_INCOMPLETE) {
@@ -88,6 +140,15 @@ static int try_complete(struct httpc_req *r, bool eof)
     if (m.status < 200) { /* interim response: skip it */
         buf_consume(&r->in, (size_t)h);
         return try_complete(r, eof);
+    }
+    if (r->on_body && m.status / 100 == 2) {
+        r->streaming = true;
+        r->status = m.status;
+        r->body_kind = m.body;
+        r->remaining = m.content_length;
+        http_chunked_init(&r->ch);
+        buf_consume(&r->in, (size_t)h);
+        return stream_body(r, eof);
     }
     char *body = buf_head(&r->in) + h;
     size_t have = r->in.len - (size_t)h;
@@ -232,6 +293,11 @@ struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *add
     ev_io_start(loop, &r->io);
     ev_timer_start(loop, &r->timer);
     return r;
+}
+
+void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p, size_t n))
+{
+    r->on_body = on_body;
 }
 
 void httpc_cancel(struct httpc_req *r)

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "berth/net.h"
@@ -117,7 +119,8 @@ int net_connect_tcp(const struct net_addr *a)
     if (fd < 0)
         return -1;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (a->ss.ss_family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -193,4 +196,17 @@ int net_parse_url(const char *url, struct net_addr *out)
     if (n && hostport[n - 1] == '/')
         hostport[n - 1] = 0;
     return net_parse_addr(hostport, out);
+}
+
+int net_parse_unix(const char *url, struct net_addr *out)
+{
+    const char *path = strncmp(url, "unix://", 7) == 0 ? url + 7 : url;
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
+    if (path[0] != '/' || strlen(path) >= sizeof un->sun_path)
+        return -1;
+    memset(out, 0, sizeof *out);
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, strlen(path) + 1);
+    out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+    return 0;
 }

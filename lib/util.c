@@ -1,6 +1,7 @@
 /* util.c -- time, random ids and glob matching. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -179,4 +180,33 @@ int util_write_private(const char *path, const void *data, size_t len)
         return -1;
     }
     return close(fd) < 0 || rename(tmp, path) < 0 ? -1 : 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int util_rm_rf(const char *path)
+{
+    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+const char *util_url_escape(const char *s, char *dst, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t w = 0;
+    for (; *s && w + 4 <= size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c)) {
+            dst[w++] = (char)c;
+        } else {
+            dst[w++] = '%';
+            dst[w++] = hex[c >> 4];
+            dst[w++] = hex[c & 15];
+        }
+    }
+    if (size)
+        dst[w < size ? w : size - 1] = 0;
+    return dst;
 }

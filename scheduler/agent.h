@@ -6,8 +6,9 @@
  * to stop a task through stop() (the scheduler drains it from its load balancers first).
  *
  * A runtime is a table of operations over the tasks it runs. The process runtime (proc.c) runs a
- * task's containers as host processes in their own process groups and cgroups; a container runtime
- * is a second implementation of the same table. */
+ * task's containers as host processes in their own process groups and cgroups; the container runtime
+ * (ctr.c) runs those of a definition that names images as OCI containers through a container engine.
+ * Health checks (agent.c) and logs (a file per task, tasklog.c) are the same for both. */
 #ifndef BERTH_SCHED_AGENT_H
 #define BERTH_SCHED_AGENT_H
 
@@ -15,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "berth/list.h"
 #include "task.h"
 
 #define AGENT_MAX_CONTAINERS 8
@@ -35,8 +37,8 @@ struct runtime_ops {
     int (*signal)(struct agent *a, const char *id, int sig);
     /* Re-attaches to task <id> (record <task>) that survived a restart of the agent. */
     void (*adopt)(struct agent *a, const char *id, json_t *task);
-    /* Appends the last <max> bytes of the task's output to <out>; false when there is none. */
-    bool (*logs)(struct agent *a, const char *id, struct buf *out, size_t max);
+    /* After adopt: removes what the runtime finds of its own that belongs to no task (NULL: nothing). */
+    void (*sweep)(struct agent *a);
     /* Runs <argv> in container <container> of task <id>, with <env> (that container's environment,
      * borrowed): what it writes (stdout and stderr) goes to <out> as it comes, then <done> gets its exit
      * status (128 + signal; -1 when it was killed after <timeout_s>, or could not run). 0, or -1 with
@@ -67,16 +69,35 @@ struct agent {
     /* Something worth an event ("service" may be NULL). */
     void (*event_hook)(void *arg, const char *service, const char *msg);
     void *hook_arg;
+    const char *container_engine; /* the engine's socket URL (NULL: the usual ones; "none": no engine) */
+    bool image_pull_always;       /* image_pull "always" (else "if_not_present") */
     /* Runtimes (set by agent_init; the owner may put another in its place before agent_adopt). */
     const struct runtime_ops *process; /* tasks without an image */
     void *process_state;
+    const struct runtime_ops *container; /* tasks with an image (ctr.c) */
+    void *container_state;
     int next_port;
+    struct list checks; /* container health checks (agent.c) */
 };
 
 /* The process runtime (proc.c). */
 extern const struct runtime_ops proc_runtime;
+/* The container runtime (ctr.c). */
+extern const struct runtime_ops ctr_runtime;
+/* Connects the container runtime to the node's engine (called by agent_init): NULL, or why the node
+ * runs no containers. */
+const char *ctr_open(struct agent *a);
+/* "Podman Engine 4.3.1 at unix:///run/podman/podman.sock", or NULL without an engine. */
+const char *ctr_engine(struct agent *a);
 
-/* Prepares <a> (its fields above filled in by the owner). */
+/* How long a started task may take until its ports accept connections. */
+#define AGENT_READY_MAX_S 60.0
+/* True when every host port task <id> was given accepts TCP connections on 127.0.0.1. */
+bool agent_ports_ready(struct agent *a, const char *id);
+/* True when task record <task> runs as containers (its definition names an image). */
+bool agent_is_image_task(json_t *task);
+
+/* Prepares <a> (its fields above filled in by the owner), and finds its container engine. */
 void agent_init(struct agent *a);
 /* Starts task <id>: host ports, environment, then its runtime. 0, or -1 with the task STOPPED. */
 int agent_start(struct agent *a, const char *id);
@@ -93,6 +114,9 @@ void agent_logs(struct agent *a, struct httpd_req *req, const char *id);
 /* POST .../exec: runs {"command": [...], "container": NAME, "timeout_s": S} in task <id> and answers
  * {"exit_code", "output", "truncated"} (the first MiB of output). */
 void agent_exec(struct agent *a, struct httpd_req *req, const char *id);
+/* Starts the container health checks of task <id>, which just became RUNNING (or was adopted running);
+ * they run through its runtime's exec and end by themselves when it stops running. */
+void agent_health_start(struct agent *a, const char *id);
 /* Answers <req> with task <id>'s resource use. */
 void agent_stats(struct agent *a, struct httpd_req *req, const char *id);
 /* Kills every task (berth-agent --stop-tasks). */

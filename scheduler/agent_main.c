@@ -23,9 +23,11 @@
 #include "agent.h"
 #include "validate.h"
 
+static const char *const pull_policies[] = {"if_not_present", "always", NULL};
+
 struct agent_config {
-    char *scheduler, *node_id, *listen, *data_dir, *address, *join_token, *join_token_file;
-    int cpu, memory_mib;
+    char *scheduler, *node_id, *listen, *data_dir, *address, *join_token, *join_token_file, *container_engine;
+    int cpu, memory_mib, image_pull;
     double heartbeat_interval_s;
 };
 
@@ -39,6 +41,8 @@ static const struct cfg_field fields[] = {
     {"memory_mib", CFG_INT, offsetof(struct agent_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
     {"attributes", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"port_range", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"container_engine", CFG_STRING, offsetof(struct agent_config, container_engine), 0, 0, 0, NULL, NULL, false},
+    {"image_pull", CFG_ENUM, offsetof(struct agent_config, image_pull), 0, 0, 0, "if_not_present", pull_policies, false},
     {"join_token", CFG_STRING, offsetof(struct agent_config, join_token), 0, 0, 0, NULL, NULL, false},
     {"join_token_file", CFG_STRING, offsetof(struct agent_config, join_token_file), 0, 0, 0, NULL, NULL, false},
     {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
@@ -369,7 +373,7 @@ static void usage(FILE *f)
                "\n"
                "  -c, --config FILE     JSON config: scheduler, node_id, listen, data_dir, address, cpu,\n"
                "                        memory_mib, attributes, port_range, heartbeat_interval_s,\n"
-               "                        join_token or join_token_file, auth\n"
+               "                        join_token or join_token_file, auth, container_engine, image_pull\n"
                "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n"
                "      --stop-tasks      on SIGTERM/SIGINT kill every task (default: they keep running and\n"
                "                        a restarted agent adopts them)\n" DAEMON_FLAGS_HELP);
@@ -458,9 +462,13 @@ int main(int argc, char **argv)
                              .namespace = "berth.internal",
                              .port_lo = (int)json_integer_value(json_array_get(pr, 0)),
                              .port_hi = (int)json_integer_value(json_array_get(pr, 1)),
+                             .container_engine = conf.container_engine,
+                             .image_pull_always = conf.image_pull == 1,
                              .stop_hook = stop_hook,
                              .event_hook = event_hook};
     agent_init(&A.agent);
+    if (ctr_engine(&A.agent))
+        json_object_set_new(A.registration, "container_engine", json_string(ctr_engine(&A.agent)));
     /* The Host header: the URL without its scheme and trailing '/'. */
     snprintf(A.host, sizeof A.host, "%s",
              strncmp(conf.scheduler, "http://", 7) == 0 ? conf.scheduler + 7 : conf.scheduler);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -138,6 +139,51 @@ static long long read_key(const char *dir, const char *file, const char *key)
     if (fp)
         fclose(fp);
     return n;
+}
+
+bool cg_of_pid(struct cgroup *cg, int pid, int memory_mib)
+{
+    char f[64], line[512];
+    cg->dir[0][0] = cg->dir[1][0] = 0;
+    cg->mem_limit_mib = memory_mib;
+    snprintf(f, sizeof f, "/proc/%d/cgroup", pid);
+    FILE *fp = fopen(f, "r");
+    agent_cgroups();
+    while (fp && fgets(line, sizeof line, fp)) {
+        line[strcspn(line, "\n")] = 0;
+        char *ctl = strchr(line, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
+        if (!path)
+            continue;
+        *path++ = 0;
+        ctl++;
+        bool cpuacct = strcmp(ctl, "cpuacct") == 0 || strcmp(ctl, "cpu,cpuacct") == 0 || strcmp(ctl, "cpuacct,cpu") == 0;
+        if (cg_mode == 2 && *ctl == 0)
+            snprintf(cg->dir[0], sizeof cg->dir[0], CG_ROOT "%s", path);
+        else if (cg_mode == 1 && strcmp(ctl, "memory") == 0)
+            snprintf(cg->dir[0], sizeof cg->dir[0], CG_ROOT "/memory%s", path);
+        else if (cg_mode == 1 && cpuacct)
+            snprintf(cg->dir[1], sizeof cg->dir[1], CG_ROOT "/%s%s", ctl, path);
+    }
+    if (fp)
+        fclose(fp);
+    return cg->dir[0][0] != 0;
+}
+
+int cg_oom_watch(const struct cgroup *cg)
+{
+    if (cg_mode != 1 || !cg->dir[0][0])
+        return -1;
+    char f[220], text[64];
+    snprintf(f, sizeof f, "%s/memory.oom_control", cg->dir[0]);
+    int ofd = open(f, O_RDONLY | O_CLOEXEC), efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    snprintf(f, sizeof f, "%s/cgroup.event_control", cg->dir[0]);
+    snprintf(text, sizeof text, "%d %d", efd, ofd);
+    bool ok = ofd >= 0 && efd >= 0 && write_file(f, text);
+    if (ofd >= 0)
+        close(ofd);
+    if (!ok && efd >= 0)
+        close(efd);
+    return ok ? efd : -1;
 }
 
 bool cg_oom_killed(const struct cgroup *cg)

@@ -19,6 +19,11 @@ void cg_create(struct cgroup *cg, const char *task, int i, int cpu, int memory_m
 void cg_find(struct cgroup *cg, const char *task, int i, int memory_mib);
 /* In the child, before exec: joins them. */
 void cg_join(const struct cgroup *cg);
+/* The cgroups process <pid> is in (a container the engine made); false when none is known. */
+bool cg_of_pid(struct cgroup *cg, int pid, int memory_mib);
+/* cgroup v1: an eventfd the kernel signals on an OOM in them (and when they are removed), else -1;
+ * on cgroup v1 the engine cannot tell an OOM kill (its cgroup is gone when the container exits). */
+int cg_oom_watch(const struct cgroup *cg);
 /* True when the kernel OOM-killed a process in them. */
 bool cg_oom_killed(const struct cgroup *cg);
 /* Memory in use (bytes) and CPU time used (seconds); false without cgroups. */

@@ -22,7 +22,11 @@ struct sched_config {
     int port_range[2];
     json_t *attributes;
     double autoscale_interval_s, node_lost_after_s;
+    char *container_engine;
+    int image_pull;
 };
+
+static const char *const pull_policies[] = {"if_not_present", "always", NULL};
 
 static const struct cfg_field fields[] = {
     {"listen", CFG_ADDR, offsetof(struct sched_config, listen), 0, 0, 0, "127.0.0.1:7400", NULL, false},
@@ -48,6 +52,8 @@ static const struct cfg_field agent_fields[] = {
     {"memory_mib", CFG_INT, offsetof(struct sched_config, memory_mib), 0, 1 << 30, -1, NULL, NULL, false},
     {"port_range", CFG_RANGE, offsetof(struct sched_config, port_range), 1024, 65535, 0, "32000-60999", NULL, false},
     {"attributes", CFG_STRMAP, offsetof(struct sched_config, attributes), 0, 0, 0, NULL, NULL, false},
+    {"container_engine", CFG_STRING, offsetof(struct sched_config, container_engine), 0, 0, 0, NULL, NULL, false},
+    {"image_pull", CFG_ENUM, offsetof(struct sched_config, image_pull), 0, 0, 0, "if_not_present", pull_policies, false},
     CFG_END,
 };
 
@@ -194,6 +200,8 @@ int main(int argc, char **argv)
                        .autoscale_interval_s = conf.autoscale_interval_s,
                        .node_id = conf.embedded ? "local" : "",
                        .attributes = conf.attributes,
+                       .container_engine = conf.container_engine,
+                       .image_pull_always = conf.image_pull == 1,
                        .node_lost_after_s = conf.node_lost_after_s,
                        .auth = &R.cur.auth,
                        .proxy_admin_token = R.cur.proxy_admin_token,
@@ -208,8 +216,8 @@ int main(int argc, char **argv)
     char tasks_dir[1024];
     snprintf(tasks_dir, sizeof tasks_dir, "%s/tasks", conf.data_dir);
     mkdir(tasks_dir, 0755);
+    sched_start(&sc); /* the embedded node's agent first: its record says whether it runs containers */
     sched_nodes_start(&sc);
-    sched_start(&sc);
     sched_sync_start(&sc);
     sched_metrics_start(&sc);
     struct httpd *api = sched_api_start(&sc, conf.listen, &err);

@@ -157,6 +157,8 @@ void sched_nodes_start(struct sched *sc)
                           "address", "127.0.0.1", "agent", "embedded", "status",
                           old && sched_is(old, "status", "DRAINING") ? "DRAINING" : "ACTIVE", "cgroups",
                           agent_cgroups());
+    if (ctr_engine(&sc->agent))
+        json_object_set_new(n, "container_engine", json_string(ctr_engine(&sc->agent)));
     if (old && json_object_get(old, "registered_at"))
         json_object_set(n, "registered_at", json_object_get(old, "registered_at"));
     else {

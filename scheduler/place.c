@@ -31,7 +31,8 @@ static void cluster_build(struct sched *sc, struct cluster *c)
                                           0,
                                           0,
                                           json_object_get(nd, "attributes"),
-                                          sched_is(nd, "status", "ACTIVE") && !sched_node_lost(sc, id)};
+                                          sched_is(nd, "status", "ACTIVE") && !sched_node_lost(sc, id),
+                                          json_is_string(json_object_get(nd, "container_engine"))};
         json_object_set_new(c->index, id, json_integer((json_int_t)c->n++));
     }
     json_object_foreach(json_object_get(sched_store_state(sc->store), "tasks"), id, t) {
@@ -56,7 +57,7 @@ static void place_group(struct sched *sc, struct cluster *c, const char *service
 {
     json_t *first = task_get(&sc->tasks, json_string_value(json_array_get(ids, 0))), *x;
     json_t *svc = sched_service_get(sc->store, service);
-    struct pl_request req = {0};
+    struct pl_request req = {.containers = agent_is_image_task(first)};
     json_t *ct;
     size_t i;
     json_array_foreach(json_object_get(json_object_get(first, "definition"), "containers"), i, ct) {

@@ -318,7 +318,7 @@ struct pl_batch *pl_batch_new(struct pl_node *nodes, size_t n, const struct pl_r
     b->pos = xmalloc((n ? n : 1) * sizeof *b->pos);
     for (size_t i = 0; i < n; i++) {
         b->pos[i] = SIZE_MAX;
-        if (nodes[i].active && fits(b, i) && !(req->distinct_instance && b->svc_count[i]) && matches(req, &nodes[i])) {
+        if (nodes[i].active && (!req->containers || nodes[i].containers) && fits(b, i) && !(req->distinct_instance && b->svc_count[i]) && matches(req, &nodes[i])) {
             b->pos[i] = b->ncand;
             b->cand[b->ncand++] = i;
         }
@@ -391,13 +391,16 @@ static bool better(struct pl_batch *b, size_t i, const double *best, double *cur
 
 static void why_not(struct pl_batch *b, char *why, size_t len)
 {
-    size_t active = 0, matching = 0, distinct = 0;
+    size_t active = 0, engines = 0, matching = 0, distinct = 0;
     int most_mem = -1, most_cpu = -1;
     for (size_t i = 0; i < b->n; i++) {
         const struct pl_node *nd = &b->nodes[i];
         if (!nd->active)
             continue;
         active++;
+        if (b->req.containers && !nd->containers)
+            continue;
+        engines++;
         if (!matches(&b->req, nd))
             continue;
         matching++;
@@ -411,6 +414,9 @@ static void why_not(struct pl_batch *b, char *why, size_t len)
     }
     if (!active)
         snprintf(why, len, "no ACTIVE node (%zu known)", b->n);
+    else if (!engines)
+        snprintf(why, len, "no node runs containers (the task names images; %zu active node%s without a container engine)",
+                 active, active == 1 ? "" : "s");
     else if (!matching)
         snprintf(why, len, "no node matches the constraint member_of(%s) (%zu active)",
                  b->req.member_of_text ? b->req.member_of_text : "...", active);

@@ -28,6 +28,7 @@ struct pl_node {
     int cpu_used, mem_used; /* updated as tasks are placed */
     json_t *attributes;     /* borrowed; may be NULL */
     bool active;            /* false: DRAINING or lost, takes no new tasks */
+    bool containers;        /* it has a container engine */
 };
 
 enum pl_strategy_type { PL_SPREAD, PL_BINPACK, PL_RANDOM };
@@ -43,6 +44,7 @@ struct pl_request {
     struct pl_expr *const *member_of; /* every one must hold */
     size_t nmember_of;
     bool distinct_instance;
+    bool containers; /* the task runs images: only nodes with a container engine */
     const char *member_of_text; /* for reasons */
 };
 

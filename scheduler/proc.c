@@ -1,6 +1,5 @@
 /* proc.c -- the process runtime: a task's containers run as host processes, each in its own process
- * group and cgroups, with its output in data_dir/tasks/ID.log; container health checks run as
- * commands beside them. Implements struct runtime_ops (agent.h). */
+ * group and cgroups, with its output in data_dir/tasks/ID.log. Implements struct runtime_ops (agent.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,7 +22,6 @@
 #include "cgroup.h"
 #include "tasklog.h"
 
-#define READY_MAX_S 60.0
 #define LOG_MAX (8u << 20)  /* a task's log file is cut back when it grows past this ... */
 #define LOG_KEEP (1u << 20) /* ... to its last MiB (the most GET .../logs shows) */
 #define LOG_CHECK_S 2.0
@@ -42,14 +40,6 @@ struct run {
     int pidfd[AGENT_MAX_CONTAINERS];
     ev_timer kill_timer;
     ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
-    struct health {
-        struct run *r;
-        int i;          /* container index */
-        ev_timer timer; /* next check, or the running check's timeout */
-        ev_child child; /* the running check command */
-        pid_t pid;
-        int failures;
-    } health[AGENT_MAX_CONTAINERS];
     double started; /* monotonic */
     bool all_exited;
     bool stopping;
@@ -118,10 +108,6 @@ static void run_free(struct run *r)
         ev_io_stop(loop, &r->pidfd_io[i]);
         if (r->pidfd[i] >= 0)
             close(r->pidfd[i]);
-        ev_timer_stop(loop, &r->health[i].timer);
-        ev_child_stop(loop, &r->health[i].child);
-        if (r->health[i].pid > 0)
-            kill(-r->health[i].pid, SIGKILL);
         if (r->all_exited)
             cg_remove(&r->cg[i]);
     }
@@ -229,49 +215,6 @@ static void pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
     container_exited(r, i, -1); /* not our child after a restart: the exit code is not ours to read */
 }
 
-/* ---- container health checks (ECS semantics: command, interval, timeout, retries, start period) ---- */
-
-static json_t *health_conf(struct run *r, int i)
-{
-    return json_object_get(
-        json_array_get(json_object_get(json_object_get(record(r), "definition"), "containers"), (size_t)i),
-        "health_check");
-}
-
-static void health_result(struct health *h, bool ok)
-{
-    struct run *r = h->r;
-    struct agent *a = r->a;
-    json_t *hc = health_conf(r, h->i);
-    h->pid = 0;
-    h->failures = ok ? 0 : h->failures + 1;
-    const char *status = ok                                                                  ? "HEALTHY"
-                         : h->failures >= json_integer_value(json_object_get(hc, "retries")) ? "UNHEALTHY"
-                                                                                             : NULL;
-    json_t *t = record(r);
-    if (status && strcmp(json_string_value(json_object_get(t, "health_status")), status) != 0)
-        task_set(a->tasks, r->id, json_pack("{s:s}", "health_status", status));
-    if (status && strcmp(status, "UNHEALTHY") == 0 && r->essential[h->i] && !r->stopping) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "task %s failed container health checks (%d in a row)", r->id, h->failures);
-        a->event_hook(a->hook_arg, json_string_value(json_object_get(record(r), "service")), msg);
-        char id[40];
-        snprintf(id, sizeof id, "%s", r->id);
-        a->stop_hook(a->hook_arg, id, "TaskFailedHealthChecks", "Task failed container health checks");
-        return;
-    }
-    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "interval_s")), 0);
-    ev_timer_start(a->loop, &h->timer);
-}
-
-static void health_exit(struct ev_loop *loop, ev_child *w, int revents)
-{
-    struct health *h = w->data;
-    ev_child_stop(loop, w);
-    ev_timer_stop(loop, &h->timer);
-    health_result(h, WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 0);
-}
-
 /* The PATH tasks get: the node's, or the usual one. */
 static const char *task_path(void)
 {
@@ -294,103 +237,16 @@ static void child_stdio(int fd)
         close(fd);
 }
 
-static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct health *h = w->data;
-    struct run *r = h->r;
-    if (h->pid > 0) { /* the check outlived timeout_s: a failure */
-        kill(-h->pid, SIGKILL);
-        ev_child_stop(loop, &h->child);
-        health_result(h, false);
-        return;
-    }
-    if (r->stopping)
-        return;
-    json_t *hc = health_conf(r, h->i), *cmd = json_object_get(hc, "command");
-    char **argv = xcalloc(json_array_size(cmd) + 1, sizeof *argv);
-    for (size_t k = 0; k < json_array_size(cmd); k++)
-        argv[k] = (char *)json_string_value(json_array_get(cmd, k));
-    /* The check sees the task's environment (PORT and friends), as the container does. */
-    json_t *p;
-    const char *k;
-    const char *path = task_path();
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        /* Like the task: PATH and PORT, nothing else of the node's environment. */
-        char keep[4096];
-        snprintf(keep, sizeof keep, "%s", path);
-        clearenv();
-        setenv("PATH", keep, 1);
-        json_object_foreach(json_object_get(record(r), "ports"), k, p) {
-            char v[16];
-            snprintf(v, sizeof v, "%lld", json_integer_value(p));
-            setenv("PORT", v, 0);
-        }
-        child_stdio(-1);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    free(argv);
-    if (pid < 0) {
-        health_result(h, false);
-        return;
-    }
-    setpgid(pid, pid);
-    h->pid = pid;
-    ev_child_init(&h->child, health_exit, pid, 0);
-    h->child.data = h;
-    ev_child_start(loop, &h->child);
-    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "timeout_s")), 0);
-    ev_timer_start(loop, &h->timer);
-}
-
-static void health_start(struct run *r)
-{
-    for (int i = 0; i < r->n; i++) {
-        json_t *hc = health_conf(r, i);
-        struct health *h = &r->health[i];
-        h->r = r;
-        h->i = i;
-        ev_init(&h->timer, health_tick);
-        h->timer.data = h;
-        ev_init(&h->child, health_exit);
-        if (!hc)
-            continue;
-        /* The first check after start_period_s (failures before it would not count anyway). */
-        double first = json_number_value(json_object_get(hc, "start_period_s"));
-        ev_timer_set(&h->timer, first > 0 ? first : 0.01, 0);
-        ev_timer_start(r->a->loop, &h->timer);
-    }
-}
-
 /* ---- start ---- */
-
-/* True when something accepts TCP connections on 127.0.0.1:<port>. */
-static bool accepting(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0; /* loopback: no wait */
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
 
 /* ACTIVATING: a task is RUNNING (and registered) once every host port it was given accepts connections. */
 static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct run *r = w->data;
-    json_t *p;
-    const char *k;
-    bool ready = true;
-    json_object_foreach(json_object_get(record(r), "ports"), k, p)
-        ready = ready && accepting((int)json_integer_value(p));
-    if (!ready) {
-        if (util_now() - r->started > READY_MAX_S) {
+    if (!agent_ports_ready(r->a, r->id)) {
+        if (util_now() - r->started > AGENT_READY_MAX_S) {
             snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
-            snprintf(r->reason, sizeof r->reason, "its ports did not accept connections within %.0fs", READY_MAX_S);
+            snprintf(r->reason, sizeof r->reason, "its ports did not accept connections within %.0fs", AGENT_READY_MAX_S);
             begin_stop(r);
             return;
         }
@@ -398,8 +254,8 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_start(loop, w);
         return;
     }
-    health_start(r);
     task_running(r->a->tasks, r->id);
+    agent_health_start(r->a, r->id);
 }
 
 /* NULL-terminated "K=V" strings of object <env>. */
@@ -695,7 +551,7 @@ static void proc_adopt(struct agent *a, const char *id, json_t *t)
         alive++;
     }
     if (alive) {
-        health_start(r);
+        agent_health_start(a, id);
         log_info("task %s: adopted %d running process(es)", id, alive);
         char msg[200];
         snprintf(msg, sizeof msg, "task %s adopted after a restart", id);
@@ -716,12 +572,6 @@ static void logs_tick(struct ev_loop *loop, ev_timer *w, int revents)
         if (log)
             tasklog_cap(log, LOG_MAX, LOG_KEEP);
     }
-}
-
-static bool proc_logs(struct agent *a, const char *id, struct buf *out, size_t max)
-{
-    const char *log = json_string_value(json_object_get(task_get(a->tasks, id), "log"));
-    return log && tasklog_tail(log, out, max) == 0;
 }
 
 static json_t *proc_stats(struct agent *a, const char *id)
@@ -757,7 +607,6 @@ const struct runtime_ops proc_runtime = {
     .stop = proc_stop,
     .signal = proc_signal,
     .adopt = proc_adopt,
-    .logs = proc_logs,
     .exec = proc_exec,
     .stats = proc_stats,
     .running = proc_running,

@@ -419,6 +419,8 @@ void sched_start(struct sched *sc)
                                .namespace = sc->namespace,
                                .port_lo = sc->port_lo,
                                .port_hi = sc->port_hi,
+                               .container_engine = *sc->node_id ? sc->container_engine : "none",
+                               .image_pull_always = sc->image_pull_always,
                                .stop_hook = agent_wants_stop,
                                .event_hook = agent_event_hook,
                                .hook_arg = sc};

@@ -47,6 +47,8 @@ struct sched {
     int port_lo, port_hi;
     int cpu, memory_mib; /* the embedded node's capacity */
     json_t *attributes;  /* the embedded node's attributes */
+    const char *container_engine; /* its container engine's socket (NULL: the usual ones; "none") */
+    bool image_pull_always;
     ev_timer tick;       /* runs reconcile_pass (core.c) */
     void (*reconcile_pass)(struct sched *sc); /* the service scheduler's pass (set by reconcile.c) */
     void (*sync_pass)(struct sched *sc);      /* the data plane sync (set by sync.c) */

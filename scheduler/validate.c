@@ -138,11 +138,34 @@ static const struct jfield health_fields[] = {
 };
 static const struct jfield port_fields[] = {
     {"name", J_LABEL, 0, 0, NULL, true, NULL, NULL},
+    {"container_port", J_INT, 1, 65535, NULL, false, NULL, NULL},
+    {.name = NULL},
+};
+static const struct jfield mount_fields[] = {
+    {"source_volume", J_LABEL, 0, 0, NULL, true, NULL, NULL},
+    {"container_path", J_STR, 0, 0, NULL, true, NULL, NULL},
+    {"read_only", J_BOOL, 0, 0, "false", false, NULL, NULL},
+    {.name = NULL},
+};
+static const char *const ulimit_names[] = {"core",   "cpu",    "data",  "fsize",  "locks",   "memlock", "msgqueue",
+                                           "nice",   "nofile", "nproc", "rss",    "rtprio",  "rttime",  "sigpending",
+                                           "stack",  NULL};
+static const struct jfield ulimit_fields[] = {
+    {"name", J_ENUM, 0, 0, NULL, true, NULL, ulimit_names},
+    {"soft", J_INT, 0, 1e12, NULL, true, NULL, NULL},
+    {"hard", J_INT, 0, 1e12, NULL, true, NULL, NULL},
     {.name = NULL},
 };
 static const struct jfield container_fields[] = {
     {"name", J_LABEL, 0, 0, NULL, true, NULL, NULL},
-    {"command", J_STRARR, 1, 0, NULL, true, NULL, NULL},
+    {"image", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {"entry_point", J_STRARR, 0, 0, NULL, false, NULL, NULL},
+    {"command", J_STRARR, 0, 0, NULL, false, NULL, NULL},
+    {"working_directory", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {"user", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {"readonly_root_filesystem", J_BOOL, 0, 0, NULL, false, NULL, NULL},
+    {"mount_points", J_OBJARR, 0, 0, NULL, false, mount_fields, NULL},
+    {"ulimits", J_OBJARR, 0, 0, NULL, false, ulimit_fields, NULL},
     {"environment", J_STRMAP, 0, 0, "{}", false, NULL, NULL},
     {"cpu", J_INT, 0, 65536, "0", false, NULL, NULL},
     {"memory_mib", J_INT, 0, 1048576, "0", false, NULL, NULL},
@@ -152,16 +175,132 @@ static const struct jfield container_fields[] = {
     {"health_check", J_OBJ, 0, 0, NULL, false, health_fields, NULL},
     {.name = NULL},
 };
-static const struct jfield taskdef_fields[] = {
-    {"family", J_LABEL, 0, 0, NULL, true, NULL, NULL},
-    {"containers", J_OBJARR, 1, 0, NULL, true, container_fields, NULL},
+static const struct jfield volume_host_fields[] = {
+    {"source_path", J_STR, 0, 0, NULL, true, NULL, NULL},
     {.name = NULL},
 };
+static const struct jfield volume_fields[] = {
+    {"name", J_LABEL, 0, 0, NULL, true, NULL, NULL},
+    {"host", J_OBJ, 0, 0, NULL, false, volume_host_fields, NULL},
+    {.name = NULL},
+};
+static const char *const network_modes[] = {"bridge", "host", NULL};
+static const struct jfield taskdef_fields[] = {
+    {"family", J_LABEL, 0, 0, NULL, true, NULL, NULL},
+    {"network_mode", J_ENUM, 0, 0, NULL, false, NULL, network_modes},
+    {"containers", J_OBJARR, 1, 0, NULL, true, container_fields, NULL},
+    {"volumes", J_OBJARR, 0, 0, NULL, false, volume_fields, NULL},
+    {.name = NULL},
+};
+
+/* The fields of a container that only an image has. */
+static const char *const image_only[] = {"entry_point", "working_directory", "user", "readonly_root_filesystem",
+                                         "mount_points", "ulimits", NULL};
+
+/* SPEC §5: a definition's containers all run images or none does; what each kind needs. 0, or -1 with *err. */
+static int check_images(json_t *td, char **err)
+{
+    json_t *cs = json_object_get(td, "containers"), *c, *x;
+    json_t *vols = json_object();
+    size_t i, k;
+    char p[160];
+    bool images = json_object_get(json_array_get(cs, 0), "image") != NULL;
+    const char *mode = json_string_value(json_object_get(td, "network_mode"));
+    int rc = -1;
+    json_array_foreach(json_object_get(td, "volumes"), k, x) {
+        const char *sp = json_string_value(json_object_get(json_object_get(x, "host"), "source_path"));
+        snprintf(p, sizeof p, "volumes[%zu]", k);
+        if (json_object_get(vols, json_string_value(json_object_get(x, "name")))) {
+            cfg_error(err, p, "\"%s\" names another volume too", json_string_value(json_object_get(x, "name")));
+            goto out;
+        }
+        if (sp && sp[0] != '/') {
+            cfg_error(err, p, "host.source_path must be an absolute path");
+            goto out;
+        }
+        json_object_set_new(vols, json_string_value(json_object_get(x, "name")), json_true());
+    }
+    if (!images && (mode || json_object_get(td, "volumes"))) {
+        cfg_error(err, mode ? "network_mode" : "volumes", "only for task definitions whose containers name an image");
+        goto out;
+    }
+    json_array_foreach(cs, i, c) {
+        snprintf(p, sizeof p, "containers[%zu]", i);
+        const char *image = json_string_value(json_object_get(c, "image"));
+        if ((image != NULL) != images) {
+            cfg_error(err, p, "either every container of a task definition names an image, or none does");
+            goto out;
+        }
+        if (!image) {
+            if (!json_object_get(c, "command")) {
+                cfg_error(err, p, "command is required for a container without an image (a host process)");
+                goto out;
+            }
+            for (int f = 0; image_only[f]; f++)
+                if (json_object_get(c, image_only[f])) {
+                    snprintf(p, sizeof p, "containers[%zu].%s", i, image_only[f]);
+                    cfg_error(err, p, "only for containers that name an image");
+                    goto out;
+                }
+            continue;
+        }
+        if (strpbrk(image, " \t\r\n") || image[0] == '-' || image[0] == '/') {
+            snprintf(p, sizeof p, "containers[%zu].image", i);
+            cfg_error(err, p, "\"%s\" is not an image reference (like registry:5000/repo/name:tag)", image);
+            goto out;
+        }
+        json_array_foreach(json_object_get(c, "port_mappings"), k, x) {
+            bool has = json_object_get(x, "container_port") != NULL;
+            snprintf(p, sizeof p, "containers[%zu].port_mappings[%zu].container_port", i, k);
+            if (!has && (!mode || strcmp(mode, "bridge") == 0)) {
+                cfg_error(err, p, "is required in network_mode bridge (the port the container listens on)");
+                goto out;
+            }
+            if (has && mode && strcmp(mode, "host") == 0) {
+                cfg_error(err, p, "not in network_mode host: the container listens on the host port it gets in PORT");
+                goto out;
+            }
+        }
+        json_array_foreach(json_object_get(c, "mount_points"), k, x) {
+            snprintf(p, sizeof p, "containers[%zu].mount_points[%zu]", i, k);
+            if (!json_object_get(vols, json_string_value(json_object_get(x, "source_volume")))) {
+                cfg_error(err, p, "source_volume \"%s\" is not one of the task definition's volumes",
+                          json_string_value(json_object_get(x, "source_volume")));
+                goto out;
+            }
+            if (json_string_value(json_object_get(x, "container_path"))[0] != '/') {
+                cfg_error(err, p, "container_path must be an absolute path");
+                goto out;
+            }
+        }
+        json_array_foreach(json_object_get(c, "ulimits"), k, x) {
+            snprintf(p, sizeof p, "containers[%zu].ulimits[%zu]", i, k);
+            if (json_integer_value(json_object_get(x, "soft")) > json_integer_value(json_object_get(x, "hard"))) {
+                cfg_error(err, p, "soft must not be above hard");
+                goto out;
+            }
+        }
+        json_t *cmd = json_object_get(json_object_get(c, "health_check"), "command");
+        const char *first = json_string_value(json_array_get(cmd, 0));
+        if (cmd && (!first || (strcmp(first, "CMD") != 0 && strcmp(first, "CMD-SHELL") != 0) ||
+                    json_array_size(cmd) < 2 || (strcmp(first, "CMD-SHELL") == 0 && json_array_size(cmd) != 2))) {
+            snprintf(p, sizeof p, "containers[%zu].health_check.command", i);
+            cfg_error(err, p, "must be [\"CMD\", argv...] or [\"CMD-SHELL\", \"command line\"] (it runs in the container)");
+            goto out;
+        }
+    }
+    if (images && !mode)
+        json_object_set_new(td, "network_mode", json_string("bridge"));
+    rc = 0;
+out:
+    json_decref(vols);
+    return rc;
+}
 
 json_t *sched_taskdef_validate(json_t *body, char **err)
 {
     json_t *td = json_deep_copy(body);
-    if (check(td, "", taskdef_fields, err) < 0)
+    if (check(td, "", taskdef_fields, err) < 0 || check_images(td, err) < 0)
         goto fail;
     json_t *cs = json_object_get(td, "containers"), *c;
     size_t i;
@@ -363,6 +502,7 @@ static const struct jfield node_fields[] = {
     {"address", J_STR, 0, 0, "\"127.0.0.1\"", false, NULL, NULL},
     {"agent_api", J_STR, 0, 0, NULL, false, NULL, NULL},
     {"cgroups", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {"container_engine", J_STR, 0, 0, NULL, false, NULL, NULL},
     {.name = NULL},
 };
 

@@ -1,4 +1,5 @@
-/* httpc.h -- minimal asynchronous HTTP/1.1 client on libev (one request per connection). */
+/* httpc.h -- minimal asynchronous HTTP/1.1 client on libev (one request per connection; TCP or a unix
+ * socket, see net_parse_unix). */
 #ifndef BERTH_HTTPC_H
 #define BERTH_HTTPC_H
 
@@ -26,6 +27,10 @@ typedef void (*httpc_cb)(const struct httpc_response *resp, const char *err, voi
 struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *addr, const char *method,
                                 const char *host, const char *bearer, const char *path, const char *content_type,
                                 const char *body, size_t body_len, double timeout, httpc_cb cb, void *arg);
+/* Streams the body of a 2xx response: <on_body> gets it as it arrives (decoded when chunked), then the
+ * callback gets the response with an empty body (other statuses are buffered as usual). <on_body>
+ * must not cancel the request. Set right after httpc_request. */
+void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p, size_t n));
 /* Aborts a request; its callback is not called. */
 void httpc_cancel(struct httpc_req *r);
 

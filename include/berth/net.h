@@ -17,6 +17,8 @@ struct net_addr {
 int net_parse_addr(const char *s, struct net_addr *out);
 /* Parses a base URL "http://IP:PORT" (the scheme and a trailing '/' may be left out); 0 or -1. */
 int net_parse_url(const char *url, struct net_addr *out);
+/* Parses a unix socket "unix:///path" (or a bare absolute path); 0 or -1. */
+int net_parse_unix(const char *url, struct net_addr *out);
 /* Formats <a> as "ip:port" ("[ip]:port" for IPv6) into <dst>. */
 void net_format_addr(const struct net_addr *a, char *dst, size_t size);
 /* Writes just the IP of <sa> into <dst>. */
@@ -26,7 +28,7 @@ int net_addr_port(const struct net_addr *a);
 /* Opens a non-blocking listening TCP socket on <a>, with SO_REUSEADDR and,
  * when <reuseport>, SO_REUSEPORT. Returns the fd or -1 (errno set). */
 int net_listen_tcp(const struct net_addr *a, int backlog, bool reuseport);
-/* Starts a non-blocking connect to <a>. Returns the fd (connect may be in
+/* Starts a non-blocking connect to <a> (TCP, or a unix socket). Returns the fd (connect may be in
  * progress) or -1 (errno set). */
 int net_connect_tcp(const struct net_addr *a);
 /* Makes <fd> non-blocking and close-on-exec. */

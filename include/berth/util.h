@@ -37,6 +37,11 @@ static inline int util_hexval(int c)
 int util_write_private(const char *path, const void *data, size_t len);
 /* Raises the soft open-files limit to the hard one (once) and returns it. */
 long util_nofile_limit(void);
+/* Removes <path> and everything under it (symlinks are not followed); 0, or -1 with errno. */
+int util_rm_rf(const char *path);
+/* Percent-encodes <s> for a URL query or path segment (all but RFC 3986 unreserved characters) into
+ * <dst>; cut short when <dst> is too small. Returns dst. */
+const char *util_url_escape(const char *s, char *dst, size_t size);
 /* Case-insensitive compare of <a>[0..alen) with NUL-terminated <b>. */
 bool util_ieq(const char *a, size_t alen, const char *b);
 

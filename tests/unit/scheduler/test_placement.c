@@ -34,7 +34,7 @@ static void parse_error(const char *text, const char *want)
 
 #define NODE(id_, cpu_, mem_, attrs_)                                                                                  \
     {                                                                                                                  \
-        id_, cpu_, mem_, 0, 0, attrs_, true                                                                            \
+        id_, cpu_, mem_, 0, 0, attrs_, true, false                                                                     \
     }
 
 /* Places <count> tasks; returns how many were placed; counts per node in <per>. */
@@ -198,6 +198,19 @@ int main(void)
         bad += many[i].mem_used != 1024;
     is_int(bad, 0, "and every node is full");
     free(many);
+
+    /* Image tasks go only to nodes with a container engine, and say so when there is none. */
+    struct pl_node eng[] = {NODE("plain", 4096, 4096, NULL), NODE("engine", 4096, 4096, NULL)};
+    struct pl_request img = {.cpu = 128, .mem = 64, .strategies = &spread_inst, .nstrategies = 1, .containers = true};
+    b = pl_batch_new(eng, 2, &img, NULL, 3);
+    ok(pl_batch_place(b, why, sizeof why) < 0 && strstr(why, "no node runs containers"),
+       "an image task is not placed on nodes without a container engine (%s)", why);
+    pl_batch_free(b);
+    eng[1].containers = true;
+    b = pl_batch_new(eng, 2, &img, NULL, 3);
+    int at[3] = {pl_batch_place(b, why, sizeof why), pl_batch_place(b, why, sizeof why), pl_batch_place(b, why, sizeof why)};
+    ok(at[0] == 1 && at[1] == 1 && at[2] == 1, "every image task goes to the node with the engine");
+    pl_batch_free(b);
     json_decref(za);
     json_decref(zb);
     return done_testing();

@@ -66,10 +66,6 @@ static int fake_signal(struct agent *a, const char *id, int sig)
 }
 
 static void fake_adopt(struct agent *a, const char *id, json_t *task) {}
-static bool fake_logs(struct agent *a, const char *id, struct buf *out, size_t max)
-{
-    return false;
-}
 static json_t *fake_stats(struct agent *a, const char *id)
 {
     return NULL;
@@ -91,7 +87,6 @@ static const struct runtime_ops fake = {.name = "fake",
                                         .stop = fake_stop,
                                         .signal = fake_signal,
                                         .adopt = fake_adopt,
-                                        .logs = fake_logs,
                                         .exec = fake_exec,
                                         .stats = fake_stats,
                                         .running = fake_running,
