@@ -324,6 +324,64 @@ static int events(int argc, char **argv, bool js)
 
 /* berth task exec ID [--container NAME] [--timeout S] -- CMD...: the command's output, and its exit code
  * as berth's (124 when it timed out, as timeout(1)). */
+/* Writes the last <n> lines of <p>[0..len) (all of it for n < 0). */
+static void put_tail(const char *p, size_t len, long n)
+{
+    size_t at = n < 0 ? 0 : len;
+    for (long seen = 0; n > 0 && at > 0; at--)
+        if (p[at - 1] == '\n' && at != len && ++seen == n)
+            break;
+    fwrite(p + at, 1, len - at, stdout);
+}
+
+/* `berth task logs ID [-f] [--tail N]`: the last MiB (or N lines); with -f, then what the task writes,
+ * until it has stopped. */
+static int task_logs(int argc, char **argv, const char *id)
+{
+    bool follow = false;
+    long tail = -1;
+    for (int i = 3; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--follow") == 0) {
+            follow = true;
+        } else if (strcmp(argv[i], "--tail") == 0 && i + 1 < argc && (tail = strtol(argv[++i], &end, 10)) >= 0 && !*end) {
+            continue;
+        } else {
+            return usage_error("task logs ID [-f] [--tail N]");
+        }
+    }
+    char path[512];
+    snprintf(path, sizeof path, "/v1/tasks/%s/logs?offset=-1", id);
+    json_t *r = call("GET", path, NULL);
+    if (!r)
+        return 1;
+    json_t *data = json_object_get(r, "data");
+    put_tail(json_string_value(data) ? json_string_value(data) : "", json_string_length(data), tail);
+    long long offset = json_integer_value(json_object_get(r, "offset"));
+    json_decref(r);
+    fflush(stdout);
+    while (follow) {
+        snprintf(path, sizeof path, "/v1/tasks/%s", id);
+        json_t *t = call("GET", path, NULL);
+        bool stopped = !t || strcmp(S(t, "last_status"), "STOPPED") == 0;
+        json_decref(t);
+        snprintf(path, sizeof path, "/v1/tasks/%s/logs?offset=%lld", id, offset);
+        if (!(r = call("GET", path, NULL)))
+            return 1;
+        data = json_object_get(r, "data");
+        fwrite(json_string_value(data) ? json_string_value(data) : "", 1, json_string_length(data), stdout);
+        fflush(stdout);
+        long long next = json_integer_value(json_object_get(r, "offset"));
+        json_decref(r);
+        if (next == offset && stopped) /* it has stopped, and all it wrote is out */
+            break;
+        if (next == offset)
+            usleep(300 * 1000);
+        offset = next;
+    }
+    return 0;
+}
+
 static int task_exec(int argc, char **argv, const char *id)
 {
     int dash = 0;
@@ -514,16 +572,13 @@ int cli_scheduler(int argc, char **argv)
                 printf("%-34s %-12s %-10s %-12s %s\n", S(x, "id"), S(x, "service"), S(x, "task_definition"),
                        S(x, "last_status"), why);
             }
-        } else if ((strcmp(verb, "describe") == 0 || strcmp(verb, "stop") == 0 || strcmp(verb, "logs") == 0) && id) {
-            bool stop = strcmp(verb, "stop") == 0, logs = strcmp(verb, "logs") == 0;
-            snprintf(path, sizeof path, "/v1/tasks/%s%s", id, stop ? "/stop" : logs ? "/logs" : "");
+        } else if (strcmp(verb, "logs") == 0 && id && id[0] != '-') {
+            return task_logs(argc, argv, id);
+        } else if ((strcmp(verb, "describe") == 0 || strcmp(verb, "stop") == 0) && id) {
+            bool stop = strcmp(verb, "stop") == 0;
+            snprintf(path, sizeof path, "/v1/tasks/%s%s", id, stop ? "/stop" : "");
             if (!(r = call(stop ? "POST" : "GET", path, NULL)))
                 return 1;
-            if (logs) {
-                fputs(json_string_value(r) ? json_string_value(r) : "", stdout);
-                json_decref(r);
-                return 0;
-            }
             if (js || !stop)
                 return print_json(r);
             printf("task %s: %s\n", id, S(r, "last_status"));
@@ -531,7 +586,7 @@ int cli_scheduler(int argc, char **argv)
             return task_exec(argc, argv, id);
         } else {
             return usage_error("task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | "
-                               "logs ID | exec ID [--container NAME] [--timeout S] -- CMD...");
+                               "logs ID [-f] [--tail N] | exec ID [--container NAME] [--timeout S] -- CMD...");
         }
     } else if (strcmp(noun, "node") == 0 && (strcmp(verb, "drain") == 0 || strcmp(verb, "activate") == 0)) {
         if (argc < 3 || argv[2][0] == '-')

@@ -92,66 +92,7 @@ static int alloc_port(struct agent *a)
     return -1;
 }
 
-/* True when something accepts TCP connections on 127.0.0.1:<port>. */
-static bool accepting(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = {htonl(INADDR_LOOPBACK)}};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0; /* loopback: no wait */
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-bool agent_ports_ready(struct agent *a, const char *id)
-{
-    json_t *p;
-    const char *k;
-    json_object_foreach(json_object_get(task_get(a->tasks, id), "ports"), k, p)
-        if (!accepting((int)json_integer_value(p)))
-            return false;
-    return true;
-}
-
 /* ---- start and stop ---- */
-
-/* The environment of each container (SPEC §7): its own variables, then berth's; nothing of the
- * node's, so no token or secret of the scheduler's reaches a task. PORT is the container's first
- * port mapping, else the task's first. */
-static json_t *task_env(struct agent *a, const char *id, json_t *t, json_t *ports)
-{
-    json_t *out = json_array(), *c;
-    const char *svc = json_string_value(json_object_get(t, "service"));
-    size_t i;
-    json_array_foreach(json_object_get(json_object_get(t, "definition"), "containers"), i, c) {
-        json_t *env = json_deep_copy(json_object_get(c, "environment"));
-        if (!env)
-            env = json_object();
-        const char *first =
-            json_string_value(json_object_get(json_array_get(json_object_get(c, "port_mappings"), 0), "name"));
-        const char *pk;
-        json_t *pv;
-        json_object_foreach(ports, pk, pv) {
-            char key[128];
-            int w = snprintf(key, sizeof key, "BERTH_PORT_");
-            for (const char *q = pk; *q && w < (int)sizeof key - 1; q++)
-                key[w++] = (char)(isalnum((unsigned char)*q) ? toupper((unsigned char)*q) : '_');
-            key[w] = 0;
-            json_object_set_new(env, key, json_sprintf("%lld", json_integer_value(pv)));
-            if (!first)
-                first = pk;
-            if (strcmp(first, pk) == 0)
-                json_object_set_new(env, "PORT", json_sprintf("%lld", json_integer_value(pv)));
-        }
-        json_object_set_new(env, "BERTH_TASK_ID", json_string(id));
-        json_object_set_new(env, "BERTH_SERVICE", json_string(svc ? svc : ""));
-        json_object_set_new(env, "BERTH_DNS", json_string(a->dns));
-        json_object_set_new(env, "BERTH_NAMESPACE", json_string(a->namespace));
-        json_array_append_new(out, env);
-    }
-    return out;
-}
 
 int agent_start(struct agent *a, const char *id)
 {
@@ -177,7 +118,7 @@ int agent_start(struct agent *a, const char *id)
             json_object_set_new(ports, json_string_value(json_object_get(pm, "name")), json_integer(port));
         }
     }
-    json_t *env = task_env(a, id, t, ports);
+    json_t *env = agent_task_env(a, id, t, ports);
     int rc = runtime_of(a, t)->start(a, id, env, ports, why, sizeof why);
     json_decref(env);
     json_decref(ports);
@@ -232,13 +173,34 @@ void agent_logs(struct agent *a, struct httpd_req *req, const char *id)
         httpd_respond_error(req, 404, "TaskNotFound", "no task \"%s\" on this node", id);
         return;
     }
-    struct buf b;
-    buf_init(&b, 1u << 20);
+    char q[32];
     const char *log = json_string_value(json_object_get(t, "log"));
+    struct buf b;
+    buf_init(&b, TASKLOG_READ_MAX);
+    if (!httpd_query_param(req, "offset", q, sizeof q)) {
+        if (log)
+            tasklog_tail(log, &b, TASKLOG_READ_MAX);
+        httpd_respond(req, 200, "text/plain", b.len ? buf_head(&b) : "", b.len);
+        buf_free(&b);
+        return;
+    }
+    /* Following: what was written from byte <offset> on (-1: the last MiB), and where to go on. */
+    char *end;
+    long long from = strtoll(q, &end, 10), next = 0;
+    if (*end || from < -1) {
+        buf_free(&b);
+        httpd_respond_error(req, 400, "InvalidParameter", "offset: must be a byte offset (or -1 for the last MiB)");
+        return;
+    }
+    bool reset = false;
     if (log)
-        tasklog_tail(log, &b, 1u << 20); /* the last MiB at most */
-    httpd_respond(req, 200, "text/plain", b.len ? buf_head(&b) : "", b.len);
+        next = tasklog_read(log, from, &b, TASKLOG_READ_MAX, &reset);
+    json_t *body = json_pack("{s:I,s:s%,s:b}", "offset", (json_int_t)next, "data", b.len ? buf_head(&b) : "", b.len,
+                             "reset", reset);
+    if (!body)
+        body = json_pack("{s:I,s:s,s:b}", "offset", (json_int_t)next, "data", "(output is not UTF-8 text)\n", "reset", reset);
     buf_free(&b);
+    httpd_respond_json(req, 200, body);
 }
 
 /* ---- exec ---- */
@@ -321,7 +283,7 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
     char **argv = xcalloc(json_array_size(cmd) + 1, sizeof *argv);
     json_array_foreach(cmd, i, v)
         argv[i] = (char *)json_string_value(v);
-    json_t *env = task_env(a, id, t, json_object_get(t, "ports"));
+    json_t *env = agent_task_env(a, id, t, json_object_get(t, "ports"));
     struct exec_req *x = xcalloc(1, sizeof *x);
     x->req = req;
     buf_init(&x->out, EXEC_OUTPUT_MAX);
@@ -335,127 +297,6 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
     free(argv);
     json_decref(env);
     json_decref(body);
-}
-
-/* ---- container health checks (ECS semantics: command, interval, timeout, retries, start period),
- * run inside the container through its runtime's exec ---- */
-
-struct hcheck {
-    struct list link;
-    struct agent *a;
-    char id[40];
-    int i;          /* container index */
-    ev_timer timer; /* the next check */
-    int failures;
-    bool busy; /* a check runs */
-    bool gone; /* released while a check ran: freed when it returns */
-};
-
-static json_t *health_conf(json_t *t, int i)
-{
-    return json_object_get(
-        json_array_get(json_object_get(json_object_get(t, "definition"), "containers"), (size_t)i), "health_check");
-}
-
-static void hcheck_free(struct hcheck *h)
-{
-    list_del(&h->link);
-    ev_timer_stop(h->a->loop, &h->timer);
-    free(h);
-}
-
-static void health_out(void *arg, const char *data, size_t len)
-{
-}
-
-static void health_done(void *arg, int status)
-{
-    struct hcheck *h = arg;
-    struct agent *a = h->a;
-    h->busy = false;
-    json_t *t = task_get(a->tasks, h->id), *hc = health_conf(t, h->i);
-    if (h->gone || !t || !task_is(t, TASK_RUNNING)) {
-        hcheck_free(h);
-        return;
-    }
-    h->failures = status == 0 ? 0 : h->failures + 1;
-    const char *verdict = status == 0 ? "HEALTHY"
-                          : h->failures >= json_integer_value(json_object_get(hc, "retries")) ? "UNHEALTHY"
-                                                                                            : NULL;
-    const char *was = json_string_value(json_object_get(t, "health_status"));
-    if (verdict && (!was || strcmp(was, verdict) != 0))
-        task_set(a->tasks, h->id, json_pack("{s:s}", "health_status", verdict));
-    json_t *def = json_array_get(json_object_get(json_object_get(t, "definition"), "containers"), (size_t)h->i);
-    if (verdict && strcmp(verdict, "UNHEALTHY") == 0 && json_is_true(json_object_get(def, "essential"))) {
-        char msg[200], id[40];
-        snprintf(msg, sizeof msg, "task %s failed container health checks (%d in a row)", h->id, h->failures);
-        a->event_hook(a->hook_arg, json_string_value(json_object_get(t, "service")), msg);
-        snprintf(id, sizeof id, "%s", h->id);
-        hcheck_free(h);
-        a->stop_hook(a->hook_arg, id, "TaskFailedHealthChecks", "Task failed container health checks");
-        return;
-    }
-    ev_timer_set(&h->timer, json_number_value(json_object_get(hc, "interval_s")), 0);
-    ev_timer_start(a->loop, &h->timer);
-}
-
-/* The check's argv: ["CMD", argv...] and ["CMD-SHELL", "line"] as Docker's, else the array itself. */
-static char **health_argv(json_t *cmd)
-{
-    size_t n = json_array_size(cmd), k = 0, skip = 0;
-    char **argv = xcalloc(n + 3, sizeof *argv);
-    const char *first = json_string_value(json_array_get(cmd, 0));
-    if (first && strcmp(first, "CMD-SHELL") == 0) {
-        argv[k++] = "/bin/sh";
-        argv[k++] = "-c";
-        skip = 1;
-    } else if (first && strcmp(first, "CMD") == 0) {
-        skip = 1;
-    }
-    for (size_t j = skip; j < n; j++)
-        argv[k++] = (char *)json_string_value(json_array_get(cmd, j));
-    return argv;
-}
-
-static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct hcheck *h = w->data;
-    struct agent *a = h->a;
-    json_t *t = task_get(a->tasks, h->id);
-    if (!t || !task_is(t, TASK_RUNNING)) {
-        hcheck_free(h);
-        return;
-    }
-    json_t *hc = health_conf(t, h->i);
-    char **argv = health_argv(json_object_get(hc, "command"));
-    json_t *env = task_env(a, h->id, t, json_object_get(t, "ports"));
-    h->busy = true;
-    if (runtime_of(a, t)->exec(a, h->id, h->i, argv, json_array_get(env, (size_t)h->i),
-                               json_number_value(json_object_get(hc, "timeout_s")), health_out, health_done, h) < 0)
-        health_done(h, -1);
-    json_decref(env);
-    free(argv);
-}
-
-void agent_health_start(struct agent *a, const char *id)
-{
-    json_t *t = task_get(a->tasks, id);
-    size_t n = json_array_size(json_object_get(json_object_get(t, "definition"), "containers"));
-    for (size_t i = 0; i < n; i++) {
-        json_t *hc = health_conf(t, (int)i);
-        if (!hc)
-            continue;
-        struct hcheck *h = xcalloc(1, sizeof *h);
-        h->a = a;
-        h->i = (int)i;
-        snprintf(h->id, sizeof h->id, "%s", id);
-        list_add(&a->checks, &h->link);
-        /* The first check after start_period_s (failures before it would not count anyway). */
-        double first = json_number_value(json_object_get(hc, "start_period_s"));
-        ev_timer_init(&h->timer, health_tick, first > 0 ? first : 0.01, 0);
-        h->timer.data = h;
-        ev_timer_start(a->loop, &h->timer);
-    }
 }
 
 void agent_stats(struct agent *a, struct httpd_req *req, const char *id)
@@ -478,9 +319,7 @@ void agent_kill_all(struct agent *a)
 
 void agent_release(struct agent *a)
 {
-    struct list *it, *tmp;
-    list_each(it, tmp, &a->checks) /* the runtime drops the checks that run, without calling back */
-        hcheck_free(list_entry(it, struct hcheck, link));
+    agent_health_release(a);
     a->container->release(a);
     a->process->release(a);
 }

@@ -116,7 +116,12 @@ void agent_logs(struct agent *a, struct httpd_req *req, const char *id);
 void agent_exec(struct agent *a, struct httpd_req *req, const char *id);
 /* Starts the container health checks of task <id>, which just became RUNNING (or was adopted running);
  * they run through its runtime's exec and end by themselves when it stops running. */
-void agent_health_start(struct agent *a, const char *id);
+void agent_health_start(struct agent *a, const struct runtime_ops *rt, const char *id);
+/* Drops every health check (at exit). */
+void agent_health_release(struct agent *a);
+/* The environment of each container of task <id> (record <task>, host ports <ports>): an array of
+ * objects, one per container, its own variables and berth's (PORT, BERTH_PORT_<NAME>, BERTH_TASK_ID...). */
+json_t *agent_task_env(struct agent *a, const char *id, json_t *task, json_t *ports);
 /* Answers <req> with task <id>'s resource use. */
 void agent_stats(struct agent *a, struct httpd_req *req, const char *id);
 /* Kills every task (berth-agent --stop-tasks). */

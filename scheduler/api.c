@@ -381,8 +381,10 @@ static void relay_answer(struct sched *sc, const struct httpc_response *resp, co
         httpd_respond_error(req, 502, "AgentUnavailable", "the node's agent did not answer: %s", err);
     else
         httpd_respond(req, resp->status,
-                      req->method_id == HTTP_M_GET && strcmp(req->segs[3], "logs") == 0 ? "text/plain"
-                                                                                         : "application/json",
+                      resp->status == 200 && req->method_id == HTTP_M_GET && strcmp(req->segs[3], "logs") == 0 &&
+                              !strstr(req->query, "offset=")
+                          ? "text/plain"
+                          : "application/json",
                       resp->body, resp->body_len);
 }
 
@@ -406,8 +408,8 @@ static void on_node(struct sched *sc, struct httpd_req *req, void (*local)(struc
                             node);
         return;
     }
-    char path[300];
-    snprintf(path, sizeof path, "/v1/tasks/%s/%s", req->segs[2], req->segs[3]);
+    char path[600];
+    snprintf(path, sizeof path, "/v1/tasks/%s/%s%s%.200s", req->segs[2], req->segs[3], *req->query ? "?" : "", req->query);
     sched_call_within(sc, timeout_s, &to, node, req->method, path, req->body_len ? req->body : NULL, relay_answer, req);
 }
 

@@ -255,7 +255,7 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     task_running(r->a->tasks, r->id);
-    agent_health_start(r->a, r->id);
+    agent_health_start(r->a, &proc_runtime, r->id);
 }
 
 /* NULL-terminated "K=V" strings of object <env>. */
@@ -551,7 +551,7 @@ static void proc_adopt(struct agent *a, const char *id, json_t *t)
         alive++;
     }
     if (alive) {
-        agent_health_start(a, id);
+        agent_health_start(a, &proc_runtime, id);
         log_info("task %s: adopted %d running process(es)", id, alive);
         char msg[200];
         snprintf(msg, sizeof msg, "task %s adopted after a restart", id);

@@ -24,6 +24,28 @@ int tasklog_tail(const char *path, struct buf *out, size_t max)
     return 0;
 }
 
+long long tasklog_read(const char *path, long long from, struct buf *out, size_t max, bool *reset)
+{
+    FILE *f = fopen(path, "r");
+    *reset = false;
+    if (!f)
+        return from > 0 ? from : 0;
+    fseek(f, 0, SEEK_END);
+    long long size = ftell(f);
+    if (from < 0) {
+        from = size > (long long)max ? size - (long long)max : 0;
+    } else if (from > size) { /* the file was cut back (tasklog_cap): what it kept, from its start */
+        from = 0;
+        *reset = true;
+    }
+    fseek(f, (long)from, SEEK_SET);
+    char *d = buf_reserve(out, max);
+    size_t n = d ? fread(d, 1, max, f) : 0;
+    buf_commit(out, n);
+    fclose(f);
+    return from + (long long)n;
+}
+
 void tasklog_cap(const char *path, size_t max, size_t keep_max)
 {
     int fd = open(path, O_RDWR | O_CLOEXEC);

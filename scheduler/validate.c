@@ -160,7 +160,7 @@ static const struct jfield container_fields[] = {
     {"name", J_LABEL, 0, 0, NULL, true, NULL, NULL},
     {"image", J_STR, 0, 0, NULL, false, NULL, NULL},
     {"entry_point", J_STRARR, 0, 0, NULL, false, NULL, NULL},
-    {"command", J_STRARR, 0, 0, NULL, false, NULL, NULL},
+    {"command", J_STRARR, 1, 0, NULL, false, NULL, NULL},
     {"working_directory", J_STR, 0, 0, NULL, false, NULL, NULL},
     {"user", J_STR, 0, 0, NULL, false, NULL, NULL},
     {"readonly_root_filesystem", J_BOOL, 0, 0, NULL, false, NULL, NULL},
@@ -232,8 +232,9 @@ static int check_images(json_t *td, char **err)
             goto out;
         }
         if (!image) {
-            if (!json_object_get(c, "command")) {
-                cfg_error(err, p, "command is required for a container without an image (a host process)");
+            if (!json_object_get(c, "command")) { /* a host process: what it runs */
+                snprintf(p, sizeof p, "containers[%zu].command", i);
+                cfg_error(err, p, "is required");
                 goto out;
             }
             for (int f = 0; image_only[f]; f++)

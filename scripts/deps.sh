@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # deps.sh -- installs the Debian packages berth needs to build, test and benchmark (only missing ones).
-# usage: scripts/deps.sh [build|test|bench]   (each level includes the previous)
+# usage: scripts/deps.sh [build|dev|test|bench]   (each level includes the previous)
 set -euo pipefail
 level=${1:-build}
 pkgs=(build-essential cmake pkg-config libev-dev libc-ares-dev libjansson-dev libssl-dev curl python3 ca-certificates)
+if [[ $level == dev || $level == test || $level == bench ]]; then
+  # Containers (tests and berth dev): Podman's API service with runc (crun fails on hybrid cgroup v1;
+  # naming runc keeps apt from choosing crun for podman's "crun | runc"), its network stack, a local
+  # registry, and busybox for the images the tests build.
+  pkgs+=(podman runc conmon netavark aardvark-dns iptables fuse-overlayfs slirp4netns uidmap catatonit
+         docker-registry busybox-static)
+fi
 if [[ $level == test || $level == bench ]]; then
   pkgs+=(clang libclang-rt-14-dev wrk bind9-dnsutils prometheus)
 fi
@@ -30,8 +37,10 @@ if ((${#missing[@]})); then
   fi
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
   [[ -n $own_policy ]] && $sudo rm -f $policy
-  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
-    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
-  fi
+  for unit in prometheus docker-registry; do
+    if [[ " ${missing[*]} " == *" $unit "* ]] && command -v systemctl >/dev/null; then
+      $sudo systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
   exit "${status:-0}"
 fi

@@ -20,11 +20,43 @@ t.is_((st, body["revision"]), (201, 2), "registering again makes revision 2")
 t.is_(s.admin("GET", "/v1/task-definitions/web")[1]["revision"], 2, "family alone means the latest")
 t.is_(s.admin("GET", "/v1/task-definitions/web:1")[1]["revision"], 1, "family:rev")
 t.is_(s.admin("GET", "/v1/task-definitions")[1], {"task_definitions": ["web:2"]}, "list")
+st, body = s.admin("POST", "/v1/task-definitions", {"family": "img", "containers": [
+    {"name": "a", "image": "127.0.0.1:5000/x:1", "port_mappings": [{"name": "http", "container_port": 80}]}]})
+t.ok(st == 201 and body["network_mode"] == "bridge", "an image task definition defaults to network_mode bridge", body)
+s.admin("DELETE", "/v1/task-definitions/img:1")
 
 bad_tds = [
     ({"family": "web", "containers": [{"name": "web"}]}, "containers[0].command: is required"),
     ({"family": "web", "containers": [{"name": "web", "command": []}]}, "containers[0].command: must be an array of strings (not empty)"),
-    ({"family": "web", "containers": [{"name": "web", "command": ["x"], "image": "nginx"}]}, "containers[0].image: unknown field"),
+    ({"family": "web", "containers": [{"name": "web", "command": ["x"], "privileged": True}]}, "containers[0].privileged: unknown field"),
+    # Containers with an image (SPEC §5): what each kind of container may have, and what it needs.
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1"}, {"name": "b", "command": ["y"]}]},
+     "containers[1]: either every container of a task definition names an image, or none does"),
+    ({"family": "web", "containers": [{"name": "a", "command": ["x"], "user": "1000"}]},
+     "containers[0].user: only for containers that name an image"),
+    ({"family": "web", "network_mode": "host", "containers": [{"name": "a", "command": ["x"]}]},
+     "network_mode: only for task definitions whose containers name an image"),
+    ({"family": "web", "network_mode": "nat", "containers": [{"name": "a", "image": "r/x:1"}]},
+     "network_mode: must be one of bridge, host"),
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1", "port_mappings": [{"name": "http"}]}]},
+     "containers[0].port_mappings[0].container_port: is required in network_mode bridge"),
+    ({"family": "web", "network_mode": "host", "containers": [{"name": "a", "image": "r/x:1",
+                                                               "port_mappings": [{"name": "http", "container_port": 80}]}]},
+     "containers[0].port_mappings[0].container_port: not in network_mode host"),
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1", "port_mappings": [{"name": "h", "container_port": 70000}]}]},
+     "containers[0].port_mappings[0].container_port: must be an integer 1..65535"),
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1",
+                                       "mount_points": [{"source_volume": "data", "container_path": "/data"}]}]},
+     'containers[0].mount_points[0]: source_volume "data" is not one of the task definition\'s volumes'),
+    ({"family": "web", "volumes": [{"name": "data", "host": {"source_path": "relative"}}],
+      "containers": [{"name": "a", "image": "r/x:1"}]}, "volumes[0]: host.source_path must be an absolute path"),
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1", "ulimits": [{"name": "nofile", "soft": 10, "hard": 5}]}]},
+     "containers[0].ulimits[0]: soft must not be above hard"),
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1", "ulimits": [{"name": "files", "soft": 1, "hard": 1}]}]},
+     "containers[0].ulimits[0].name: must be one of"),
+    ({"family": "web", "containers": [{"name": "a", "image": "r/x:1", "health_check": {"command": ["curl", "-f", "x"]}}]},
+     'containers[0].health_check.command: must be ["CMD", argv...] or ["CMD-SHELL", "command line"]'),
+    ({"family": "web", "containers": [{"name": "a", "image": "bad image"}]}, 'containers[0].image: "bad image" is not an image'),
     ({"family": "web", "containers": [{"name": "web", "command": ["x"], "stop_timeout_s": 500}]},
      "containers[0].stop_timeout_s: must be a number 0..120"),
     ({"family": "web", "containers": [{"name": "web", "command": ["x"], "memory_mib": "64"}]},

@@ -1,0 +1,100 @@
+/* ctr_int.h -- the container runtime's own structures, shared by ctr.c (the lifecycle of a task's
+ * containers) and ctr_ops.c (exec, adoption, the runtime table). Nothing else includes it. */
+#ifndef BERTH_SCHED_CTR_INT_H
+#define BERTH_SCHED_CTR_INT_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "agent.h"
+#include "berth/list.h"
+#include "cgroup.h"
+#include "engine.h"
+
+#define CTR_CALL_S 30.0   /* a plain engine call */
+#define CTR_PULL_S 600.0  /* an image pull */
+#define CTR_FOREVER_S 1e8 /* waiting for an exit, following output */
+
+struct ctask;
+
+struct ctr {
+    struct ctask *t;
+    int i;
+    char cid[72];
+    bool created; /* the engine has it (removed when the task ends) */
+    bool waiting; /* it runs, and its exit is being waited for */
+    bool exited;
+    bool essential, oom;
+    int stop_timeout;
+    struct engine_call *wait, *follow;
+    struct cgroup cg;
+    int oom_fd;
+    ev_io oom_io;
+};
+
+struct ctask {
+    struct list link;
+    struct agent *a;
+    char id[40];
+    int n, step;             /* containers; the next one to set up */
+    struct ctr c[AGENT_MAX_CONTAINERS];
+    struct engine_call *op;  /* the set-up call under way */
+    json_t *env, *ports;     /* while setting up */
+    int log_fd;
+    ev_timer ready_timer;
+    double started;
+    bool adopting, stopping;
+    char stop_code[40], reason[300];
+};
+
+/* A call nobody waits for (removing a container, stopping one) or an exec, kept so release can drop it. */
+struct side {
+    struct list link;
+    struct agent *a;
+    struct engine_call *call;
+    char exec_id[80];
+    double timeout_s;
+    void (*out)(void *arg, const char *data, size_t len);
+    void (*done)(void *arg, int status);
+    void *arg;
+};
+
+struct ctr_state {
+    struct engine e;
+    char dir[900]; /* the agent's data_dir, absolute (bind mounts and labels need one) */
+    bool ok;
+    char why[200];
+    struct list tasks, sides;
+};
+
+
+static inline struct ctr_state *ctr_state(struct agent *a)
+{
+    return a->container_state;
+}
+
+/* ctr.c: the lifecycle of a task's containers. */
+struct ctask *ctr_find(struct agent *a, const char *id);
+json_t *ctr_record(struct ctask *t);
+struct ctask *ctr_task_new(struct agent *a, const char *id, json_t *rec);
+void ctr_task_free(struct ctask *t);
+/* Calls nobody waits for: kept on the state's list until they return (or release drops them). */
+void ctr_side_free(struct side *s);
+void ctr_side_done(void *arg, int status, json_t *body, const char *err);
+void ctr_fire(struct agent *a, const char *method, const char *path, double timeout_s);
+void ctr_remove_container(struct agent *a, const char *cid);
+/* Stops every container of <t> that runs (stop_timeout_s, then SIGKILL); STOPPED once all have exited. */
+void ctr_begin_stop(struct ctask *t);
+/* Container <k> runs (process <pid>, -1 unknown): waits for its exit, follows its output (from Unix
+ * time <since>), watches its memory cgroup for OOM kills. */
+void ctr_watch(struct ctr *k, int pid, double since);
+/* ACTIVATING: RUNNING once its ports accept connections. */
+void ctr_await_ready(struct ctask *t);
+int ctr_start(struct agent *a, const char *id, json_t *env, json_t *ports, char *why, size_t why_len);
+bool ctr_stop(struct agent *a, const char *id);
+int ctr_signal(struct agent *a, const char *id, int sig);
+bool ctr_running(struct agent *a, const char *id);
+json_t *ctr_stats(struct agent *a, const char *id);
+
+#endif
