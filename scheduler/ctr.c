@@ -161,9 +161,14 @@ static void finish_if_done(struct ctask *t)
     task_stopped(a->tasks, id, code, reason);
 }
 
+static void maybe_exited(struct agent *a, const char *cid);
+
 static void stop_done(void *arg, int status, json_t *body, const char *err)
 {
-    ctr_side_done(arg, status == 304 ? 204 : status, body, err); /* 304: it had stopped already */
+    struct side *s = arg;
+    if (status == 304 || status == 404) /* it had stopped (or gone) already: the event may have been missed */
+        maybe_exited(s->a, s->exec_id);
+    ctr_side_done(arg, status == 304 ? 204 : status, body, err);
 }
 
 void ctr_begin_stop(struct ctask *t)
@@ -180,6 +185,7 @@ void ctr_begin_stop(struct ctask *t)
         snprintf(path, sizeof path, "/containers/%s/stop?t=%d", k->cid, k->stop_timeout);
         struct side *s = xcalloc(1, sizeof *s);
         s->a = t->a;
+        snprintf(s->exec_id, sizeof s->exec_id, "%s", k->cid); /* which container */
         list_add(&ctr_state(t->a)->sides, &s->link);
         s->call = engine_call(&ctr_state(t->a)->e, "POST", path, NULL, k->stop_timeout + CTR_CALL_S, stop_done, s);
     }
@@ -233,14 +239,151 @@ static void container_exited(struct ctr *k, int code)
     finish_if_done(t);
 }
 
-static void on_wait(void *arg, int status, json_t *body, const char *err)
+/* The inspect after a container's "die" event (or a check that found it not running). */
+static void on_exit_inspect(void *arg, int status, json_t *body, const char *err)
 {
     struct ctr *k = arg;
     k->wait = NULL;
-    json_t *code = json_object_get(body, "StatusCode");
-    if (status != 200)
-        log_warn("task %s: waiting for container %s: %s", k->t->id, k->cid, err ? err : engine_message(body, "?"));
+    json_t *st = json_object_get(body, "State"), *code = json_object_get(st, "ExitCode");
+    if (status == 200 && json_is_true(json_object_get(st, "Running")))
+        return; /* restarted by someone else: still ours, still running */
+    if (status == 200 && json_is_true(json_object_get(st, "OOMKilled"))) /* the engine knows (cgroup v2) */
+        k->oom = true;
     container_exited(k, status == 200 && json_is_integer(code) ? (int)json_integer_value(code) : -1);
+}
+
+/* Container <cid> of this agent may have exited: read how. */
+static void maybe_exited(struct agent *a, const char *cid)
+{
+    struct list *it, *tmp;
+    list_each(it, tmp, &ctr_state(a)->tasks) {
+        struct ctask *t = list_entry(it, struct ctask, link);
+        for (int i = 0; i < t->n; i++) {
+            struct ctr *k = &t->c[i];
+            if (!k->waiting || k->exited || k->wait || strcmp(k->cid, cid) != 0)
+                continue;
+            char path[160];
+            snprintf(path, sizeof path, "/containers/%s/json", k->cid);
+            k->wait = engine_call(&ctr_state(a)->e, "GET", path, NULL, CTR_CALL_S, on_exit_inspect, k);
+        }
+    }
+}
+
+static void on_event_data(void *arg, int stream, const char *data, size_t len)
+{
+    struct agent *a = arg;
+    struct ctr_state *cs = ctr_state(a);
+    buf_append(&cs->evbuf, data, len);
+    char *line = buf_head(&cs->evbuf), *nl;
+    size_t used = 0;
+    while ((nl = memchr(line, '\n', cs->evbuf.len - used))) {
+        json_t *ev = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        const char *action = json_string_value(json_object_get(ev, "Action"));
+        const char *cid = json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
+        if (!action)
+            action = json_string_value(json_object_get(ev, "status"));
+        if (!cid)
+            cid = json_string_value(json_object_get(ev, "id"));
+        if (action && cid && (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0))
+            maybe_exited(a, cid);
+        json_decref(ev);
+        used += (size_t)(nl - line) + 1;
+        line = nl + 1;
+    }
+    buf_consume(&cs->evbuf, used);
+    if (cs->evbuf.len > (64u << 10)) /* no line is this long: drop it */
+        buf_consume(&cs->evbuf, cs->evbuf.len);
+}
+
+static void on_event_end(void *arg, int status, json_t *body, const char *err)
+{
+    struct agent *a = arg;
+    struct ctr_state *cs = ctr_state(a);
+    cs->events = NULL;
+    log_warn("container engine: the event stream ended (%s); following it again in 1 s",
+             err ? err : status == 200 ? "closed" : engine_message(body, "refused"));
+    buf_consume(&cs->evbuf, cs->evbuf.len);
+    ev_timer_stop(a->loop, &cs->events_timer);
+    ev_timer_set(&cs->events_timer, 1.0, CTR_CHECK_S);
+    ev_timer_start(a->loop, &cs->events_timer);
+}
+
+static void on_check(void *arg, int status, json_t *body, const char *err)
+{
+    struct agent *a = arg;
+    struct ctr_state *cs = ctr_state(a);
+    cs->check = NULL;
+    if (status != 200)
+        return;
+    json_t *running = json_object(), *c;
+    size_t i;
+    json_array_foreach(body, i, c)
+        if (json_is_string(json_object_get(c, "State")) && strcmp(json_string_value(json_object_get(c, "State")), "running") == 0)
+            json_object_set_new(running, json_string_value(json_object_get(c, "Id")), json_true());
+    struct list *it, *tmp;
+    json_t *gone = json_array(), *x;
+    list_each(it, tmp, &cs->tasks) {
+        struct ctask *t = list_entry(it, struct ctask, link);
+        for (int k = 0; k < t->n; k++)
+            if (t->c[k].waiting && !t->c[k].exited && !json_object_get(running, t->c[k].cid))
+                json_array_append_new(gone, json_string(t->c[k].cid));
+    }
+    json_array_foreach(gone, i, x)
+        maybe_exited(a, json_string_value(x));
+    json_decref(gone);
+    json_decref(running);
+}
+
+/* Every CTR_CHECK_S: the stream again if it broke, and a list of this agent's containers that
+ * catches an exit the stream did not tell. */
+static void events_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct agent *a = w->data;
+    struct ctr_state *cs = ctr_state(a);
+    if (!cs->events) {
+        char path[1200], q[1000], *text;
+        json_t *f = json_pack("{s:[s],s:[s,s]}", "type", "container", "event", "die", "destroy");
+        text = json_dumps(f, JSON_COMPACT);
+        util_url_escape(text, q, sizeof q);
+        snprintf(path, sizeof path, "/events?filters=%s", q);
+        free(text);
+        json_decref(f);
+        cs->events = engine_stream_raw(&cs->e, "GET", path, CTR_FOREVER_S, on_event_data, on_event_end, a);
+    }
+    if (!cs->check) {
+        char path[1200], q[1000];
+        json_t *f = json_pack("{s:[s]}", "label", "");
+        json_array_set_new(json_object_get(f, "label"), 0, json_sprintf("berth.agent=%s", cs->dir));
+        char *text = json_dumps(f, JSON_COMPACT);
+        util_url_escape(text, q, sizeof q);
+        snprintf(path, sizeof path, "/containers/json?all=1&filters=%s", q);
+        free(text);
+        json_decref(f);
+        cs->check = engine_call(&cs->e, "GET", path, NULL, CTR_CALL_S, on_check, a);
+    }
+}
+
+void ctr_events_start(struct agent *a)
+{
+    struct ctr_state *cs = ctr_state(a);
+    buf_init(&cs->evbuf, 128u << 10);
+    ev_init(&cs->events_timer, events_tick);
+    cs->events_timer.data = a;
+    cs->events_timer.repeat = CTR_CHECK_S;
+    events_tick(a->loop, &cs->events_timer, 0); /* the stream first; the check then finds nothing */
+    ev_timer_again(a->loop, &cs->events_timer);
+    ev_unref(a->loop); /* it alone does not keep the loop running */
+}
+
+void ctr_events_stop(struct agent *a)
+{
+    struct ctr_state *cs = ctr_state(a);
+    ev_ref(a->loop);
+    ev_timer_stop(a->loop, &cs->events_timer);
+    engine_cancel(cs->events);
+    engine_cancel(cs->check);
+    cs->events = cs->check = NULL;
+    buf_free(&cs->evbuf);
 }
 
 static void on_output(void *arg, int stream, const char *data, size_t len)
@@ -287,9 +430,7 @@ void ctr_watch(struct ctr *k, int pid, double since)
     struct ctask *t = k->t;
     struct ctr_state *cs = ctr_state(t->a);
     char path[200];
-    k->waiting = true;
-    snprintf(path, sizeof path, "/containers/%s/wait", k->cid);
-    k->wait = engine_call(&cs->e, "POST", path, NULL, CTR_FOREVER_S, on_wait, k);
+    k->waiting = true; /* its exit comes through the event stream */
     open_log(t);
     snprintf(path, sizeof path, "/containers/%s/logs?follow=1&stdout=1&stderr=1&since=%lld", k->cid, (long long)since);
     k->follow = engine_stream(&cs->e, "GET", path, NULL, CTR_FOREVER_S, on_output, on_output_end, k);
@@ -315,6 +456,7 @@ static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_start(loop, w);
         return;
     }
+    log_debug("task %s: its ports accept connections after %.0f ms", t->id, (util_now() - t->started) * 1000);
     task_running(t->a->tasks, t->id);
     agent_health_start(t->a, t->a->container, t->id);
 }
@@ -335,6 +477,7 @@ static void on_inspect(void *arg, int status, json_t *body, const char *err)
 {
     struct ctask *t = arg;
     t->op = NULL;
+    log_debug("task %s: container %d: inspect answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
     struct ctr *k = &t->c[t->step];
     json_t *st = json_object_get(body, "State");
     ctr_watch(k, (int)json_integer_value(json_object_get(st, "Pid")), 0);
@@ -346,6 +489,7 @@ static void on_start(void *arg, int status, json_t *body, const char *err)
 {
     struct ctask *t = arg;
     t->op = NULL;
+    log_debug("task %s: container %d: start answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
     struct ctr *k = &t->c[t->step];
     if (status != 204 && status != 304) {
         fail(t, "TaskFailedToStart", "CannotStartContainerError: %s",
@@ -361,6 +505,7 @@ static void on_create(void *arg, int status, json_t *body, const char *err)
 {
     struct ctask *t = arg;
     t->op = NULL;
+    log_debug("task %s: container %d: create answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
     struct ctr *k = &t->c[t->step];
     const char *cid = json_string_value(json_object_get(body, "Id"));
     if (status == 201 && cid) {
@@ -395,6 +540,7 @@ static void on_pull(void *arg, int status, json_t *body, const char *err)
 {
     struct ctask *t = arg;
     t->op = NULL;
+    log_debug("task %s: container %d: pull answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
     const char *perr = json_string_value(json_object_get(body, "error"));
     if (t->stopping) {
         finish_if_done(t);
@@ -418,6 +564,7 @@ static void on_image(void *arg, int status, json_t *body, const char *err)
 {
     struct ctask *t = arg;
     t->op = NULL;
+    log_debug("task %s: container %d: image answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
     if (t->stopping)
         finish_if_done(t);
     else if (status == 200)
@@ -467,6 +614,7 @@ int ctr_start(struct agent *a, const char *id, json_t *env, json_t *ports, char 
         return -1;
     }
     struct ctask *t = ctr_task_new(a, id, task_get(a->tasks, id));
+    t->started = util_now();
     t->env = json_incref(env);
     t->ports = json_incref(ports);
     setup_next(t);

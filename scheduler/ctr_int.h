@@ -8,13 +8,15 @@
 #include <stdbool.h>
 
 #include "agent.h"
+#include "berth/buf.h"
 #include "berth/list.h"
 #include "cgroup.h"
 #include "engine.h"
 
 #define CTR_CALL_S 30.0   /* a plain engine call */
 #define CTR_PULL_S 600.0  /* an image pull */
-#define CTR_FOREVER_S 1e8 /* waiting for an exit, following output */
+#define CTR_FOREVER_S 1e8 /* following events and output */
+#define CTR_CHECK_S 10.0  /* how often the agent lists its containers (exits the event stream missed) */
 
 struct ctask;
 
@@ -27,7 +29,7 @@ struct ctr {
     bool exited;
     bool essential, oom;
     int stop_timeout;
-    struct engine_call *wait, *follow;
+    struct engine_call *wait, *follow; /* wait: the inspect that reads its exit code */
     struct cgroup cg;
     int oom_fd;
     ev_io oom_io;
@@ -66,6 +68,11 @@ struct ctr_state {
     bool ok;
     char why[200];
     struct list tasks, sides;
+    /* Exits come from one stream of the engine's events (a wait per container costs the engine a
+     * poller each); a periodic list catches what a broken stream missed. */
+    struct engine_call *events, *check;
+    struct buf evbuf;
+    ev_timer events_timer; /* reconnects the stream, and runs the check */
 };
 
 
@@ -89,6 +96,9 @@ void ctr_begin_stop(struct ctask *t);
 /* Container <k> runs (process <pid>, -1 unknown): waits for its exit, follows its output (from Unix
  * time <since>), watches its memory cgroup for OOM kills. */
 void ctr_watch(struct ctr *k, int pid, double since);
+/* Follows the engine's container events (ctr_open), and stops following them (release). */
+void ctr_events_start(struct agent *a);
+void ctr_events_stop(struct agent *a);
 /* ACTIVATING: RUNNING once its ports accept connections. */
 void ctr_await_ready(struct ctask *t);
 int ctr_start(struct agent *a, const char *id, json_t *env, json_t *ports, char *why, size_t why_len);

@@ -226,6 +226,8 @@ static void ctr_kill_all(struct agent *a)
 static void ctr_release(struct agent *a)
 {
     struct ctr_state *cs = ctr_state(a);
+    if (cs->ok)
+        ctr_events_stop(a);
     while (!list_empty(&cs->tasks))
         ctr_task_free(list_entry(cs->tasks.next, struct ctask, link));
     while (!list_empty(&cs->sides)) {
@@ -266,6 +268,7 @@ const char *ctr_open(struct agent *a)
     } else if (engine_open(&cs->e, a->loop, a->container_engine, cs->why, sizeof cs->why) == 0) {
         cs->ok = true;
         snprintf(cs->why, sizeof cs->why, "%s at %s", cs->e.version, cs->e.url);
+        ctr_events_start(a);
     }
     return cs->ok ? NULL : cs->why;
 }

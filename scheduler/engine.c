@@ -22,11 +22,16 @@ struct engine_call {
     size_t head_len;
     uint32_t left;
     int stream;
+    bool raw; /* the body as it comes (not Docker's stream framing) */
 };
 
 static void on_body(void *arg, const char *p, size_t n)
 {
     struct engine_call *c = arg;
+    if (c->raw) {
+        c->data(c->arg, 0, p, n);
+        return;
+    }
     while (n) {
         if (c->left == 0) {
             size_t take = sizeof c->head - c->head_len < n ? sizeof c->head - c->head_len : n;
@@ -128,6 +133,14 @@ struct engine_call *engine_stream(struct engine *e, const char *method, const ch
                                   double timeout_s, engine_data_cb data, engine_cb done, void *arg)
 {
     return call(e, method, path, body, timeout_s, data, done, arg);
+}
+
+struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, double timeout_s,
+                                      engine_data_cb data, engine_cb done, void *arg)
+{
+    struct engine_call *c = call(e, method, path, NULL, timeout_s, data, done, arg);
+    c->raw = true;
+    return c;
 }
 
 void engine_cancel(struct engine_call *c)

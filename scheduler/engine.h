@@ -39,6 +39,9 @@ struct engine_call *engine_call(struct engine *e, const char *method, const char
  * output as it arrives, then <done> gets the status (body NULL). */
 struct engine_call *engine_stream(struct engine *e, const char *method, const char *path, json_t *body,
                                   double timeout_s, engine_data_cb data, engine_cb done, void *arg);
+/* As engine_stream, for a body that is not framed (GET /events: JSON lines); <data> gets stream 0. */
+struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, double timeout_s,
+                                      engine_data_cb data, engine_cb done, void *arg);
 /* Drops a call; its callbacks are not called. NULL is ignored. */
 void engine_cancel(struct engine_call *c);
 
