@@ -21,6 +21,7 @@
 #include "berth/lookup.h"
 #include "berth/util.h"
 #include "client.h"
+#include "dev_ctr.h"
 
 #define DEMO_TASKS 2 /* web: the initial count and the autoscaling minimum */
 #define DEMO_MAX 8
@@ -42,11 +43,13 @@ static void usage(FILE *f)
             "usage: berth COMMAND [ARGS]\n\n"
             "commands:\n"
             "  dev [--port N] [--admin-port N] [--dns-port N] [--dns-admin-port N] [--scheduler-port N]\n"
-            "      [--log-level debug|info|warn|error]  (the daemons' logs; default warn)\n"
+            "      [--no-containers] [--log-level debug|info|warn|error]  (the daemons' logs; default warn)\n"
             "                                    run a local plane: berth-scheduler (API on 127.0.0.1:7400)\n"
             "                                    deploys web (%d..%d autoscaled berth-demo-web tasks behind\n"
             "                                    berth-proxy at http://web.localhost:8080/) and api (called by\n"
-            "                                    web on /api by name through berth-dns at 127.0.0.1:8600);\n"
+            "                                    web on /api by name through berth-dns at 127.0.0.1:8600; a\n"
+            "                                    container of a demo image built and pushed to a registry of\n"
+            "                                    its own, when Podman is installed, unless --no-containers);\n"
             "                                    prints events as they come; Ctrl-C stops everything\n"
             "  lookup NAME [--type A|SRV] [--server IP:PORT] [--port N] [--json]\n"
             "                                    resolve a service to endpoints (SRV, else A/AAAA; default server\n"
@@ -178,9 +181,16 @@ static int dev_token_save(const char *token, const char *fallback_dir, char *pat
     return util_write_private(path, line, (size_t)n);
 }
 
+static void remove_dir(const char *dir)
+{
+    if (util_rm_rf(dir) < 0)
+        fprintf(stderr, "berth dev: could not remove %s: %s\n", dir, strerror(errno));
+}
+
 static int dev(int argc, char **argv)
 {
     int port = 8080, admin = 7401, dns_port = 8600, dns_admin = 7402, sched_port = 7400;
+    bool containers = true;
     char *log_level = "warn"; /* the daemons' own logs; the events are printed anyway */
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
@@ -193,6 +203,8 @@ static int dev(int argc, char **argv)
             dns_admin = atoi(argv[++i]);
         else if (strcmp(argv[i], "--scheduler-port") == 0 && i + 1 < argc)
             sched_port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--no-containers") == 0)
+            containers = false;
         else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
             enum log_level lv;
             log_level = argv[++i];
@@ -231,6 +243,15 @@ static int dev(int argc, char **argv)
     char auth[200];
     snprintf(auth, sizeof auth, "\"auth\":{\"tokens\":[{\"name\":\"dev\",\"role\":\"admin\",\"sha256\":\"%s\"}]}", hash);
 
+    /* Containers: api runs from an image when an engine of berth dev's own can be started. */
+    struct dev_containers ctr = {.registry_pid = -1, .engine_pid = -1};
+    char ctr_why[PATH_MAX + 200] = "--no-containers", agent[PATH_MAX + 100] = "";
+    bool images = containers && dev_containers_start(&ctr, tmpl, demo, ctr_why, sizeof ctr_why) == 0;
+    if (images)
+        snprintf(agent, sizeof agent, ",\"agent\":{\"container_engine\":\"%s\"}", ctr.engine_url);
+    else if (containers)
+        fprintf(stderr, "berth dev: no containers: %s; every service runs as host processes\n", ctr_why);
+
     char pconf[PATH_MAX + 32], dconf[PATH_MAX + 32], sconf[PATH_MAX + 32], data[PATH_MAX + 32];
     snprintf(pconf, sizeof pconf, "%s/proxy.json", tmpl);
     snprintf(dconf, sizeof dconf, "%s/dns.json", tmpl);
@@ -251,8 +272,8 @@ static int dev(int argc, char **argv)
     f = fopen(sconf, "w");
     fprintf(f,
             "{%s,\"proxy_admin_token\":\"%s\",\"dns_admin_token\":\"%s\",\"listen\":\"127.0.0.1:%d\",\"data_dir\":\"%s\","
-            "\"proxy_admin\":\"http://127.0.0.1:%d\",\"dns_admin\":\"http://127.0.0.1:%d\",\"dns_server\":\"127.0.0.1:%d\"}\n",
-            auth, token, token, sched_port, data, admin, dns_admin, dns_port);
+            "\"proxy_admin\":\"http://127.0.0.1:%d\",\"dns_admin\":\"http://127.0.0.1:%d\",\"dns_server\":\"127.0.0.1:%d\"%s}\n",
+            auth, token, token, sched_port, data, admin, dns_admin, dns_port, agent);
     fclose(f);
     char *dav[] = {dns, "-c", dconf, "--log-level", log_level, NULL},
          *pav[] = {proxy, "-c", pconf, "--log-level", log_level, NULL},
@@ -264,6 +285,8 @@ static int dev(int argc, char **argv)
         fprintf(stderr, "berth dev: the plane did not come up (ports %d, %d, %d in use?)\n", admin, dns_admin,
                 sched_port);
         stop_children();
+        dev_containers_stop(&ctr);
+        remove_dir(tmpl);
         return 1;
     }
     /* The demo: web (autoscaled, behind the proxy) calls api by name (DNS) on /api. */
@@ -275,10 +298,19 @@ static int dev(int argc, char **argv)
              "\"port_mappings\":[{\"name\":\"http\"}]}]}",
              demo);
     st[0] = http_call(sched_port, "POST", "/v1/task-definitions", body);
-    snprintf(body, sizeof body,
-             "{\"family\":\"api\",\"containers\":[{\"name\":\"api\",\"command\":[\"%s\"],\"memory_mib\":32,"
-             "\"environment\":{\"GREETING\":\"api\"},\"stop_timeout_s\":2,\"port_mappings\":[{\"name\":\"http\"}]}]}",
-             demo);
+    if (images) /* api from the image: its own filesystem, user and network; port 8080 inside */
+        snprintf(body, sizeof body,
+                 "{\"family\":\"api\",\"containers\":[{\"name\":\"api\",\"image\":\"%s\",\"memory_mib\":32,"
+                 "\"environment\":{\"GREETING\":\"api\"},\"stop_timeout_s\":2,"
+                 "\"port_mappings\":[{\"name\":\"http\",\"container_port\":8080}],"
+                 "\"health_check\":{\"command\":[\"CMD-SHELL\",\"wget -qO- http://127.0.0.1:8080/health\"],"
+                 "\"interval_s\":5}}]}",
+                 ctr.image);
+    else
+        snprintf(body, sizeof body,
+                 "{\"family\":\"api\",\"containers\":[{\"name\":\"api\",\"command\":[\"%s\"],\"memory_mib\":32,"
+                 "\"environment\":{\"GREETING\":\"api\"},\"stop_timeout_s\":2,\"port_mappings\":[{\"name\":\"http\"}]}]}",
+                 demo);
     st[1] = http_call(sched_port, "POST", "/v1/task-definitions", body);
     snprintf(body, sizeof body,
              "{\"name\":\"web\",\"task_definition\":\"web\",\"desired_count\":%d,"
@@ -296,6 +328,8 @@ static int dev(int argc, char **argv)
         fprintf(stderr, "berth dev: deploying the demo services failed (HTTP %d, %d, %d, %d)\n", st[0], st[1], st[2],
                 st[3]);
         stop_children();
+        dev_containers_stop(&ctr);
+        remove_dir(tmpl);
         return 1;
     }
     printf("berth dev: running\n"
@@ -304,17 +338,23 @@ static int dev(int argc, char **argv)
            "http://127.0.0.1:%d/\n"
            "  scheduler  http://127.0.0.1:%d/v1/services/web   (BERTH_ADDR for the berth CLI)\n"
            "  services   web: %d berth-demo-web tasks, autoscaled %d..%d at %d req/s per task\n"
-           "             api: 1 task, called by web on /api through DNS (api.berth.internal)\n"
+           "             api: 1 task%s%s, called by web on /api through DNS (api.berth.internal)\n"
            "  try        curl -H 'Host: web.localhost' http://127.0.0.1:%d/\n"
            "             curl -H 'Host: web.localhost' http://127.0.0.1:%d/api\n"
            "             wrk -t2 -c32 -d30s -H 'Host: web.localhost' http://127.0.0.1:%d/   (watch it scale out)\n"
            "             BERTH_ADDR=http://127.0.0.1:%d berth top\n"
+           "%s%s%s"
            "  auth       on: every API wants the token in %s (the berth CLI reads it;\n"
            "             curl -H \"Authorization: Bearer $(cat %s)\" ...)\n"
            "  data       %s\n"
            "Ctrl-C stops everything. Events follow.\n",
-           port, admin, dns_port, dns_port, dns_admin, sched_port, DEMO_TASKS, DEMO_TASKS, DEMO_MAX, DEMO_TARGET, port,
-           port, port, sched_port, token_path, token_path, tmpl);
+           port, admin, dns_port, dns_port, dns_admin, sched_port, DEMO_TASKS, DEMO_TASKS, DEMO_MAX, DEMO_TARGET,
+           images ? ", a container of " : " (a host process)", images ? ctr.image : "", port, port, port, sched_port,
+           images ? "  containers api's image is pushed to a registry of berth dev's own and run by Podman at\n             "
+                  : "",
+           images ? ctr.engine_url : "",
+           images ? "\n             see inside: berth task ls --service api; berth task exec ID -- ps\n" : "",
+           token_path, token_path, tmpl);
     fflush(stdout);
     int status = 0;
     char last[600] = "";
@@ -333,10 +373,8 @@ static int dev(int argc, char **argv)
         sleep(1); /* Ctrl-C cuts it short */
     }
     stop_children();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
-    if (system(cmd) != 0)
-        fprintf(stderr, "berth dev: could not remove %s\n", tmpl);
+    dev_containers_stop(&ctr);
+    remove_dir(tmpl);
     printf("berth dev: stopped\n");
     return 0;
 }

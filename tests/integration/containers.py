@@ -63,7 +63,8 @@ class Engine:
         conf, regs = os.path.join(self.dir, "containers.conf"), os.path.join(self.dir, "registries.conf")
         with open(conf, "w") as f:
             f.write('[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n'
-                    '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+                    '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+                    'exit_command_delay = 10\n')
         with open(regs, "w") as f:
             f.write(f'[[registry]]\nlocation = "{registry.addr}"\ninsecure = true\n')
         self.env = dict(os.environ, CONTAINERS_CONF=conf, CONTAINERS_REGISTRIES_CONF=regs)
