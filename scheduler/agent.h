@@ -89,6 +89,8 @@ extern const struct runtime_ops ctr_runtime;
 const char *ctr_open(struct agent *a);
 /* "Podman Engine 4.3.1 at unix:///run/podman/podman.sock", or NULL without an engine. */
 const char *ctr_engine(struct agent *a);
+/* Why the node runs no containers, or NULL when it does. */
+const char *ctr_engine_error(struct agent *a);
 
 /* How long a started task may take until its ports accept connections. */
 #define AGENT_READY_MAX_S 60.0

@@ -469,6 +469,8 @@ int main(int argc, char **argv)
     agent_init(&A.agent);
     if (ctr_engine(&A.agent))
         json_object_set_new(A.registration, "container_engine", json_string(ctr_engine(&A.agent)));
+    else
+        json_object_set_new(A.registration, "container_engine_error", json_string(ctr_engine_error(&A.agent)));
     /* The Host header: the URL without its scheme and trailing '/'. */
     snprintf(A.host, sizeof A.host, "%s",
              strncmp(conf.scheduler, "http://", 7) == 0 ? conf.scheduler + 7 : conf.scheduler);

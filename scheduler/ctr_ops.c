@@ -277,3 +277,8 @@ const char *ctr_engine(struct agent *a)
 {
     return ctr_state(a) && ctr_state(a)->ok ? ctr_state(a)->why : NULL;
 }
+
+const char *ctr_engine_error(struct agent *a)
+{
+    return ctr_state(a) && !ctr_state(a)->ok ? ctr_state(a)->why : NULL;
+}

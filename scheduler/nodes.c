@@ -159,6 +159,8 @@ void sched_nodes_start(struct sched *sc)
                           agent_cgroups());
     if (ctr_engine(&sc->agent))
         json_object_set_new(n, "container_engine", json_string(ctr_engine(&sc->agent)));
+    else if (ctr_engine_error(&sc->agent))
+        json_object_set_new(n, "container_engine_error", json_string(ctr_engine_error(&sc->agent)));
     if (old && json_object_get(old, "registered_at"))
         json_object_set(n, "registered_at", json_object_get(old, "registered_at"));
     else {

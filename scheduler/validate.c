@@ -504,6 +504,7 @@ static const struct jfield node_fields[] = {
     {"agent_api", J_STR, 0, 0, NULL, false, NULL, NULL},
     {"cgroups", J_STR, 0, 0, NULL, false, NULL, NULL},
     {"container_engine", J_STR, 0, 0, NULL, false, NULL, NULL},
+    {"container_engine_error", J_STR, 0, 0, NULL, false, NULL, NULL},
     {.name = NULL},
 };
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """berth dev (issue 5, acceptance 1): one command runs scheduler, proxy and DNS and deploys the demo
 services through the scheduler: web (autoscaled) answers through the proxy (web.localhost) and calls
-api by name on /api; both are in DNS; berth top shows them; events are printed as they come; Ctrl-C
-(SIGINT) stops everything, tasks included, with no process left behind. Auth is on (issue 9): a fresh
+api by name on /api; both are in DNS; berth top shows them; events are printed as they come; api
+runs as a container (issue 11: an image built by berth dev, pushed to a registry of its own, run by a
+Podman API service of its own), which berth task exec shows from inside; Ctrl-C (SIGINT) stops
+everything, tasks and containers included, with no process or directory left behind. Auth is on (issue 9): a fresh
 token in ~/.config/berth/token (mode 0600), which the CLI reads; no token, no API."""
 import shutil, urllib.request
 from harness import *
@@ -61,7 +63,16 @@ t.ok(wait_until(lambda: len(dc.parse(dc.udp(ports["dns-port"], dc.query("web.ber
      "web.berth.internal SRV lists both tasks")
 t.ok(wait_until(lambda: len(tasks("api")) == 1, 10), "and one api task")
 api_id = tasks("api")[0]["id"]
-pids += [tasks("api")[0]["containers"][0]["pid"]]
+req = urllib.request.Request(f"http://127.0.0.1:{ports['scheduler-port']}/v1/tasks/{api_id}",
+                             headers={"Authorization": f"Bearer {token}"})
+api_task = json.loads(urllib.request.urlopen(req, timeout=5).read())
+t.ok("a container of 127.0.0.1:" in banner and api_task["definition"]["containers"][0]["image"].endswith("/demo/web:1")
+     and api_task["containers"][0].get("container_id"), "api runs as a container of the demo image", api_task)
+ex = subprocess.run([args[0], "task", "exec", api_id, "--", "sh", "-c", "id -u; cat /proc/1/cmdline; echo; ls /"],
+                    capture_output=True, text=True, env=env, timeout=30)
+t.ok(ex.returncode == 0 and ex.stdout.startswith("1000\n/app/web\0\n") and "work" not in ex.stdout.split(),
+     "berth task exec in it: its own user, processes and filesystem", ex)
+data_dir = banner.split("data       ")[1].split()[0]
 st, _, body = http_request("127.0.0.1", ports["port"], path="/api", headers={"Host": "web.localhost"})
 t.ok(st == 200 and body.decode().endswith(f"-> api.berth.internal: api from {api_id}\n") and
      body.decode().split()[1] in ids, "GET /api: web calls api by name", body)
@@ -86,12 +97,18 @@ t.ok(out.returncode == 0 and "autoscaling     2..8 tasks, 500 req/s per task" in
      "berth service describe web shows autoscaling and the request rate", out.stdout)
 t.ok(wait_until(lambda: "has reached a steady state" in dev.stdout.readline(), 10), "events are printed as they come")
 kids = subprocess.run(["pgrep", "-P", str(dev.pid)], capture_output=True, text=True).stdout.split()
-t.is_(len(kids), 3, "three daemons: scheduler, proxy, dns")
+names = sorted(open(f"/proc/{k}/comm").read().strip() for k in kids)
+t.is_(names, sorted(["berth-scheduler", "berth-proxy", "berth-dns", "docker-registry", "podman"]),
+      "five processes: scheduler, proxy, dns, and the registry and engine for api's container")
 dev.send_signal(signal.SIGINT)
 t.is_(dev.wait(20), 0, "berth dev exits 0 on Ctrl-C")
 time.sleep(0.5)
 alive = [p for p in kids + [str(p) for p in pids]
          if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
 t.is_(alive, [], "no berth or task process left behind")
+apps = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cmdline")
+        and open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")[0] == b"/app/web"]
+t.is_(apps, [], "no container process left behind")
+t.ok(not os.path.exists(data_dir), f"and no directory ({data_dir})")
 shutil.rmtree(home, ignore_errors=True)
 t.done()
