@@ -392,27 +392,48 @@ static int task_exec(int argc, char **argv, const char *id)
     json_t *cmd = json_array();
     for (int i = dash + 1; i < argc; i++)
         json_array_append_new(cmd, json_string(argv[i]));
-    json_t *b = json_pack("{s:o}", "command", cmd);
     const char *container = opt(dash, argv, "--container"), *timeout = opt(dash, argv, "--timeout");
+    json_t *b = json_pack("{s:o,s:b,s:f}", "command", cmd, "stream", 1, "timeout_s", timeout ? atof(timeout) : 3600.0);
     if (container)
         json_object_set_new(b, "container", json_string(container));
-    if (timeout)
-        json_object_set_new(b, "timeout_s", json_real(atof(timeout)));
     char path[512];
     snprintf(path, sizeof path, "/v1/tasks/%s/exec", id);
     json_t *r = send_body("POST", path, b);
-    if (!r)
+    const char *eid = json_string_value(json_object_get(r, "exec_id"));
+    if (!eid) {
+        json_decref(r);
         return 1;
-    json_t *out = json_object_get(r, "output"); /* may hold NUL bytes */
-    fwrite(json_string_value(out) ? json_string_value(out) : "", 1, json_string_length(out), stdout);
-    int code = (int)json_integer_value(json_object_get(r, "exit_code"));
-    if (json_is_true(json_object_get(r, "timed_out"))) {
-        fprintf(stderr, "berth: the command was killed after its timeout\n");
-        code = 124;
-    } else if (json_is_true(json_object_get(r, "truncated"))) {
-        fprintf(stderr, "berth: the output was cut at 1 MiB\n");
     }
+    /* The output as it comes, then the command's exit code as ours. */
+    snprintf(path, sizeof path, "/v1/tasks/%s/exec/%s", id, eid);
     json_decref(r);
+    long long offset = 0;
+    int code = 1, idle_ms = 20;
+    for (;;) {
+        char url[600];
+        snprintf(url, sizeof url, "%s?offset=%lld", path, offset);
+        if (!(r = call("POST", url, NULL)))
+            return 1;
+        json_t *out = json_object_get(r, "output"); /* may hold NUL bytes */
+        fwrite(json_string_value(out) ? json_string_value(out) : "", 1, json_string_length(out), stdout);
+        fflush(stdout);
+        long long next = json_integer_value(json_object_get(r, "offset"));
+        bool running = json_is_true(json_object_get(r, "running"));
+        code = (int)json_integer_value(json_object_get(r, "exit_code"));
+        if (!running && json_is_true(json_object_get(r, "timed_out"))) {
+            fprintf(stderr, "berth: the command was stopped after its timeout\n");
+            code = 124;
+        } else if (!running && json_is_true(json_object_get(r, "truncated"))) {
+            fprintf(stderr, "berth: the output was cut at 8 MiB\n");
+        }
+        json_decref(r);
+        if (!running && next == offset)
+            break;
+        idle_ms = next == offset ? (idle_ms * 2 > 250 ? 250 : idle_ms * 2) : 20;
+        if (next == offset)
+            usleep((useconds_t)idle_ms * 1000);
+        offset = next;
+    }
     return code < 0 ? 1 : code > 255 ? 255 : code;
 }
 

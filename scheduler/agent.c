@@ -22,6 +22,7 @@ void agent_init(struct agent *a)
     a->process = &proc_runtime;
     a->next_port = -1;
     list_init(&a->checks);
+    list_init(&a->execs);
     const char *why = ctr_open(a);
     if (why)
         log_info("node %s runs no containers: %s", a->node_id, why);
@@ -33,19 +34,6 @@ bool agent_ours(struct agent *a, json_t *t)
 {
     const char *node = json_string_value(json_object_get(t, "node"));
     return node && strcmp(node, a->node_id) == 0;
-}
-
-bool agent_is_image_task(json_t *t)
-{
-    json_t *c = json_array_get(json_object_get(json_object_get(t, "definition"), "containers"), 0);
-    return json_is_string(json_object_get(c, "image"));
-}
-
-/* The runtime that runs (or would run) task <t>: a definition names images for all its containers or
- * for none (validate.c). */
-static const struct runtime_ops *runtime_of(struct agent *a, json_t *t)
-{
-    return agent_is_image_task(t) ? a->container : a->process;
 }
 
 /* ---- host ports ---- */
@@ -119,7 +107,7 @@ int agent_start(struct agent *a, const char *id)
         }
     }
     json_t *env = agent_task_env(a, id, t, ports);
-    int rc = runtime_of(a, t)->start(a, id, env, ports, why, sizeof why);
+    int rc = agent_runtime(a, t)->start(a, id, env, ports, why, sizeof why);
     json_decref(env);
     json_decref(ports);
     if (rc < 0)
@@ -132,7 +120,7 @@ void agent_stop(struct agent *a, const char *id, const char *code, const char *r
     json_t *t = task_get(a->tasks, id);
     if (!t || task_is(t, TASK_STOPPED))
         return;
-    const struct runtime_ops *rt = runtime_of(a, t);
+    const struct runtime_ops *rt = agent_runtime(a, t);
     if (!rt->running(a, id)) { /* nothing runs (yet) */
         task_stopped(a->tasks, id, code, reason);
         return;
@@ -144,7 +132,7 @@ void agent_stop(struct agent *a, const char *id, const char *code, const char *r
 bool agent_running(struct agent *a, const char *id)
 {
     json_t *t = task_get(a->tasks, id);
-    return t && runtime_of(a, t)->running(a, id);
+    return t && agent_runtime(a, t)->running(a, id);
 }
 
 void agent_adopt(struct agent *a)
@@ -157,7 +145,7 @@ void agent_adopt(struct agent *a)
             json_array_append_new(ids, json_string(id));
     json_array_foreach(ids, i, x) {
         t = task_get(a->tasks, json_string_value(x));
-        runtime_of(a, t)->adopt(a, json_string_value(x), t);
+        agent_runtime(a, t)->adopt(a, json_string_value(x), t);
     }
     json_decref(ids);
     const struct runtime_ops *rts[] = {a->process, a->container};
@@ -203,106 +191,10 @@ void agent_logs(struct agent *a, struct httpd_req *req, const char *id)
     httpd_respond_json(req, 200, body);
 }
 
-/* ---- exec ---- */
-
-#define EXEC_OUTPUT_MAX (1u << 20)
-#define EXEC_TIMEOUT_MAX_S 3600.0
-
-struct exec_req {
-    struct httpd_req *req;
-    struct buf out;
-    bool truncated;
-};
-
-static void exec_out(void *arg, const char *data, size_t len)
-{
-    struct exec_req *x = arg;
-    size_t room = EXEC_OUTPUT_MAX - x->out.len;
-    if (len > room)
-        x->truncated = true;
-    buf_append(&x->out, data, len < room ? len : room);
-}
-
-static void exec_done(void *arg, int status)
-{
-    struct exec_req *x = arg;
-    json_t *body = json_pack("{s:i,s:s%,s:b}", "exit_code", status, "output", x->out.len ? buf_head(&x->out) : "",
-                             x->out.len, "truncated", x->truncated);
-    if (!body) /* output that is not UTF-8: as much as is, with the bytes replaced */
-        body = json_pack("{s:i,s:s,s:b}", "exit_code", status, "output", "(output is not UTF-8 text)", "truncated", 1);
-    if (status == -1)
-        json_object_set_new(body, "timed_out", json_true());
-    httpd_respond_json(x->req, 200, body);
-    buf_free(&x->out);
-    free(x);
-}
-
-void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
-{
-    json_t *t = task_get(a->tasks, id);
-    if (!t || !agent_running(a, id) || !task_is(t, TASK_RUNNING)) {
-        httpd_respond_error(req, t ? 409 : 404, t ? "TaskNotRunning" : "TaskNotFound", "task \"%s\" %s", id,
-                            t ? "is not RUNNING here" : "does not run on this node");
-        return;
-    }
-    json_t *body = httpd_body_json(req);
-    if (!body)
-        return;
-    json_t *cmd = json_object_get(body, "command"), *cname = json_object_get(body, "container"), *c;
-    json_t *to = json_object_get(body, "timeout_s");
-    json_t *cs = json_object_get(json_object_get(t, "definition"), "containers");
-    const char *key, *bad = NULL;
-    json_t *v;
-    json_object_foreach(body, key, v)
-        if (strcmp(key, "command") != 0 && strcmp(key, "container") != 0 && strcmp(key, "timeout_s") != 0)
-            bad = key;
-    int container = -1;
-    size_t i;
-    json_array_foreach(cs, i, c)
-        if (container < 0 && (!cname || (json_is_string(cname) && strcmp(json_string_value(cname),
-                                                                        json_string_value(json_object_get(c, "name"))) == 0)))
-            container = (int)i;
-    bool cmd_ok = json_is_array(cmd) && json_array_size(cmd) > 0 && json_array_size(cmd) <= 256;
-    json_array_foreach(cmd_ok ? cmd : NULL, i, v)
-        cmd_ok = cmd_ok && json_is_string(v) && (i > 0 || json_string_length(v) > 0);
-    double timeout = to ? json_number_value(to) : 30;
-    const char *field = NULL, *why = NULL;
-    if (bad)
-        field = bad, why = "unknown field";
-    else if (!cmd_ok)
-        field = "command", why = "must be a non-empty array of strings (argv)";
-    else if (container < 0)
-        field = "container", why = "the task has no container of that name";
-    else if (to && (!json_is_number(to) || timeout <= 0 || timeout > EXEC_TIMEOUT_MAX_S))
-        field = "timeout_s", why = "must be a number of seconds in (0, 3600]";
-    if (field) {
-        httpd_respond_error(req, 400, "InvalidParameter", "%s: %s", field, why);
-        json_decref(body);
-        return;
-    }
-    char **argv = xcalloc(json_array_size(cmd) + 1, sizeof *argv);
-    json_array_foreach(cmd, i, v)
-        argv[i] = (char *)json_string_value(v);
-    json_t *env = agent_task_env(a, id, t, json_object_get(t, "ports"));
-    struct exec_req *x = xcalloc(1, sizeof *x);
-    x->req = req;
-    buf_init(&x->out, EXEC_OUTPUT_MAX);
-    log_info("task %s: exec %s (container %d)", id, argv[0], container);
-    if (runtime_of(a, t)->exec(a, id, container, argv, json_array_get(env, (size_t)container), timeout, exec_out,
-                               exec_done, x) < 0) {
-        httpd_respond_error(req, 409, "TaskNotRunning", "task \"%s\": cannot run the command: %s", id, strerror(errno));
-        buf_free(&x->out);
-        free(x);
-    }
-    free(argv);
-    json_decref(env);
-    json_decref(body);
-}
-
 void agent_stats(struct agent *a, struct httpd_req *req, const char *id)
 {
     json_t *t = task_get(a->tasks, id);
-    json_t *st = t ? runtime_of(a, t)->stats(a, id) : NULL;
+    json_t *st = t ? agent_runtime(a, t)->stats(a, id) : NULL;
     if (!st) {
         httpd_respond_error(req, 404, "TaskNotFound", "task \"%s\" does not run on this node", id);
         return;
@@ -320,6 +212,7 @@ void agent_kill_all(struct agent *a)
 void agent_release(struct agent *a)
 {
     agent_health_release(a);
+    agent_exec_release(a);
     a->container->release(a);
     a->process->release(a);
 }

@@ -77,7 +77,8 @@ struct agent {
     const struct runtime_ops *container; /* tasks with an image (ctr.c) */
     void *container_state;
     int next_port;
-    struct list checks; /* container health checks (agent.c) */
+    struct list checks; /* container health checks (runtime.c) */
+    struct list execs;  /* exec sessions being followed (exec.c) */
 };
 
 /* The process runtime (proc.c). */
@@ -98,6 +99,9 @@ const char *ctr_engine_error(struct agent *a);
 bool agent_ports_ready(struct agent *a, const char *id);
 /* True when task record <task> runs as containers (its definition names an image). */
 bool agent_is_image_task(json_t *task);
+/* The runtime that runs (or would run) task <task>: a definition names images for all its containers
+ * or for none (validate.c). */
+const struct runtime_ops *agent_runtime(struct agent *a, json_t *task);
 
 /* Prepares <a> (its fields above filled in by the owner), and finds its container engine. */
 void agent_init(struct agent *a);
@@ -114,8 +118,14 @@ void agent_adopt(struct agent *a);
 struct httpd_req;
 void agent_logs(struct agent *a, struct httpd_req *req, const char *id);
 /* POST .../exec: runs {"command": [...], "container": NAME, "timeout_s": S} in task <id> and answers
- * {"exit_code", "output", "truncated"} (the first MiB of output). */
+ * {"exit_code", "output", "truncated"} (the first MiB of output); with "stream": true it answers at once
+ * (201, {"exec_id"}) and the output is read as it comes with agent_exec_read (exec.c). */
 void agent_exec(struct agent *a, struct httpd_req *req, const char *id);
+/* POST .../exec/{exec_id}?offset=N: {"output" (from byte N), "offset" (to ask for next), "running",
+ * "exit_code" (once ended), "timed_out", "truncated"}. */
+void agent_exec_read(struct agent *a, struct httpd_req *req, const char *id);
+/* Drops every exec session (at exit). */
+void agent_exec_release(struct agent *a);
 /* Starts the container health checks of task <id>, which just became RUNNING (or was adopted running);
  * they run through its runtime's exec and end by themselves when it stops running. */
 void agent_health_start(struct agent *a, const struct runtime_ops *rt, const char *id);

@@ -344,7 +344,7 @@ static void tasks_run(struct httpd_req *req, void *arg)
     json_decref(body);
 }
 
-/* ---- one task: /v1/tasks/{id}[/stop|/logs|/exec|/stats] ---- */
+/* ---- one task: /v1/tasks/{id}[/stop|/logs|/exec[/{exec_id}]|/stats] ---- */
 
 /* The task the path names, or NULL after answering 404. */
 static json_t *task_of(struct sched *sc, struct httpd_req *req)
@@ -408,8 +408,8 @@ static void on_node(struct sched *sc, struct httpd_req *req, void (*local)(struc
                             node);
         return;
     }
-    char path[600];
-    snprintf(path, sizeof path, "/v1/tasks/%s/%s%s%.200s", req->segs[2], req->segs[3], *req->query ? "?" : "", req->query);
+    char path[600]; /* the same path on the agent's API (a route's path: no escaping needed) */
+    snprintf(path, sizeof path, "%.300s%s%.200s", req->path, *req->query ? "?" : "", req->query);
     sched_call_within(sc, timeout_s, &to, node, req->method, path, req->body_len ? req->body : NULL, relay_answer, req);
 }
 
@@ -430,6 +430,11 @@ static void task_exec(struct httpd_req *req, void *arg)
     double t = json_number_value(json_object_get(body, "timeout_s"));
     json_decref(body);
     on_node(arg, req, agent_exec, (t > 0 && t <= 3600 ? t : 30) + 5);
+}
+
+static void task_exec_read(struct httpd_req *req, void *arg)
+{
+    on_node(arg, req, agent_exec_read, 5);
 }
 
 static void metrics(void *arg, struct buf *out)
@@ -487,6 +492,7 @@ static const struct httpd_route routes[] = {
     {"GET", "/v1/tasks/{}/logs", task_logs},
     {"GET", "/v1/tasks/{}/stats", task_stats},
     {"POST", "/v1/tasks/{}/exec", task_exec},
+    {"POST", "/v1/tasks/{}/exec/{}", task_exec_read},
     {"GET", "/v1/tasks", tasks_list},
     {"POST", "/v1/tasks", tasks_run},
     {NULL, "/v1/nodes/**", nodes_route},

@@ -13,6 +13,17 @@
 #include "berth/alloc.h"
 #include "berth/list.h"
 
+bool agent_is_image_task(json_t *t)
+{
+    json_t *c = json_array_get(json_object_get(json_object_get(t, "definition"), "containers"), 0);
+    return json_is_string(json_object_get(c, "image"));
+}
+
+const struct runtime_ops *agent_runtime(struct agent *a, json_t *t)
+{
+    return agent_is_image_task(t) ? a->container : a->process;
+}
+
 /* The environment of each container (SPEC §7): its own variables, then berth's; nothing of the
  * node's, so no token or secret of the scheduler's reaches a task. PORT is the container's first
  * port mapping, else the task's first. */

@@ -2,7 +2,8 @@
 """Running a command in a task (POST /v1/tasks/{id}/exec, `berth task exec`) through the node agent's
 runtime interface, on the scheduler's embedded node and on a berth-agent node: the command sees the
 task's environment and joins its cgroups; its output and exit code come back; a command that outlives
-its timeout is killed; bad requests are refused with the field named. Also the runtime's stats."""
+its timeout is killed; bad requests are refused with the field named; streamed sessions (what the CLI
+uses) give the output while the command runs. Also the runtime's stats."""
 from harness import *
 
 t = Tap()
@@ -62,6 +63,37 @@ t.ok(r.returncode == 7 and r.stdout.strip() == "from-web", "berth task exec: out
 r = subprocess.run([berth, "task", "exec", remote["id"], "--timeout", "0.3", "--", "sleep", "20"],
                    capture_output=True, text=True, env=env, timeout=20)
 t.ok(r.returncode == 124 and "timeout" in r.stderr, "berth task exec --timeout: exit 124 when killed", (r.returncode, r.stderr))
+# Streamed (what the CLI does): the output is read while the command still runs, on either node.
+for node, task in sorted(running().items()):
+    st, r = s.admin("POST", f"/v1/tasks/{task['id']}/exec", {"command": ["sh", "-c", "echo one; sleep 1; echo two; exit 5"],
+                                                             "stream": True})
+    eid = r.get("exec_id") if st == 201 else None
+    t.ok(eid, f"{node}: a streamed exec answers at once with its exec_id", (st, r))
+    got, offset, states = "", 0, []
+    end = time.time() + 20
+    while time.time() < end:
+        st, r = s.admin("POST", f"/v1/tasks/{task['id']}/exec/{eid}?offset={offset}")
+        if st != 200:
+            break
+        got += r["output"]
+        offset = r["offset"]
+        states.append((r["running"], "one" in got, "two" in got))
+        if not r["running"]:
+            break
+        time.sleep(0.05)
+    t.ok((True, True, False) in states, f"{node}: its first line is read while it still runs", states[:5])
+    t.ok(got == "one\ntwo\n" and r.get("exit_code") == 5, f"{node}: then all of it, and its exit code", (got, r))
+    st, r = s.admin("POST", f"/v1/tasks/{task['id']}/exec/nosuchsession?offset=0")
+    t.is_(st, 404, f"{node}: an unknown exec session: 404")
+    st, r = s.admin("POST", f"/v1/tasks/{task['id']}/exec/{eid}?offset=99")
+    t.ok(st == 400 and "offset" in r["error"]["message"], f"{node}: an offset past the output: 400", (st, r))
+cli = subprocess.Popen([berth, "task", "exec", remote["id"], "--", "sh", "-c", "echo first; sleep 5; echo last; exit 3"],
+                       stdout=subprocess.PIPE, text=True, env=env)
+first = cli.stdout.readline()
+still = cli.poll() is None
+rest = cli.stdout.read()
+t.ok(first == "first\n" and still, "berth task exec streams: the first line arrives while the command runs", (first, still))
+t.ok(rest == "last\n" and cli.wait(20) == 3, "then the rest, and the exit code", (rest, cli.returncode))
 r = subprocess.run([berth, "task", "exec", remote["id"]], capture_output=True, text=True, env=env, timeout=20)
 t.ok(r.returncode != 0 and "exec ID" in r.stderr, "berth task exec without a command: usage", r.stderr)
 
