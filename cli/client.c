@@ -8,6 +8,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "berth/alloc.h"
@@ -382,13 +386,66 @@ static int task_logs(int argc, char **argv, const char *id)
     return 0;
 }
 
+/* -it: the terminal in raw mode while the command runs, restored however berth ends. */
+static struct termios saved_term;
+static bool term_raw;
+
+static void term_restore(void)
+{
+    if (term_raw)
+        tcsetattr(0, TCSANOW, &saved_term);
+    term_raw = false;
+}
+
+static void term_signal(int sig)
+{
+    term_restore();
+    _exit(128 + sig);
+}
+
+static bool term_make_raw(void)
+{
+    struct termios raw;
+    if (tcgetattr(0, &saved_term) < 0)
+        return false;
+    raw = saved_term;
+    cfmakeraw(&raw);
+    if (tcsetattr(0, TCSANOW, &raw) < 0)
+        return false;
+    term_raw = true;
+    atexit(term_restore);
+    signal(SIGTERM, term_signal);
+    signal(SIGHUP, term_signal);
+    return true;
+}
+
+/* -it: what was typed goes to the command's terminal. False when the session is gone. */
+static bool send_input(const char *path)
+{
+    char in[4097];
+    ssize_t n = read(0, in, sizeof in - 1);
+    if (n <= 0)
+        return true;
+    in[n] = 0;
+    char url[600], *resp;
+    snprintf(url, sizeof url, "%s/input", path);
+    int st = cli_http(addr(), "POST", url, in, &resp);
+    free(resp);
+    return st == 200;
+}
+
 static int task_exec(int argc, char **argv, const char *id)
 {
     int dash = 0;
     while (dash < argc && strcmp(argv[dash], "--") != 0)
         dash++;
     if (dash + 1 >= argc)
-        return usage_error("task exec ID [--container NAME] [--timeout S] -- CMD...");
+        return usage_error("task exec ID [--container NAME] [--timeout S] [-it] -- CMD...");
+    bool tty = flag(dash, argv, "-it") || flag(dash, argv, "-ti") || (flag(dash, argv, "-i") && flag(dash, argv, "-t"));
+    if (tty && !isatty(0)) {
+        fprintf(stderr, "berth: -it needs a terminal on standard input\n");
+        return 1;
+    }
     json_t *cmd = json_array();
     for (int i = dash + 1; i < argc; i++)
         json_array_append_new(cmd, json_string(argv[i]));
@@ -396,6 +453,14 @@ static int task_exec(int argc, char **argv, const char *id)
     json_t *b = json_pack("{s:o,s:b,s:f}", "command", cmd, "stream", 1, "timeout_s", timeout ? atof(timeout) : 3600.0);
     if (container)
         json_object_set_new(b, "container", json_string(container));
+    struct winsize ws;
+    if (tty) {
+        json_object_set_new(b, "tty", json_true());
+        if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+            json_object_set_new(b, "rows", json_integer(ws.ws_row));
+            json_object_set_new(b, "cols", json_integer(ws.ws_col));
+        }
+    }
     char path[512];
     snprintf(path, sizeof path, "/v1/tasks/%s/exec", id);
     json_t *r = send_body("POST", path, b);
@@ -409,6 +474,10 @@ static int task_exec(int argc, char **argv, const char *id)
     json_decref(r);
     long long offset = 0;
     int code = 1, idle_ms = 20;
+    if (tty && !term_make_raw()) {
+        fprintf(stderr, "berth: cannot put the terminal in raw mode: %s\n", strerror(errno));
+        return 1;
+    }
     for (;;) {
         char url[600];
         snprintf(url, sizeof url, "%s?offset=%lld", path, offset);
@@ -429,11 +498,19 @@ static int task_exec(int argc, char **argv, const char *id)
         json_decref(r);
         if (!running && next == offset)
             break;
-        idle_ms = next == offset ? (idle_ms * 2 > 250 ? 250 : idle_ms * 2) : 20;
-        if (next == offset)
-            usleep((useconds_t)idle_ms * 1000);
+        /* Output came: ask again at once; none: wait longer each time, up to 250 ms (or until a key). */
+        int wait_ms = next != offset ? 0 : idle_ms;
+        idle_ms = next != offset ? 20 : (idle_ms * 2 > 250 ? 250 : idle_ms * 2);
         offset = next;
+        struct pollfd in = {.fd = 0, .events = POLLIN};
+        if (tty && poll(&in, 1, wait_ms) > 0) {
+            send_input(path);
+            idle_ms = 20;
+        } else if (!tty && wait_ms) {
+            usleep((useconds_t)wait_ms * 1000);
+        }
     }
+    term_restore();
     return code < 0 ? 1 : code > 255 ? 255 : code;
 }
 
@@ -607,7 +684,7 @@ int cli_scheduler(int argc, char **argv)
             return task_exec(argc, argv, id);
         } else {
             return usage_error("task run TASKDEF [--count N] | ls [--service S] [--status S] | describe ID | stop ID | "
-                               "logs ID [-f] [--tail N] | exec ID [--container NAME] [--timeout S] -- CMD...");
+                               "logs ID [-f] [--tail N] | exec ID [--container NAME] [--timeout S] [-it] -- CMD...");
         }
     } else if (strcmp(noun, "node") == 0 && (strcmp(verb, "drain") == 0 || strcmp(verb, "activate") == 0)) {
         if (argc < 3 || argv[2][0] == '-')

@@ -295,6 +295,15 @@ struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *add
     return r;
 }
 
+void httpc_send(struct httpc_req *r, const char *data, size_t len)
+{
+    if (buf_append(&r->out, data, len) < 0)
+        return; /* more than the buffer holds in flight: dropped, as a terminal drops input it cannot take */
+    ev_io_stop(r->loop, &r->io);
+    ev_io_set(&r->io, r->fd, EV_READ | EV_WRITE);
+    ev_io_start(r->loop, &r->io);
+}
+
 void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p, size_t n))
 {
     r->on_body = on_body;

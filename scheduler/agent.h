@@ -24,6 +24,11 @@
 struct agent;
 struct buf;
 
+/* An exec's terminal: its size. */
+struct exec_tty {
+    int rows, cols;
+};
+
 struct runtime_ops {
     const char *name;
     /* Starts task <id> (its record has the definition; <env> is one object of environment
@@ -41,11 +46,14 @@ struct runtime_ops {
     void (*sweep)(struct agent *a);
     /* Runs <argv> in container <container> of task <id>, with <env> (that container's environment,
      * borrowed): what it writes (stdout and stderr) goes to <out> as it comes, then <done> gets its exit
-     * status (128 + signal; -1 when it was killed after <timeout_s>, or could not run). 0, or -1 with
-     * errno (ESRCH: the task does not run here). */
+     * status (128 + signal; -1 when it was killed after <timeout_s>, or could not run). With <tty> it
+     * runs on a terminal of that size, and *<input> is set to a handle for exec_input (valid until
+     * <done>); without, its input is empty. 0, or -1 with errno (ESRCH: the task does not run here). */
     int (*exec)(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
-                void (*out)(void *arg, const char *data, size_t len), void (*done)(void *arg, int status),
-                void *arg);
+                const struct exec_tty *tty, void **input, void (*out)(void *arg, const char *data, size_t len),
+                void (*done)(void *arg, int status), void *arg);
+    /* Types <data> on the terminal of an exec started with a tty. */
+    void (*exec_input)(struct agent *a, void *input, const char *data, size_t len);
     /* Resource use of task <id>: {"memory_bytes", "cpu_seconds", "processes"} (what is known), or NULL. */
     json_t *(*stats)(struct agent *a, const char *id);
     /* True while the runtime runs task <id>. */
@@ -124,6 +132,8 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id);
 /* POST .../exec/{exec_id}?offset=N: {"output" (from byte N), "offset" (to ask for next), "running",
  * "exit_code" (once ended), "timed_out", "truncated"}. */
 void agent_exec_read(struct agent *a, struct httpd_req *req, const char *id);
+/* POST .../exec/{exec_id}/input: the request's body typed on the session's terminal. */
+void agent_exec_input(struct agent *a, struct httpd_req *req, const char *id);
 /* Drops every exec session (at exit). */
 void agent_exec_release(struct agent *a);
 /* Starts the container health checks of task <id>, which just became RUNNING (or was adopted running);

@@ -357,10 +357,16 @@ static void task_exec_read(struct httpd_req *req, void *arg)
     agent_exec_read(&A.agent, req, req->segs[2]);
 }
 
+static void task_exec_input(struct httpd_req *req, void *arg)
+{
+    agent_exec_input(&A.agent, req, req->segs[2]);
+}
+
 static const struct httpd_route routes[] = {
     {"POST", "/v1/wake", wake},
     {"POST", "/v1/tasks/{}/exec", task_exec},
     {"POST", "/v1/tasks/{}/exec/{}", task_exec_read},
+    {"POST", "/v1/tasks/{}/exec/{}/input", task_exec_input},
     {"GET", "/v1/tasks/{}/logs", task_logs},
     {"GET", "/v1/tasks/{}/stats", task_stats},
     {NULL, NULL, NULL},

@@ -437,6 +437,11 @@ static void task_exec_read(struct httpd_req *req, void *arg)
     on_node(arg, req, agent_exec_read, 5);
 }
 
+static void task_exec_input(struct httpd_req *req, void *arg)
+{
+    on_node(arg, req, agent_exec_input, 5);
+}
+
 static void metrics(void *arg, struct buf *out)
 {
     struct sched *sc = arg;
@@ -493,6 +498,7 @@ static const struct httpd_route routes[] = {
     {"GET", "/v1/tasks/{}/stats", task_stats},
     {"POST", "/v1/tasks/{}/exec", task_exec},
     {"POST", "/v1/tasks/{}/exec/{}", task_exec_read},
+    {"POST", "/v1/tasks/{}/exec/{}/input", task_exec_input},
     {"GET", "/v1/tasks", tasks_list},
     {"POST", "/v1/tasks", tasks_run},
     {NULL, "/v1/nodes/**", nodes_route},

@@ -57,6 +57,7 @@ struct side {
     struct engine_call *call;
     char exec_id[80];
     double timeout_s;
+    bool tty, started; /* an exec on a terminal; its stream started (it takes input) */
     void (*out)(void *arg, const char *data, size_t len);
     void (*done)(void *arg, int status);
     void *arg;

@@ -60,30 +60,49 @@ static void exec_created(void *arg, int status, json_t *body, const char *err)
     snprintf(s->exec_id, sizeof s->exec_id, "%s", eid);
     char path[160];
     snprintf(path, sizeof path, "/exec/%s/start", eid);
-    json_t *start = json_pack("{s:b,s:b}", "Detach", 0, "Tty", 0);
-    s->call = engine_stream(&ctr_state(s->a)->e, "POST", path, start, s->timeout_s, exec_output, exec_ended, s);
+    json_t *start = json_pack("{s:b,s:b}", "Detach", 0, "Tty", s->tty);
+    if (s->tty) { /* a terminal's stream is not framed, and takes the input on the same connection */
+        s->call = engine_stream_raw(&ctr_state(s->a)->e, "POST", path, s->timeout_s, exec_output, exec_ended, s);
+        s->started = true;
+    } else {
+        s->call = engine_stream(&ctr_state(s->a)->e, "POST", path, start, s->timeout_s, exec_output, exec_ended, s);
+    }
     json_decref(start);
 }
 
 static int ctr_exec(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
-                    void (*out)(void *arg, const char *data, size_t len), void (*done)(void *arg, int status),
-                    void *arg)
+                    const struct exec_tty *tty, void **input, void (*out)(void *arg, const char *data, size_t len),
+                    void (*done)(void *arg, int status), void *arg)
 {
     struct ctask *t = ctr_find(a, id);
     if (!t || t->stopping || container < 0 || container >= t->n || !t->c[container].waiting || t->c[container].exited)
         return errno = ESRCH, -1;
     struct side *s = xcalloc(1, sizeof *s);
-    *s = (struct side){.a = a, .timeout_s = timeout_s, .out = out, .done = done, .arg = arg};
+    *s = (struct side){.a = a, .timeout_s = timeout_s, .out = out, .done = done, .arg = arg, .tty = tty != NULL};
     list_add(&ctr_state(a)->sides, &s->link);
+    if (input)
+        *input = s;
     json_t *cmd = json_array();
     for (size_t i = 0; argv[i]; i++)
         json_array_append_new(cmd, json_string(argv[i]));
-    json_t *body = json_pack("{s:o,s:b,s:b,s:b}", "Cmd", cmd, "AttachStdout", 1, "AttachStderr", 1, "Tty", 0);
+    json_t *body = json_pack("{s:o,s:b,s:b,s:b,s:b}", "Cmd", cmd, "AttachStdout", 1, "AttachStderr", 1, "Tty", tty != NULL,
+                             "AttachStdin", tty != NULL);
+    if (tty) {
+        json_object_set_new(body, "ConsoleSize", json_pack("[i,i]", tty->rows, tty->cols));
+        json_object_set_new(body, "Env", json_pack("[s]", "TERM=xterm"));
+    }
     char path[160];
     snprintf(path, sizeof path, "/containers/%s/exec", t->c[container].cid);
     s->call = engine_call(&ctr_state(a)->e, "POST", path, body, CTR_CALL_S, exec_created, s);
     json_decref(body);
     return 0;
+}
+
+static void ctr_exec_input(struct agent *a, void *input, const char *data, size_t len)
+{
+    struct side *s = input;
+    if (s->started) /* typed before the command started: dropped */
+        engine_write(s->call, data, len);
 }
 
 /* ---- after a restart: adopt this agent's containers, remove the others ---- */
@@ -247,6 +266,7 @@ const struct runtime_ops ctr_runtime = {
     .adopt = ctr_adopt,
     .sweep = ctr_sweep,
     .exec = ctr_exec,
+    .exec_input = ctr_exec_input,
     .stats = ctr_stats,
     .running = ctr_running,
     .kill_all = ctr_kill_all,

@@ -143,6 +143,12 @@ struct engine_call *engine_stream_raw(struct engine *e, const char *method, cons
     return c;
 }
 
+void engine_write(struct engine_call *c, const char *data, size_t len)
+{
+    if (c && c->req)
+        httpc_send(c->req, data, len);
+}
+
 void engine_cancel(struct engine_call *c)
 {
     if (!c)

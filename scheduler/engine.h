@@ -42,6 +42,8 @@ struct engine_call *engine_stream(struct engine *e, const char *method, const ch
 /* As engine_stream, for a body that is not framed (GET /events: JSON lines); <data> gets stream 0. */
 struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, double timeout_s,
                                       engine_data_cb data, engine_cb done, void *arg);
+/* Writes <data> to a streamed call's connection (a terminal's input to an exec). */
+void engine_write(struct engine_call *c, const char *data, size_t len);
 /* Drops a call; its callbacks are not called. NULL is ignored. */
 void engine_cancel(struct engine_call *c);
 

@@ -24,6 +24,7 @@ struct exec_run {
     struct httpd_req *req; /* answered at the end; NULL for a session */
     char id[33], task[40];
     struct buf out;
+    void *input; /* the terminal's, while the command runs (tty sessions) */
     bool truncated, done;
     int status;
     ev_timer expire;
@@ -51,11 +52,18 @@ static void session_expire(struct ev_loop *loop, ev_timer *w, int revents)
     session_free(w->data);
 }
 
+/* A terminal dimension: absent, or 1..1000. */
+static bool size_ok(json_t *v)
+{
+    return !v || (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 1000);
+}
+
 static void exec_done(void *arg, int status)
 {
     struct exec_run *x = arg;
     if (!x->req) { /* a session: kept for its reader a while */
         x->done = true;
+        x->input = NULL;
         x->status = status;
         ev_timer_init(&x->expire, session_expire, EXEC_KEEP_S, 0);
         x->expire.data = x;
@@ -91,9 +99,11 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
     json_t *v;
     json_object_foreach(body, key, v)
         if (strcmp(key, "command") != 0 && strcmp(key, "container") != 0 && strcmp(key, "timeout_s") != 0 &&
-            strcmp(key, "stream") != 0)
+            strcmp(key, "stream") != 0 && strcmp(key, "tty") != 0 && strcmp(key, "rows") != 0 &&
+            strcmp(key, "cols") != 0)
             bad = key;
-    json_t *stream = json_object_get(body, "stream");
+    json_t *stream = json_object_get(body, "stream"), *tty = json_object_get(body, "tty");
+    json_t *rows = json_object_get(body, "rows"), *cols = json_object_get(body, "cols");
     int container = -1;
     size_t i;
     json_array_foreach(cs, i, c)
@@ -115,6 +125,10 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
         field = "timeout_s", why = "must be a number of seconds in (0, 3600]";
     else if (stream && !json_is_boolean(stream))
         field = "stream", why = "must be true or false";
+    else if (tty && (!json_is_boolean(tty) || (json_is_true(tty) && !json_is_true(stream))))
+        field = "tty", why = "must be true or false, and a terminal needs \"stream\": true";
+    else if (!size_ok(rows) || !size_ok(cols))
+        field = size_ok(rows) ? "cols" : "rows", why = "must be an integer 1..1000 (the terminal's size)";
     if (field) {
         httpd_respond_error(req, 400, "InvalidParameter", "%s: %s", field, why);
         json_decref(body);
@@ -132,8 +146,9 @@ void agent_exec(struct agent *a, struct httpd_req *req, const char *id)
     buf_init(&x->out, x->req ? EXEC_OUTPUT_MAX : EXEC_SESSION_MAX);
     list_init(&x->link);
     log_info("task %s: exec %s (container %d)%s", id, argv[0], container, x->req ? "" : ", streamed");
-    if (agent_runtime(a, t)->exec(a, id, container, argv, json_array_get(env, (size_t)container), timeout, exec_out,
-                                  exec_done, x) < 0) {
+    struct exec_tty term = {rows ? (int)json_integer_value(rows) : 24, cols ? (int)json_integer_value(cols) : 80};
+    if (agent_runtime(a, t)->exec(a, id, container, argv, json_array_get(env, (size_t)container), timeout,
+                                  json_is_true(tty) ? &term : NULL, &x->input, exec_out, exec_done, x) < 0) {
         httpd_respond_error(req, 409, "TaskNotRunning", "task \"%s\": cannot run the command: %s", id, strerror(errno));
         buf_free(&x->out);
         free(x);
@@ -160,22 +175,43 @@ static size_t utf8_whole(const char *p, size_t len)
     return len;
 }
 
-void agent_exec_read(struct agent *a, struct httpd_req *req, const char *id)
+/* The session of <req> (/v1/tasks/{id}/exec/{exec_id}...), or NULL when it answered 404. */
+static struct exec_run *session_of(struct agent *a, struct httpd_req *req, const char *id)
 {
-    struct exec_run *x = NULL;
     struct list *it, *tmp;
     list_each(it, tmp, &a->execs) {
         struct exec_run *e = list_entry(it, struct exec_run, link);
         if (strcmp(e->id, req->segs[4]) == 0 && strcmp(e->task, id) == 0)
-            x = e;
+            return e;
     }
-    char q[32], *end;
-    long long off = httpd_query_param(req, "offset", q, sizeof q) ? strtoll(q, &end, 10) : 0;
-    if (!x) {
-        httpd_respond_error(req, 404, "ExecNotFound", "no exec session \"%s\" in task \"%s\" (sessions are kept %.0f s "
-                            "after their command ended)", req->segs[4], id, EXEC_KEEP_S);
+    httpd_respond_error(req, 404, "ExecNotFound", "no exec session \"%s\" in task \"%s\" (sessions are kept %.0f s "
+                        "after their command ended)", req->segs[4], id, EXEC_KEEP_S);
+    return NULL;
+}
+
+void agent_exec_input(struct agent *a, struct httpd_req *req, const char *id)
+{
+    struct exec_run *x = session_of(a, req, id);
+    if (!x)
+        return;
+    json_t *t = task_get(a->tasks, id);
+    if (!x->input || !t) {
+        httpd_respond_error(req, 409, "ExecNotInteractive", "exec session \"%s\" %s", x->id,
+                            x->done ? "has ended" : "has no terminal (start it with \"tty\": true)");
         return;
     }
+    if (req->body_len)
+        agent_runtime(a, t)->exec_input(a, x->input, req->body, req->body_len);
+    httpd_respond_json(req, 200, json_pack("{s:I}", "written", (json_int_t)req->body_len));
+}
+
+void agent_exec_read(struct agent *a, struct httpd_req *req, const char *id)
+{
+    struct exec_run *x = session_of(a, req, id);
+    if (!x)
+        return;
+    char q[32] = "", *end = q;
+    long long off = httpd_query_param(req, "offset", q, sizeof q) ? strtoll(q, &end, 10) : 0;
     if (off < 0 || off > (long long)x->out.len || (*q && *end)) {
         httpd_respond_error(req, 400, "InvalidParameter", "offset: must be a byte offset 0..%zu", x->out.len);
         return;

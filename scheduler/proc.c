@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,11 +276,15 @@ static char **env_list(json_t *env)
 
 /* In a forked child: its own process group (so a stop reaches its children too), the container's
  * cgroups, output to <out>, default signals, then <argv> with <envp>. Never returns. */
+/* In a child: joins <cg>, takes <out> as stdout and stderr (CHILD_TERMINAL: keeps the terminal it was
+ * given as stdio) and runs <argv>. */
+#define CHILD_TERMINAL (-2)
 static __attribute__((noreturn)) void child_exec(const struct cgroup *cg, int out, char *const *argv, char **envp)
 {
     setpgid(0, 0);
     cg_join(cg);
-    child_stdio(out);
+    if (out != CHILD_TERMINAL)
+        child_stdio(out);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -420,33 +425,49 @@ static void exec_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static int proc_exec(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
-                     void (*out)(void *arg, const char *data, size_t len), void (*done)(void *arg, int status),
-                     void *arg)
+                     const struct exec_tty *tty, void **input, void (*out)(void *arg, const char *data, size_t len),
+                     void (*done)(void *arg, int status), void *arg)
 {
     struct run *r = find_run(a, id);
     if (!r || r->stopping || container < 0 || container >= r->n)
         return errno = ESRCH, -1;
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
+    int p[2] = {-1, -1};
+    if (!tty && pipe2(p, O_CLOEXEC) < 0)
         return -1;
     json_t *vars = json_pack("{s:s}", "PATH", task_path());
     json_object_update(vars, env);
+    if (tty)
+        json_object_set_new(vars, "TERM", json_string("xterm"));
     char **envp = env_list(vars);
     json_decref(vars);
-    pid_t pid = fork();
-    if (pid == 0)
-        child_exec(&r->cg[container], dup(p[1]), argv, envp);
+    pid_t pid;
+    if (tty) { /* on a terminal of its own: its output and its input are the terminal's master side */
+        struct winsize ws = {.ws_row = (unsigned short)tty->rows, .ws_col = (unsigned short)tty->cols};
+        pid = forkpty(&p[0], NULL, NULL, &ws);
+        if (pid == 0)
+            child_exec(&r->cg[container], CHILD_TERMINAL, argv, envp);
+        if (p[0] >= 0)
+            fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    } else {
+        pid = fork();
+        if (pid == 0)
+            child_exec(&r->cg[container], dup(p[1]), argv, envp);
+        close(p[1]);
+    }
     free_list(envp);
-    close(p[1]);
     if (pid < 0) {
-        close(p[0]);
+        if (p[0] >= 0)
+            close(p[0]);
         return -1;
     }
-    setpgid(pid, pid);
+    if (!tty) /* (on a terminal it makes a session of its own: a group set from here would stop that) */
+        setpgid(pid, pid);
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     struct exec_run *x = xcalloc(1, sizeof *x);
     *x = (struct exec_run){.a = a, .pid = pid, .fd = p[0], .out = out, .done = done, .arg = arg};
     list_add(&state(a)->execs, &x->link);
+    if (input)
+        *input = x;
     ev_io_init(&x->io, exec_read, p[0], EV_READ);
     x->io.data = x;
     ev_io_start(a->loop, &x->io);
@@ -457,6 +478,13 @@ static int proc_exec(struct agent *a, const char *id, int container, char *const
     x->timer.data = x;
     ev_timer_start(a->loop, &x->timer);
     return 0;
+}
+
+static void proc_exec_input(struct agent *a, void *input, const char *data, size_t len)
+{
+    struct exec_run *x = input;
+    if (write(x->fd, data, len) < 0 && errno != EAGAIN)
+        log_debug("exec input: %s", strerror(errno));
 }
 
 static bool proc_stop(struct agent *a, const char *id)
@@ -608,6 +636,7 @@ const struct runtime_ops proc_runtime = {
     .signal = proc_signal,
     .adopt = proc_adopt,
     .exec = proc_exec,
+    .exec_input = proc_exec_input,
     .stats = proc_stats,
     .running = proc_running,
     .kill_all = proc_kill_all,

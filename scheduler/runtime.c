@@ -178,7 +178,7 @@ static void health_tick(struct ev_loop *loop, ev_timer *w, int revents)
     json_t *env = agent_task_env(a, h->id, t, json_object_get(t, "ports"));
     h->busy = true;
     if (h->rt->exec(a, h->id, h->i, argv, json_array_get(env, (size_t)h->i),
-                               json_number_value(json_object_get(hc, "timeout_s")), health_out, health_done, h) < 0)
+                    json_number_value(json_object_get(hc, "timeout_s")), NULL, NULL, health_out, health_done, h) < 0)
         health_done(h, -1);
     json_decref(env);
     free(argv);

@@ -31,6 +31,9 @@ struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *add
  * callback gets the response with an empty body (other statuses are buffered as usual). <on_body>
  * must not cancel the request. Set right after httpc_request. */
 void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p, size_t n));
+/* Sends more bytes on the request's connection after the request itself (a connection the server
+ * took over for a stream both ways, as the Docker Engine API's exec start does). */
+void httpc_send(struct httpc_req *r, const char *data, size_t len);
 /* Aborts a request; its callback is not called. */
 void httpc_cancel(struct httpc_req *r);
 

@@ -342,6 +342,33 @@ def check_wrk_clean(t, wrk, during):
     t.is_(errors, 0, f"no socket errors {during}")
 
 
+def exec_interactive(berth, env, task_id, script, timeout=20):
+    """Runs `berth task exec ID -it -- sh` on a pseudo-terminal, types <script> once the shell shows
+    its prompt, and reads until the end; returns (berth's exit code, what the terminal showed)."""
+    import pty, select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(berth, [berth, "task", "exec", task_id, "-it", "--", "sh"], env)
+    seen, typed, end = b"", False, time.time() + timeout
+    while time.time() < end:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the terminal closed: berth has exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not typed and any(p in seen for p in (b"$ ", b"# ")):
+            os.write(fd, script.encode())
+            typed = True
+    if time.time() >= end:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
 def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

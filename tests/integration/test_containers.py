@@ -177,6 +177,9 @@ s.admin("DELETE", "/v1/services/bad")
 r = subprocess.run([berth, "task", "exec", web0, "--", "sh", "-c", "echo in-$HOSTNAME-$GREETING; exit 4"],
                    capture_output=True, text=True, env=env, timeout=30)
 t.ok(r.returncode == 4 and r.stdout.startswith("in-"), "berth task exec: output, and the command's exit code", r)
+code, screen = exec_interactive(berth, env, web0, "echo hi-$((6*7)); tty; id -u; exit 6\r")
+t.ok(code == 6 and "hi-42" in screen and "/dev/pts/" in screen,
+     "berth task exec -it: a shell on a terminal in the container, typed input, its exit code", (code, screen[-400:]))
 s.admin("POST", "/v1/task-definitions", {"family": "ticker", "containers": [{
     "name": "ticker", "image": v1, "stop_timeout_s": 1,
     "entry_point": ["/bin/sh", "-c", "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.3; done"]}]})

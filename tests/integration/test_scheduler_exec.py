@@ -94,6 +94,16 @@ still = cli.poll() is None
 rest = cli.stdout.read()
 t.ok(first == "first\n" and still, "berth task exec streams: the first line arrives while the command runs", (first, still))
 t.ok(rest == "last\n" and cli.wait(20) == 3, "then the rest, and the exit code", (rest, cli.returncode))
+
+
+for node, task in sorted(running().items()):
+    code, screen = exec_interactive(berth, env, task["id"], "echo hi-$((6*7)); tty; exit 3\r")
+    t.ok(code == 3 and "hi-42" in screen and "/dev/pts/" in screen,
+         f"{node}: berth task exec -it: a shell on a terminal, what is typed reaches it, its exit code is berth's",
+         (code, screen[-400:]))
+r = subprocess.run([berth, "task", "exec", remote["id"], "-it", "--", "sh"], capture_output=True, text=True, env=env,
+                   timeout=20, stdin=subprocess.DEVNULL)
+t.ok(r.returncode == 1 and "-it needs a terminal" in r.stderr, "-it without a terminal: refused", r.stderr)
 r = subprocess.run([berth, "task", "exec", remote["id"]], capture_output=True, text=True, env=env, timeout=20)
 t.ok(r.returncode != 0 and "exec ID" in r.stderr, "berth task exec without a command: usage", r.stderr)
 

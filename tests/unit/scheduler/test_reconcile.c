@@ -77,7 +77,8 @@ static bool fake_running(struct agent *a, const char *id)
 static void fake_all(struct agent *a) {}
 
 static int fake_exec(struct agent *a, const char *id, int container, char *const *argv, json_t *env, double timeout_s,
-                     void (*out)(void *, const char *, size_t), void (*done)(void *, int), void *arg)
+                     const struct exec_tty *tty, void **input, void (*out)(void *, const char *, size_t),
+                     void (*done)(void *, int), void *arg)
 {
     return -1;
 }
