@@ -348,7 +348,7 @@ static void events_tick(struct ev_loop *loop, ev_timer *w, int revents)
         snprintf(path, sizeof path, "/events?filters=%s", q);
         free(text);
         json_decref(f);
-        cs->events = engine_stream_raw(&cs->e, "GET", path, CTR_FOREVER_S, on_event_data, on_event_end, a);
+        cs->events = engine_stream_raw(&cs->e, "GET", path, NULL, CTR_FOREVER_S, on_event_data, on_event_end, a);
     }
     if (!cs->check) {
         char path[1200], q[1000];

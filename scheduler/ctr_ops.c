@@ -62,7 +62,7 @@ static void exec_created(void *arg, int status, json_t *body, const char *err)
     snprintf(path, sizeof path, "/exec/%s/start", eid);
     json_t *start = json_pack("{s:b,s:b}", "Detach", 0, "Tty", s->tty);
     if (s->tty) { /* a terminal's stream is not framed, and takes the input on the same connection */
-        s->call = engine_stream_raw(&ctr_state(s->a)->e, "POST", path, s->timeout_s, exec_output, exec_ended, s);
+        s->call = engine_stream_raw(&ctr_state(s->a)->e, "POST", path, start, s->timeout_s, exec_output, exec_ended, s);
         s->started = true;
     } else {
         s->call = engine_stream(&ctr_state(s->a)->e, "POST", path, start, s->timeout_s, exec_output, exec_ended, s);

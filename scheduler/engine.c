@@ -135,10 +135,10 @@ struct engine_call *engine_stream(struct engine *e, const char *method, const ch
     return call(e, method, path, body, timeout_s, data, done, arg);
 }
 
-struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, double timeout_s,
-                                      engine_data_cb data, engine_cb done, void *arg)
+struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, json_t *body,
+                                      double timeout_s, engine_data_cb data, engine_cb done, void *arg)
 {
-    struct engine_call *c = call(e, method, path, NULL, timeout_s, data, done, arg);
+    struct engine_call *c = call(e, method, path, body, timeout_s, data, done, arg);
     c->raw = true;
     return c;
 }

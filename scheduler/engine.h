@@ -39,9 +39,10 @@ struct engine_call *engine_call(struct engine *e, const char *method, const char
  * output as it arrives, then <done> gets the status (body NULL). */
 struct engine_call *engine_stream(struct engine *e, const char *method, const char *path, json_t *body,
                                   double timeout_s, engine_data_cb data, engine_cb done, void *arg);
-/* As engine_stream, for a body that is not framed (GET /events: JSON lines); <data> gets stream 0. */
-struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, double timeout_s,
-                                      engine_data_cb data, engine_cb done, void *arg);
+/* As engine_stream, for an answer that is not framed (GET /events: JSON lines; an exec on a terminal);
+ * <data> gets stream 0. */
+struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, json_t *body,
+                                      double timeout_s, engine_data_cb data, engine_cb done, void *arg);
 /* Writes <data> to a streamed call's connection (a terminal's input to an exec). */
 void engine_write(struct engine_call *c, const char *data, size_t len);
 /* Drops a call; its callbacks are not called. NULL is ignored. */
