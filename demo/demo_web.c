@@ -98,11 +98,19 @@ static void handle_api(struct httpd_req *req)
     }
 }
 
+static double started_at;
+
 static void handle(struct httpd_req *req, void *arg)
 {
     char body[512];
     if (req->nsegs == 1 && strcmp(req->segs[0], "health") == 0) {
-        httpd_respond(req, 200, "text/plain", "ok\n", 3);
+        /* DEMO_UNHEALTHY_FOR_S: /health fails for that long after start (-1: always), to try deployments. */
+        const char *bad = getenv("DEMO_UNHEALTHY_FOR_S");
+        double for_s = bad && *bad ? atof(bad) : 0;
+        if (for_s < 0 || ev_now(main_loop) - started_at < for_s)
+            httpd_respond(req, 503, "text/plain", "starting\n", 9);
+        else
+            httpd_respond(req, 200, "text/plain", "ok\n", 3);
         return;
     }
     if (req->nsegs == 1 && strcmp(req->segs[0], "api") == 0 && resolver) {
@@ -132,7 +140,8 @@ int main(int argc, char **argv)
                 "usage: berth-demo-web [--port PORT] [--bind ADDR]\n\nServes GET / (\"hello from $BERTH_TASK_ID\") and GET /health "
                 "on ADDR:PORT (default $BIND, else 127.0.0.1; $PORT).\n"
                 "With API_SERVICE set (e.g. \"api\"), GET /api looks up API_SERVICE.$BERTH_NAMESPACE (SRV) at\n"
-                "$BERTH_DNS, calls one instance's / and answers with what it said.\n");
+                "$BERTH_DNS, calls one instance's / and answers with what it said. With DEMO_UNHEALTHY_FOR_S=N,\n"
+                "GET /health answers 503 for the first N seconds (-1: always), to try health-gated deployments.\n");
             return 0;
         } else {
             fprintf(stderr, "berth-demo-web: unknown argument \"%s\" (try --help)\n", argv[i]);
@@ -147,6 +156,7 @@ int main(int argc, char **argv)
     log_init("berth-demo-web", "text", LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = main_loop = EV_DEFAULT;
+    started_at = ev_now(loop);
     char addr[64], *err = NULL;
     const char *api = getenv("API_SERVICE");
     if (api && *api) {

@@ -149,6 +149,7 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
      * health checks"). */
     double rate = 0, delta[32] = {0}, grace = json_number_value(json_object_get(svc, "health_check_grace_period_s"));
     json_t *le = NULL, *unhealthy = json_object(), *seen = json_object(), *replace = json_object();
+    json_t *lb_state = json_object(); /* task -> its state in the first group where it is not healthy */
     const char *tgname;
     json_t *g, *t;
     size_t i;
@@ -162,6 +163,11 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
             json_object_set_new(seen, id, json_true());
             if (!sched_is(t, "state", "healthy") || sched_is(task, "health_status", "UNHEALTHY"))
                 json_object_set_new(unhealthy, id, json_true());
+            if (!sched_is(t, "state", "healthy") && !json_object_get(lb_state, id)) /* the first group that is not */
+                json_object_set_new(lb_state, id,
+                                    json_string(json_is_string(json_object_get(t, "state"))
+                                                    ? json_string_value(json_object_get(t, "state"))
+                                                    : "unknown"));
             if (sched_is(t, "state", "unhealthy") && sched_is(task, "desired_status", "RUNNING") &&
                 task_age_s(task, "started_at") >= grace)
                 json_object_set_new(replace, id,
@@ -173,7 +179,17 @@ static void round_done(struct sched *sc, struct svc_metrics *m)
         add_latency(m, tgname, json_object_get(g, "stats"), delta, 32, &le);
     }
     const char *id;
-    json_t *reason;
+    json_t *reason, *yes;
+    /* Each task's health in the service's target groups (reconcile.c counts a new task once healthy). */
+    json_object_foreach(seen, id, yes) {
+        json_t *st = json_object_get(lb_state, id);
+        const char *want = st ? json_string_value(st) : "healthy";
+        if (!sched_is(json_object_get(tasks, id), "lb_health", want)) {
+            task_set(&sc->tasks, id, json_pack("{s:s}", "lb_health", want));
+            sched_kick(sc); /* a deployment may move on */
+        }
+    }
+    json_decref(lb_state);
     json_object_foreach(replace, id, reason) {
         sched_event(sc, m->name, "task %s failed the proxy's health checks; replacing it", id);
         sched_task_stop(sc, id, "TaskFailedHealthChecks", json_string_value(reason));

@@ -54,6 +54,26 @@ static bool active(json_t *t)
     return task_wanted(t);
 }
 
+/* Whether task <t> of service <svc> is healthy (ECS): RUNNING, its container health checks HEALTHY when
+ * it has any, and healthy in every target group of the service's load balancers when it has any
+ * (lb_health, kept by metrics.c from the proxy's view). Only healthy tasks count toward a deployment
+ * and toward minimum_healthy_percent. */
+static bool healthy(struct sched *sc, json_t *svc, json_t *t)
+{
+    if (!task_is(t, TASK_RUNNING))
+        return false;
+    json_t *c;
+    size_t i;
+    bool checks = false;
+    json_array_foreach(json_object_get(json_object_get(t, "definition"), "containers"), i, c)
+        checks = checks || json_object_get(c, "health_check") != NULL;
+    if (checks && !sched_is(t, "health_status", "HEALTHY"))
+        return false;
+    /* (Without a proxy to ask, as in a scheduler without proxy_admin, the target groups are not checked.) */
+    return json_array_size(json_object_get(svc, "load_balancers")) == 0 || !sc->proxy_admin.len ||
+           sched_is(t, "lb_health", "healthy");
+}
+
 /* Restart throttling, as ECS: tasks of a service that keep failing soon after
  * starting are started again after a growing delay (0.5 s, 1 s, 2 s ... 60 s). */
 static void sched_task_stopped(struct sched *sc, const char *service, double ran_s, bool failed)
@@ -72,7 +92,7 @@ static void sched_task_stopped(struct sched *sc, const char *service, double ran
     if (delay > BACKOFF_MAX_S)
         delay = BACKOFF_MAX_S;
     b->until = util_now() + delay;
-    sched_event(sc, service, "tasks keep failing to start (%d in a row); the next start waits %.1fs", n, delay);
+    sched_event(sc, service, "tasks keep failing (%d in a row); the next start waits %.1fs", n, delay);
 }
 
 /* Deletes all but the newest KEEP_STOPPED stopped tasks of each service. */
@@ -147,12 +167,21 @@ static const char *pick(struct sched *sc, json_t *tasks, const char *service, co
 
 void sched_deployment_start(struct sched *sc, const char *service, const char *previous, const char *current)
 {
-    char path[300];
+    char path[300], last[300] = "";
     snprintf(path, sizeof path, "deployments/%s", service);
-    sched_store_put(
-        sc->store, path,
-        json_pack("{s:s,s:s,s:i,s:s}", "previous", previous, "current", current, "failed", 0, "status", "IN_PROGRESS"),
-        NULL, NULL);
+    /* A rollback goes to the last deployment that COMPLETED, not to one that was itself failing. */
+    json_t *old = sched_store_get(sc->store, path);
+    if (json_is_string(json_object_get(old, "last_completed")))
+        snprintf(last, sizeof last, "%s", json_string_value(json_object_get(old, "last_completed")));
+    else if (old && sched_is(old, "status", "COMPLETED"))
+        snprintf(last, sizeof last, "%s", json_string_value(json_object_get(old, "current")));
+    if (*last && strcmp(last, current) != 0)
+        previous = last;
+    json_t *d = json_pack("{s:s,s:s,s:i,s:s}", "previous", previous, "current", current, "failed", 0, "status",
+                          "IN_PROGRESS");
+    if (*last)
+        json_object_set_new(d, "last_completed", json_string(last));
+    sched_store_put(sc->store, path, d, NULL, NULL);
     sched_task_stopped(sc, service, 0, false); /* a new deployment starts without delay */
     sched_event(sc, service, "deployment from %s to %s started", previous, current);
 }
@@ -173,7 +202,7 @@ static void deployment_set(struct sched *sc, const char *service, json_t *fields
     sched_store_merge(sc->store, path, fields);
 }
 
-static void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td)
+static void sched_deployment_task_failed(struct sched *sc, const char *service, const char *td, const char *why)
 {
     json_t *svc = sched_service_get(sc->store, service);
     json_t *d = deployment(sc, service);
@@ -187,7 +216,7 @@ static void sched_deployment_task_failed(struct sched *sc, const char *service, 
         snprintf(prev_td, sizeof prev_td, "%s", json_string_value(json_object_get(d, "previous")));
     snprintf(cur_td, sizeof cur_td, "%s", td);
     td = cur_td;
-    deployment_set(sc, service, json_pack("{s:I}", "failed", failed));
+    deployment_set(sc, service, json_pack("{s:I,s:s}", "failed", failed, "last_failure", why));
     json_t *cb = json_object_get(json_object_get(svc, "deployment"), "circuit_breaker");
     if (!json_is_true(json_object_get(cb, "enable")))
         return;
@@ -199,9 +228,8 @@ static void sched_deployment_task_failed(struct sched *sc, const char *service, 
         return;
     const char *prev = prev_td;
     if (json_is_true(json_object_get(cb, "rollback")) && *prev) {
-        sched_event(sc, service,
-                    "deployment to %s failed: %lld tasks failed to start (circuit breaker); rolling back to %s", td,
-                    (long long)failed, prev);
+        sched_event(sc, service, "deployment to %s failed: %lld tasks failed (circuit breaker; the last: %s); rolling back to %s",
+                    td, (long long)failed, why, prev);
         json_t *copy = json_deep_copy(svc);
         json_object_set_new(copy, "task_definition", json_string(prev));
         char path[300];
@@ -210,8 +238,8 @@ static void sched_deployment_task_failed(struct sched *sc, const char *service, 
         sched_store_put(sc->store, path, copy, NULL, NULL);
         sched_task_stopped(sc, service, 0, false); /* the rollback starts without delay */
     } else {
-        sched_event(sc, service, "deployment to %s failed: %lld tasks failed to start (circuit breaker)", td,
-                    (long long)failed);
+        sched_event(sc, service, "deployment to %s failed: %lld tasks failed (circuit breaker; the last: %s)", td,
+                    (long long)failed, why);
         deployment_set(sc, service, json_pack("{s:s}", "status", "FAILED"));
     }
 }
@@ -228,17 +256,24 @@ static void task_ended(struct sched *sc, const char *id)
         snprintf(svc, sizeof svc, "%s", json_string_value(json_object_get(t, "service")));
     snprintf(td, sizeof td, "%s", json_string_value(json_object_get(t, "task_definition")));
     const char *code = json_string_value(json_object_get(t, "stop_code"));
-    bool failed = code && (strcmp(code, "EssentialContainerExited") == 0 || strcmp(code, "TaskFailedToStart") == 0);
+    bool failed = code && (strcmp(code, "EssentialContainerExited") == 0 || strcmp(code, "TaskFailedToStart") == 0 ||
+                           strcmp(code, "TaskFailedHealthChecks") == 0);
     double ran = json_object_get(t, "started_at") ? task_age_s(t, "started_at") - task_age_s(t, "stopped_at") : 0;
+    /* A task that failed before it was ever healthy counts as a failed start, however long it ran. */
+    bool never_healthy = !json_object_get(t, "healthy_at");
+    char why[400];
+    snprintf(why, sizeof why, "task %s: %s", id,
+             json_is_string(json_object_get(t, "stopped_reason")) ? json_string_value(json_object_get(t, "stopped_reason"))
+                                                                  : code ? code : "stopped");
     sched_event(sc, *svc ? svc : NULL, "task %s %s: %s", id,
                 code && strcmp(code, "TaskFailedToStart") == 0 ? "failed to start" : "stopped",
                 json_is_string(json_object_get(t, "stopped_reason"))
                     ? json_string_value(json_object_get(t, "stopped_reason"))
                     : "no reason given");
     if (*svc) {
-        sched_task_stopped(sc, svc, ran, failed);
-        if (failed && ran < HEALTHY_RUN_S)
-            sched_deployment_task_failed(sc, svc, td);
+        sched_task_stopped(sc, svc, failed && never_healthy ? 0 : ran, failed);
+        if (failed && (ran < HEALTHY_RUN_S || never_healthy))
+            sched_deployment_task_failed(sc, svc, td, why);
     }
 }
 
@@ -278,9 +313,10 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
     int max_total = desired * maxp / 100, min_healthy = (desired * minp + 99) / 100;
     if (max_total <= min_healthy && desired > 0)
         max_total = min_healthy + 1; /* 100/100 could never move */
-    int new_n = 0, new_running = 0, old_n = 0, old_running = 0, leaving = 0;
+    int new_n = 0, new_healthy = 0, old_n = 0, old_running = 0, leaving = 0;
     const char *id;
-    json_t *t;
+    json_t *t, *now_healthy = json_array(), *x;
+    size_t i;
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (!ts || strcmp(ts, name) != 0)
@@ -290,13 +326,24 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
             continue;
         }
         /* Old: another task definition, or on a node that is draining or lost (replaced like a deployment). */
-        bool is_new = is_current(sc, t, td);
-        bool is_running = task_is(t, TASK_RUNNING);
+        bool is_new = is_current(sc, t, td), ok = healthy(sc, svc, t);
+        if (ok && !json_object_get(t, "healthy_at"))
+            json_array_append_new(now_healthy, json_string(id));
         *(is_new ? &new_n : &old_n) += 1;
-        *(is_new ? &new_running : &old_running) += is_running;
-        if (is_running && task_age_s(t, "started_at") >= HEALTHY_RUN_S)
+        /* New tasks count once healthy; old ones while they run (they are what serves now). */
+        if (is_new)
+            new_healthy += ok;
+        else
+            old_running += task_is(t, TASK_RUNNING);
+        if (ok && task_age_s(t, "started_at") >= HEALTHY_RUN_S)
             sched_task_stopped(sc, name, HEALTHY_RUN_S, false); /* healthy long enough: forget failures */
     }
+    /* First healthy: stamped (a task that fails later, having been healthy, is no failed start). */
+    char at[40];
+    util_rfc3339(util_wall(), at, sizeof at);
+    json_array_foreach(now_healthy, i, x)
+        task_set(&sc->tasks, json_string_value(x), json_pack("{s:s}", "healthy_at", at));
+    json_decref(now_healthy);
     json_t *d = deployment(sc, name);
     bool failed = d && strcmp(json_string_value(json_object_get(d, "status")), "FAILED") == 0 &&
                   strcmp(json_string_value(json_object_get(d, "current")), td) == 0;
@@ -316,12 +363,13 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         }
         sched_event(sc, name, "has started %d tasks: %s", start, ids);
     }
-    /* Stop old tasks while enough RUNNING ones remain (minimum_healthy_percent). */
-    int can_stop = new_running + old_running - min_healthy;
+    /* Stop old tasks while enough healthy ones remain (minimum_healthy_percent): old tasks go only as
+     * new ones become healthy. */
+    int can_stop = new_healthy + old_running - min_healthy;
     int stop_old = old_n - old_running; /* old ones not yet running serve nothing */
     if (can_stop > 0)
         stop_old += can_stop < old_running ? can_stop : old_running;
-    if (new_running >= desired)
+    if (new_healthy >= desired)
         stop_old = old_n;
     for (int k = 0; k < stop_old; k++) {
         const char *victim = pick(sc, tasks, name, td, false, false);
@@ -339,14 +387,14 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         sched_event(sc, name, "stopping task %s (desired count %d)", victim, desired);
         sched_task_stop(sc, victim, "ServiceSchedulerInitiated", "Scaling activity initiated by the service scheduler");
     }
-    if (d && old_n == 0 && leaving == 0 && new_running == desired &&
+    if (d && old_n == 0 && leaving == 0 && new_healthy == desired &&
         strcmp(json_string_value(json_object_get(d, "status")), "IN_PROGRESS") == 0 &&
         strcmp(json_string_value(json_object_get(d, "current")), td) == 0) {
         sched_event(sc, name, "deployment to %s completed", td);
-        deployment_set(sc, name, json_pack("{s:s}", "status", "COMPLETED"));
+        deployment_set(sc, name, json_pack("{s:s,s:s}", "status", "COMPLETED", "last_completed", td));
     }
     /* The scheduler's own view, not part of the user's service object. */
-    bool steady = old_n == 0 && leaving == 0 && new_n == desired && new_running == desired;
+    bool steady = old_n == 0 && leaving == 0 && new_n == desired && new_healthy == desired;
     if (steady != rt->steady) {
         rt->steady = steady;
         if (steady)
