@@ -129,11 +129,6 @@ void agent_stop(struct agent *a, const char *id, const char *code, const char *r
     rt->stop(a, id);
 }
 
-bool agent_running(struct agent *a, const char *id)
-{
-    json_t *t = task_get(a->tasks, id);
-    return t && agent_runtime(a, t)->running(a, id);
-}
 
 void agent_adopt(struct agent *a)
 {

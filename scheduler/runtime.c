@@ -61,6 +61,12 @@ json_t *agent_task_env(struct agent *a, const char *id, json_t *t, json_t *ports
     return out;
 }
 
+bool agent_running(struct agent *a, const char *id)
+{
+    json_t *t = task_get(a->tasks, id);
+    return t && agent_runtime(a, t)->running(a, id);
+}
+
 /* True when something accepts TCP connections on 127.0.0.1:<port>. */
 static bool accepting(int port)
 {
