@@ -628,7 +628,7 @@ int cli_scheduler(int argc, char **argv)
                 return 1;
             if (js)
                 return print_json(r);
-            printf("deleted service %s\n", name);
+            printf("deleted service %s (its tasks drain, then it is gone)\n", name);
         } else {
             return usage_error("service create -f FILE | ls | describe NAME | scale NAME N | update NAME "
                                "--task-definition TD | delete NAME");

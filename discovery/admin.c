@@ -204,6 +204,20 @@ static struct dns_instance *instance_of(struct dns_server *s, struct httpd_req *
     return in;
 }
 
+/* DELETE .../services/{svc}: the service and its instances (Cloud Map's DeleteService; the scheduler
+ * calls it when a service it registered is deleted). */
+static void service_delete(struct httpd_req *req, void *arg)
+{
+    struct dns_server *s = arg;
+    struct dns_namespace *ns;
+    struct dns_service *svc;
+    if (!resolve(s, req, false, &ns, &svc))
+        return;
+    log_info("%s.%s: deleted (%zu instances)", svc->name, ns->name, svc->n);
+    dns_zone_service_delete(s->zone, svc);
+    httpd_respond_json(req, 200, json_pack("{s:s}", "deleted", req->segs[4]));
+}
+
 static void instance_get(struct httpd_req *req, void *arg)
 {
     struct dns_service *svc;
@@ -242,6 +256,7 @@ static void instance_health(struct httpd_req *req, void *arg)
 }
 
 static const struct httpd_route routes[] = {
+    {"DELETE", "/v1/namespaces/{}/services/{}", service_delete},
     {"GET", "/v1/namespaces/{}/services/{}/instances", instances_get},
     {"PUT", "/v1/namespaces/{}/services/{}/instances", instances_put},
     {"GET", "/v1/namespaces/{}/services/{}/instances/{}", instance_get},

@@ -88,6 +88,8 @@ void dns_instance_free(struct dns_instance *i);
 void dns_zone_put(struct dns_zone *z, struct dns_service *svc, struct dns_instance *inst);
 /* Removes an instance by id; 0, or -1 if unknown. */
 int dns_zone_delete(struct dns_zone *z, struct dns_service *svc, const char *id);
+/* Removes a service and its instances: its name is NXDOMAIN again. <svc> is freed. */
+void dns_zone_service_delete(struct dns_zone *z, struct dns_service *svc);
 /* Replaces all instances of a service (takes ownership of the array's items). */
 void dns_zone_replace(struct dns_zone *z, struct dns_service *svc, struct dns_instance **inst, size_t n);
 struct dns_instance *dns_service_find(const struct dns_zone *z, struct dns_service *svc, const char *id);

@@ -264,6 +264,25 @@ void dns_zone_replace(struct dns_zone *z, struct dns_service *svc, struct dns_in
         dns_zone_put(z, svc, inst[i]);
 }
 
+void dns_zone_service_delete(struct dns_zone *z, struct dns_service *svc)
+{
+    while (svc->n)
+        instance_remove(z, svc, svc->inst[svc->n - 1]);
+    struct dns_namespace *ns = svc->ns;
+    struct dns_node *n = node_find2(z, svc->name, ns->name);
+    if (n && n->kind == NODE_SERVICE && n->svc == svc)
+        node_del(z, n);
+    for (size_t i = 0; i < ns->n; i++)
+        if (ns->svc[i] == svc) {
+            ns->svc[i] = ns->svc[--ns->n];
+            break;
+        }
+    free(svc->inst);
+    free(svc->name);
+    free(svc);
+    z->serial++;
+}
+
 void dns_zone_free(struct dns_zone *z)
 {
     if (!z)

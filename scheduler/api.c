@@ -250,8 +250,16 @@ static void services(struct sched *sc, struct httpd_req *req)
         json_object_set_new(out, "events", sched_events_json(sc, req->segs[2], 0, 10));
         httpd_respond_json(req, 200, out);
     } else if (m == HTTP_M_DELETE) {
-        log_info("service %s deleted", req->segs[2]);
-        write_then_respond(s, req, path, NULL, 200, json_pack("{s:s}", "deleted", req->segs[2]));
+        /* As ECS: the service scales to zero through draining (no request fails), then it goes with
+         * its registrations (reconcile.c). */
+        json_t *v = json_deep_copy(svc);
+        json_object_set_new(v, "status", json_string("DRAINING"));
+        json_object_set_new(v, "desired_count", json_integer(0));
+        json_object_del(v, "autoscaling");
+        log_info("service %s deleted: draining its tasks", req->segs[2]);
+        write_then_respond(s, req, path, v, 200, json_pack("{s:s,s:s}", "deleted", req->segs[2], "status", "DRAINING"));
+    } else if (sched_is(svc, "status", "DRAINING")) {
+        httpd_respond_error(req, 409, "ServiceNotActive", "service \"%s\" is being deleted", req->segs[2]);
     } else if (m == HTTP_M_PATCH) {
         json_t *body = httpd_body_json(req);
         if (!body)

@@ -301,9 +301,10 @@ static void agent_event_hook(void *arg, const char *service, const char *msg)
 }
 
 /* One service: a rolling deployment toward <desired> tasks of its task definition. Plain
- * scaling is the case without old tasks. minimum_healthy_percent bounds how many RUNNING tasks
+ * scaling is the case without old tasks. True when it is a deleted service whose tasks have all
+ * stopped (it can go). minimum_healthy_percent bounds how many RUNNING tasks
  * may be stopped, maximum_percent how many may run in all. */
-static void reconcile_service(struct sched *sc, const char *name, json_t *svc, json_t *tasks)
+static bool reconcile_service(struct sched *sc, const char *name, json_t *svc, json_t *tasks)
 {
     int desired = (int)json_integer_value(json_object_get(svc, "desired_count"));
     const char *td = json_string_value(json_object_get(svc, "task_definition"));
@@ -393,6 +394,8 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         sched_event(sc, name, "deployment to %s completed", td);
         deployment_set(sc, name, json_pack("{s:s,s:s}", "status", "COMPLETED", "last_completed", td));
     }
+    if (sched_is(svc, "status", "DRAINING")) /* deleted: gone once nothing of it runs or stops */
+        return new_n + old_n == 0 && leaving == 0;
     /* The scheduler's own view, not part of the user's service object. */
     bool steady = old_n == 0 && leaving == 0 && new_n == desired && new_healthy == desired;
     if (steady != rt->steady) {
@@ -400,6 +403,7 @@ static void reconcile_service(struct sched *sc, const char *name, json_t *svc, j
         if (steady)
             sched_event(sc, name, "has reached a steady state");
     }
+    return false;
 }
 
 /* One pass over every service: start or stop tasks toward the desired count. */
@@ -411,8 +415,24 @@ static void reconcile(struct sched *sc)
     struct list *it, *tmp;
     list_each(it, tmp, &sc->services_rt)
         list_entry(it, struct svc_rt, link)->seen = false;
+    json_t *drained = json_array(), *x;
+    size_t i;
     json_object_foreach(json_object_get(state, "services"), name, svc)
-        reconcile_service(sc, name, svc, tasks);
+        if (reconcile_service(sc, name, svc, tasks))
+            json_array_append_new(drained, json_string(name));
+    /* Deleted services whose tasks have all stopped: their registrations go, then they do. */
+    json_array_foreach(drained, i, x) {
+        char path[300];
+        const char *n = json_string_value(x);
+        sched_sync_retire(sc, n, sched_service_get(sc->store, n));
+        snprintf(path, sizeof path, "services/%s", n);
+        sched_store_put(sc->store, path, NULL, NULL, NULL);
+        snprintf(path, sizeof path, "deployments/%s", n);
+        if (sched_store_get(sc->store, path))
+            sched_store_put(sc->store, path, NULL, NULL, NULL);
+        sched_event(sc, n, "service deleted: its tasks drained and stopped, its registrations removed");
+    }
+    json_decref(drained);
     /* Forget the services that are gone. */
     list_each(it, tmp, &sc->services_rt) {
         struct svc_rt *r = list_entry(it, struct svc_rt, link);
@@ -424,8 +444,7 @@ static void reconcile(struct sched *sc)
     /* Tasks of services that no longer exist (before placing: a deleted service's PENDING tasks never run). */
     state = sched_store_state(sc->store);
     tasks = json_object_get(state, "tasks");
-    json_t *gone = json_array(), *x;
-    size_t i;
+    json_t *gone = json_array();
     json_object_foreach(tasks, id, t) {
         const char *ts = json_string_value(json_object_get(t, "service"));
         if (ts && active(t) && !json_object_get(json_object_get(state, "services"), ts))

@@ -167,6 +167,9 @@ void sched_place_pending(struct sched *sc);
 
 /* ---- sync.c: registration of running tasks in the proxy and DNS ---- */
 void sched_sync_start(struct sched *sc);
+/* A deleted service has drained: its target groups are emptied (a request for it gets 503) and its
+ * DNS services deleted (NXDOMAIN). */
+void sched_sync_retire(struct sched *sc, const char *name, json_t *svc);
 void sched_sync_stop(struct sched *sc);
 
 /* ---- reconcile.c: the service scheduler ---- */

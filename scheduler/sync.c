@@ -185,6 +185,23 @@ static void sync_dns(struct sched *sc, const char *name, json_t *svc, json_t *ta
     }
 }
 
+void sched_sync_retire(struct sched *sc, const char *name, json_t *svc)
+{
+    json_t *x;
+    size_t i;
+    char path[400];
+    json_array_foreach(sc->proxy_admin.len ? json_object_get(svc, "load_balancers") : NULL, i, x) {
+        snprintf(path, sizeof path, "/v1/target-groups/%s/targets", json_string_value(json_object_get(x, "target_group")));
+        sched_call(sc, &sc->proxy_admin, NULL, "PUT", path, "{\"targets\":[]}", logged, xstrdup(path));
+    }
+    json_array_foreach(sc->dns_admin.len ? json_object_get(svc, "service_registries") : NULL, i, x) {
+        snprintf(path, sizeof path, "/v1/namespaces/%s/services/%s", json_string_value(json_object_get(x, "namespace")),
+                 json_string_value(json_object_get(x, "name")));
+        sched_call(sc, &sc->dns_admin, NULL, "DELETE", path, NULL, logged, xstrdup(path));
+    }
+    log_info("service %s drained: its target groups emptied, its DNS services deleted", name);
+}
+
 static void sync_pass(struct sched *sc)
 {
     json_t *state = sched_store_state(sc->store), *svc;
