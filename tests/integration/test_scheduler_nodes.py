@@ -105,6 +105,20 @@ alive = lambda pid: os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat")
 t.ok(wait_until(lambda: not any(alive(p) for p in on_n2.values()), 10), "the restarted agent stopped the orphaned processes")
 t.ok(wait_until(lambda: per_node("onlyb") == {"n2": 2}, 10), "onlyb runs on n2 again", per_node("onlyb"))
 
+# Spread across a deployment, with n2 back: spread's 4 tasks are all on local; a new revision spreads
+# against what runs (its 4 go to n2), and the node the rollout emptied (local) is refilled first.
+s.admin("POST", "/v1/task-definitions", {"family": "web", "containers": [
+    {"name": "web", "command": [DEMO], "cpu": 128, "memory_mib": 32, "stop_timeout_s": 1, "port_mappings": [{"name": "http"}],
+     "environment": {"REV": "2"}}]})
+s.admin("PATCH", "/v1/services/spread", {"task_definition": "web:2"})
+t.ok(wait_until(lambda: per_node("spread") == {"n2": 4} and all(x["task_definition"] == "web:2" for x in tasks("spread")), 20),
+     "after the rollout: the new tasks where fewest ran (n2)", per_node("spread"))
+s.admin("PATCH", "/v1/services/spread", {"desired_count": 6})
+t.ok(wait_until(lambda: per_node("spread") == {"local": 2, "n2": 4}, 10),
+     "scaling out refills the node the rollout emptied first", per_node("spread"))
+s.admin("PATCH", "/v1/services/spread", {"desired_count": 4})
+t.ok(wait_until(lambda: per_node("spread") == {"n2": 4}, 10), "scaling in takes the newest", per_node("spread"))
+
 # Draining local moves spread's tasks to n2 without going below 100% healthy.
 low, stop = [4], threading.Event()
 
