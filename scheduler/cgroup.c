@@ -208,6 +208,26 @@ bool cg_usage(const struct cgroup *cg, long long *memory_bytes, double *cpu_s)
     return true;
 }
 
+void cg_total_add(struct cg_total *t, const struct cgroup *cg)
+{
+    long long m;
+    double c;
+    if (!cg_usage(cg, &m, &c))
+        return;
+    t->known = true;
+    t->memory_bytes += m > 0 ? m : 0;
+    t->cpu_s += c > 0 ? c : 0;
+}
+
+json_t *cg_total_json(const struct cg_total *t, json_t *out)
+{
+    if (t->known)
+        json_object_set_new(out, "memory_bytes", json_integer(t->memory_bytes));
+    if (t->known && t->cpu_s > 0)
+        json_object_set_new(out, "cpu_seconds", json_real(t->cpu_s));
+    return out;
+}
+
 void cg_remove(const struct cgroup *cg)
 {
     for (int k = 0; k < 2; k++)

@@ -6,6 +6,7 @@
 #ifndef BERTH_SCHED_CGROUP_H
 #define BERTH_SCHED_CGROUP_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 struct cgroup {
@@ -28,6 +29,15 @@ int cg_oom_watch(const struct cgroup *cg);
 bool cg_oom_killed(const struct cgroup *cg);
 /* Memory in use (bytes) and CPU time used (seconds); false without cgroups. */
 bool cg_usage(const struct cgroup *cg, long long *memory_bytes, double *cpu_s);
+/* Resource use summed over several containers' cgroups (a task's stats). */
+struct cg_total {
+    long long memory_bytes;
+    double cpu_s;
+    bool known; /* some container had cgroups to read */
+};
+void cg_total_add(struct cg_total *t, const struct cgroup *cg);
+/* Sets "memory_bytes" and "cpu_seconds" (what is known) on <out>; returns it. */
+json_t *cg_total_json(const struct cg_total *t, json_t *out);
 /* Removes them (fails while a stray process remains: left for the operator). */
 void cg_remove(const struct cgroup *cg);
 

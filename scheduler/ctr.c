@@ -662,25 +662,14 @@ json_t *ctr_stats(struct agent *a, const char *id)
     struct ctask *t = ctr_find(a, id);
     if (!t)
         return NULL;
-    long long mem = 0;
-    double cpu = 0;
+    struct cg_total use = {0};
     int alive = 0;
-    bool known = false;
     for (int i = 0; i < t->n; i++) {
-        long long m;
-        double c;
-        alive += t->c[i].waiting && !t->c[i].exited;
-        if (!t->c[i].exited && cg_usage(&t->c[i].cg, &m, &c)) {
-            known = true;
-            mem += m > 0 ? m : 0;
-            cpu += c > 0 ? c : 0;
-        }
+        bool runs = t->c[i].waiting && !t->c[i].exited;
+        alive += runs;
+        if (runs)
+            cg_total_add(&use, &t->c[i].cg);
     }
-    json_t *out = json_pack("{s:s,s:i}", "runtime", "container", "containers", alive);
-    if (known)
-        json_object_set_new(out, "memory_bytes", json_integer(mem));
-    if (known && cpu > 0)
-        json_object_set_new(out, "cpu_seconds", json_real(cpu));
-    return out;
+    return cg_total_json(&use, json_pack("{s:s,s:i}", "runtime", "container", "containers", alive));
 }
 

@@ -607,26 +607,13 @@ static json_t *proc_stats(struct agent *a, const char *id)
     struct run *r = find_run(a, id);
     if (!r)
         return NULL;
-    long long mem = 0;
-    double cpu = 0;
+    struct cg_total use = {0};
     int alive = 0;
-    bool known = false;
     for (int i = 0; i < r->n; i++) {
-        long long m;
-        double c;
         alive += !r->exited[i] && r->pid[i] > 0 && kill(r->pid[i], 0) == 0;
-        if (cg_usage(&r->cg[i], &m, &c)) {
-            known = true;
-            mem += m > 0 ? m : 0;
-            cpu += c > 0 ? c : 0;
-        }
+        cg_total_add(&use, &r->cg[i]);
     }
-    json_t *out = json_pack("{s:s,s:i}", "runtime", "process", "processes", alive);
-    if (known)
-        json_object_set_new(out, "memory_bytes", json_integer(mem));
-    if (known && cpu > 0)
-        json_object_set_new(out, "cpu_seconds", json_real(cpu));
-    return out;
+    return cg_total_json(&use, json_pack("{s:s,s:i}", "runtime", "process", "processes", alive));
 }
 
 const struct runtime_ops proc_runtime = {
