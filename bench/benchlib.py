@@ -1,5 +1,5 @@
 """benchlib.py -- helpers for the Python halves of the bench scripts: JSON calls to berth APIs."""
-import json, time, urllib.request
+import json, socket, struct, time, urllib.request
 
 
 def api(port, method, path, body=None):
@@ -24,3 +24,18 @@ def wait(fn, timeout):
             pass
         time.sleep(0.1)
     return False
+
+
+def srv_count(port, name):
+    """How many SRV records berth-dns on 127.0.0.1:<port> answers for <name> (over TCP)."""
+    q = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) \
+        + b"\0" + struct.pack(">HH", 33, 1)
+    with socket.create_connection(("127.0.0.1", int(port)), 2) as s:
+        s.sendall(struct.pack(">H", len(q)) + q)
+        data = b""
+        while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return struct.unpack(">H", data[2 + 6:2 + 8])[0] if len(data) >= 10 else 0

@@ -9,13 +9,14 @@ container gets the same limits (32 MiB, no CPU quota: a small quota slows the st
                               targets in berth-proxy and 50 SRV records in berth-dns
   one container               20 one-off tasks one after the other (POST /v1/tasks to RUNNING), and the
                               same through the API alone (create, start, port answers): p50 and p99"""
-import concurrent.futures, os, socket, struct, subprocess, sys, tempfile, time
+import concurrent.futures, os, socket, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 os.environ.setdefault("BERTH_BIN_DIR", os.path.join(HERE, "..", "build"))
 from harness import Proxy, Dns, Scheduler, free_port, wait_until  # noqa: E402
 from containers import Registry, Engine, build_image  # noqa: E402
+from benchlib import srv_count  # noqa: E402
 
 N, ONE = 50, 20
 
@@ -90,20 +91,6 @@ s.admin("POST", "/v1/task-definitions", {"family": "web50", "containers": [{
     "port_mappings": [{"name": "http", "container_port": 8080}]}]})
 
 
-def srv_count():
-    q = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"".join(bytes([len(x)]) + x.encode() for x in "web50.berth.internal".split(".")) \
-        + b"\0" + struct.pack(">HH", 33, 1)
-    with socket.create_connection(("127.0.0.1", dns.port), 2) as c:
-        c.sendall(struct.pack(">H", len(q)) + q)
-        data = b""
-        while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return struct.unpack(">H", data[2 + 6:2 + 8])[0] if len(data) >= 10 else 0
-
-
 t0 = time.monotonic()
 s.admin("POST", "/v1/services", {
     "name": "web50", "task_definition": "web50", "desired_count": N,
@@ -118,7 +105,7 @@ while time.monotonic() - t0 < 120 and len(marks) < 3:
         st, g = proxy.admin("GET", "/v1/target-groups/web50")
         if st == 200 and sum(1 for x in g["targets"] if x["state"] == "healthy") == N:
             marks["proxy"] = now
-    if "dns" not in marks and srv_count() == N:
+    if "dns" not in marks and srv_count(dns.port, "web50.berth.internal") == N:
         marks["dns"] = now
     time.sleep(0.01)
 s.admin("DELETE", "/v1/services/web50")

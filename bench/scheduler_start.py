@@ -1,28 +1,11 @@
 #!/usr/bin/env python3
 """scheduler_start.py -- driven by bench/scheduler.sh: the time from POST /v1/services with
 desired_count 50 to 50 tasks RUNNING, to 50 targets in the proxy's group and to 50 SRV records."""
-import socket, struct, sys, time
-from benchlib import api
+import sys, time
+from benchlib import api, srv_count
 
 sport, padmin, dnsp, demo = sys.argv[1:5]
 N = 50
-
-
-def srv_count():
-    q = struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in "web50.berth.internal".split(".")) \
-        + b"\0" + struct.pack(">HH", 33, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(2)
-    s.connect(("127.0.0.1", int(dnsp)))
-    s.sendall(struct.pack(">H", len(q)) + q)
-    data = b""
-    while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return struct.unpack(">H", data[2 + 6:2 + 8])[0] if len(data) >= 10 else 0
 
 
 api(sport, "POST", "/v1/task-definitions", {"family": "web50", "containers": [
@@ -45,7 +28,7 @@ while time.monotonic() - t0 < 30 and len(marks) < 3:
         st, g = api(padmin, "GET", "/v1/target-groups/web50")
         if st == 200 and sum(1 for x in g["targets"] if x["state"] == "healthy") == N:
             marks["proxy"] = now
-    if "dns" not in marks and srv_count() == N:
+    if "dns" not in marks and srv_count(dnsp, "web50.berth.internal") == N:
         marks["dns"] = now
     time.sleep(0.01)
 print(f"service create with desired_count {N} (berth-demo-web tasks, embedded node):")
