@@ -217,7 +217,7 @@ void agent_exec_read(struct agent *a, struct httpd_req *req, const char *id)
         return;
     }
     size_t n = x->out.len - (size_t)off;
-    if (!x->done)
+    if (!x->done && n)
         n = utf8_whole(buf_head(&x->out) + off, n);
     json_t *body = json_pack("{s:s%,s:I,s:b,s:b}", "output", n ? buf_head(&x->out) + off : "", n, "offset",
                              (json_int_t)(off + (long long)n), "running", !x->done, "truncated", x->truncated);
