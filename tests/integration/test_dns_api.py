@@ -96,6 +96,15 @@ r = subprocess.run([os.path.join(BIN, "discovery", "berth-dns"), "-t", "-c", os.
 t.is_(r.returncode, 0, "examples/dns.json is valid")
 r = subprocess.run([os.path.join(BIN, "discovery", "berth-dns"), "--help"], capture_output=True, text=True)
 t.ok(r.returncode == 0 and "usage: berth-dns" in r.stdout, "--help")
+# DeleteService: the service and its instances go; its names are NXDOMAIN again.
+d.admin("PUT", f"/v1/namespaces/{NS}/services/gone/instances", {"instances": [{"id": "g1", "address": "127.0.0.7", "port": 7}]})
+t.is_(len(dc.parse(dc.udp(P, dc.query("gone." + NS, "SRV")))["an"]), 1, "a service to delete answers")
+st, body = d.admin("DELETE", f"/v1/namespaces/{NS}/services/gone")
+t.is_((st, body), (200, {"deleted": "gone"}), "DELETE .../services/gone")
+t.is_([dc.parse(dc.udp(P, dc.query(n, "SRV")))["status"] for n in ("gone." + NS, "g1.gone." + NS)], ["NXDOMAIN", "NXDOMAIN"],
+      "its name and its instance's are NXDOMAIN")
+t.is_(d.admin("GET", f"/v1/namespaces/{NS}/services/gone/instances")[0], 404, "and the API knows it no more")
+t.is_(d.admin("DELETE", f"/v1/namespaces/{NS}/services/gone")[0], 404, "deleting it again: 404")
 t.is_(d.stop(), 0, "berth-dns exits 0")
 t.ok(d.sanitizer_clean(), "no sanitizer report", d.log())
 t.done()
