@@ -148,6 +148,7 @@ static int try_complete(struct httpc_req *r, bool eof)
         r->remaining = m.content_length;
         http_chunked_init(&r->ch);
         buf_consume(&r->in, (size_t)h);
+        r->on_body(r->arg, "", 0); /* the stream is open */
         return stream_body(r, eof);
     }
     char *body = buf_head(&r->in) + h;

@@ -80,11 +80,15 @@ struct ctask *ctr_task_new(struct agent *a, const char *id, json_t *rec)
     return t;
 }
 
-static void ctr_unwatch(struct ctr *k)
+/* Stops watching container <k>: its exit and OOM kills, and (<output>) its output too. */
+static void ctr_unwatch(struct ctr *k, bool output)
 {
     engine_cancel(k->wait);
-    engine_cancel(k->follow);
-    k->wait = k->follow = NULL;
+    k->wait = NULL;
+    if (output) {
+        engine_cancel(k->follow);
+        k->follow = NULL;
+    }
     ev_io_stop(k->t->a->loop, &k->oom_io);
     if (k->oom_fd >= 0)
         close(k->oom_fd);
@@ -95,9 +99,10 @@ void ctr_task_free(struct ctask *t)
 {
     list_del(&t->link);
     for (int i = 0; i < t->n; i++)
-        ctr_unwatch(&t->c[i]);
+        ctr_unwatch(&t->c[i], true);
     engine_cancel(t->op);
     ev_timer_stop(t->a->loop, &t->ready_timer);
+    ev_timer_stop(t->a->loop, &t->drain_timer);
     if (t->log_fd >= 0)
         close(t->log_fd);
     json_decref(t->env);
@@ -140,6 +145,24 @@ void ctr_remove_container(struct agent *a, const char *cid)
 
 
 /* Once no container runs and no set-up call is under way: the containers go, the task is STOPPED. */
+#define CTR_DRAIN_S 60.0 /* how long the output of exited containers may take to reach the log */
+
+static void finish_if_done(struct ctask *t);
+
+static void drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ctask *t = w->data;
+    log_warn("task %s: its output did not all reach its log within %.0f s", t->id, CTR_DRAIN_S);
+    for (int i = 0; i < t->n; i++) {
+        engine_cancel(t->c[i].follow);
+        t->c[i].follow = NULL;
+    }
+    finish_if_done(t);
+}
+
+/* Once no container runs and no set-up call is under way: the task is STOPPED. Its containers are
+ * removed (with its scratch volumes) once their output has all reached the log, which may come later
+ * (the engine streams it at its own pace): meanwhile the task waits on the draining list. */
 static void finish_if_done(struct ctask *t)
 {
     if (t->op)
@@ -148,17 +171,28 @@ static void finish_if_done(struct ctask *t)
         if (t->c[i].waiting && !t->c[i].exited)
             return;
     struct agent *a = t->a;
+    if (!t->finished) {
+        t->finished = true;
+        list_del(&t->link);
+        list_add(&ctr_state(a)->draining, &t->link);
+        task_stopped(a->tasks, t->id, t->stop_code, t->reason);
+    }
+    for (int i = 0; i < t->n; i++)
+        if (t->c[i].follow) {
+            if (!ev_is_active(&t->drain_timer)) {
+                ev_timer_init(&t->drain_timer, drain_timeout, CTR_DRAIN_S, 0);
+                t->drain_timer.data = t;
+                ev_timer_start(a->loop, &t->drain_timer);
+            }
+            return;
+        }
     for (int i = 0; i < t->n; i++)
         if (t->c[i].created)
             ctr_remove_container(a, t->c[i].cid);
-    char id[40], code[40], reason[300], vols[1024];
-    snprintf(id, sizeof id, "%s", t->id);
-    snprintf(code, sizeof code, "%s", t->stop_code);
-    snprintf(reason, sizeof reason, "%s", t->reason);
-    ctr_volumes_dir(ctr_state(a)->dir, id, vols, sizeof vols);
+    char vols[1024];
+    ctr_volumes_dir(ctr_state(a)->dir, t->id, vols, sizeof vols);
     util_rm_rf(vols);
     ctr_task_free(t);
-    task_stopped(a->tasks, id, code, reason);
 }
 
 static void maybe_exited(struct agent *a, const char *cid);
@@ -217,7 +251,7 @@ static void container_exited(struct ctr *k, int code)
     k->exited = true;
     if (k->oom_fd >= 0 && cg_oom_killed(&k->cg))
         k->oom = true;
-    ctr_unwatch(k);
+    ctr_unwatch(k, false); /* its output stream ends by itself once all of it is in the log */
     json_t *cs = json_deep_copy(json_object_get(ctr_record(t), "containers"));
     json_t *c = json_array_get(cs, (size_t)k->i);
     if (c) {
@@ -300,9 +334,12 @@ static void on_event_end(void *arg, int status, json_t *body, const char *err)
     struct agent *a = arg;
     struct ctr_state *cs = ctr_state(a);
     cs->events = NULL;
-    log_warn("container engine: the event stream ended (%s); following it again in 1 s",
-             err ? err : status == 200 ? "closed" : engine_message(body, "refused"));
     buf_consume(&cs->evbuf, cs->evbuf.len);
+    if (cs->engine_down) /* still down: the periodic tick tries again */
+        return;
+    log_warn("container engine: the event stream ended (%s); following it again in 1 s, then every %.0f s until it "
+             "answers", err ? err : status == 200 ? "closed" : engine_message(body, "refused"), CTR_CHECK_S);
+    cs->engine_down = true;
     ev_timer_stop(a->loop, &cs->events_timer);
     ev_timer_set(&cs->events_timer, 1.0, CTR_CHECK_S);
     ev_timer_start(a->loop, &cs->events_timer);
@@ -315,6 +352,10 @@ static void on_check(void *arg, int status, json_t *body, const char *err)
     cs->check = NULL;
     if (status != 200)
         return;
+    if (cs->engine_down && cs->events) {
+        log_info("container engine: it answers again; following its events");
+        cs->engine_down = false;
+    }
     json_t *running = json_object(), *c;
     size_t i;
     json_array_foreach(body, i, c)
@@ -389,14 +430,32 @@ void ctr_events_stop(struct agent *a)
 static void on_output(void *arg, int stream, const char *data, size_t len)
 {
     struct ctr *k = arg;
-    if (k->t->log_fd >= 0 && write(k->t->log_fd, data, len) < 0)
-        log_warn("task %s: writing its log: %s", k->t->id, strerror(errno));
+    struct ctask *t = k->t;
+    if (t->log_fd >= 0 && write(t->log_fd, data, len) < 0)
+        log_warn("task %s: writing its log: %s", t->id, strerror(errno));
+    /* Capped as a process's log is: checked after every MiB written. */
+    t->log_written += len;
+    if (t->log_written >= TASKLOG_KEEP) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tasks/%s.log", t->a->data_dir, t->id);
+        tasklog_cap(path, TASKLOG_MAX, TASKLOG_KEEP);
+        t->log_written = 0;
+    }
 }
+
+static void start_container(struct ctask *t);
 
 static void on_output_end(void *arg, int status, json_t *body, const char *err)
 {
     struct ctr *k = arg;
     k->follow = NULL;
+    if (k->attaching) { /* the engine would not attach: start it all the same, its logs followed instead */
+        log_warn("task %s: attaching to container %s: %s", k->t->id, k->cid, err ? err : engine_message(body, "refused"));
+        k->attaching = false;
+        start_container(k->t);
+    } else if (k->exited) { /* the last of it: the task may be done */
+        finish_if_done(k->t);
+    }
 }
 
 static void on_oom(struct ev_loop *loop, ev_io *w, int revents)
@@ -432,8 +491,10 @@ void ctr_watch(struct ctr *k, int pid, double since)
     char path[200];
     k->waiting = true; /* its exit comes through the event stream */
     open_log(t);
-    snprintf(path, sizeof path, "/containers/%s/logs?follow=1&stdout=1&stderr=1&since=%lld", k->cid, (long long)since);
-    k->follow = engine_stream(&cs->e, "GET", path, NULL, CTR_FOREVER_S, on_output, on_output_end, k);
+    if (!k->follow) { /* not attached since its start (adopted after a restart): its logs from <since> */
+        snprintf(path, sizeof path, "/containers/%s/logs?follow=1&stdout=1&stderr=1&since=%lld", k->cid, (long long)since);
+        k->follow = engine_stream(&cs->e, "GET", path, NULL, CTR_FOREVER_S, on_output, on_output_end, k);
+    }
     if (pid > 0 && cg_of_pid(&k->cg, pid, (int)json_integer_value(json_object_get(def_of(t, k->i), "memory_mib"))))
         k->oom_fd = cg_oom_watch(&k->cg);
     ev_io_init(&k->oom_io, on_oom, k->oom_fd, EV_READ);
@@ -501,6 +562,27 @@ static void on_start(void *arg, int status, json_t *body, const char *err)
     t->op = engine_call(&ctr_state(t->a)->e, "GET", path, NULL, CTR_CALL_S, on_inspect, t);
 }
 
+static void start_container(struct ctask *t)
+{
+    if (t->stopping) {
+        finish_if_done(t);
+        return;
+    }
+    char path[160];
+    snprintf(path, sizeof path, "/containers/%s/start", t->c[t->step].cid);
+    t->op = engine_call(&ctr_state(t->a)->e, "POST", path, NULL, CTR_CALL_S, on_start, t);
+}
+
+/* Its output is attached: it can start without a byte written unseen. */
+static void on_attached(void *arg)
+{
+    struct ctr *k = arg;
+    if (!k->attaching)
+        return;
+    k->attaching = false;
+    start_container(k->t);
+}
+
 static void on_create(void *arg, int status, json_t *body, const char *err)
 {
     struct ctask *t = arg;
@@ -521,9 +603,9 @@ static void on_create(void *arg, int status, json_t *body, const char *err)
              err ? err : engine_message(body, "the engine refused to create it"));
         return;
     }
-    char path[160];
-    snprintf(path, sizeof path, "/containers/%s/start", k->cid);
-    t->op = engine_call(&ctr_state(t->a)->e, "POST", path, NULL, CTR_CALL_S, on_start, t);
+    open_log(t);
+    k->attaching = true;
+    k->follow = engine_attach(&ctr_state(t->a)->e, k->cid, on_output, on_attached, on_output_end, k);
 }
 
 static void create(struct ctask *t)

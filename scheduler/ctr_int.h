@@ -28,8 +28,9 @@ struct ctr {
     bool waiting; /* it runs, and its exit is being waited for */
     bool exited;
     bool essential, oom;
+    bool attaching; /* its output being attached before it starts */
     int stop_timeout;
-    struct engine_call *wait, *follow; /* wait: the inspect that reads its exit code */
+    struct engine_call *wait, *follow; /* wait: the inspect that reads its exit code; follow: its output */
     struct cgroup cg;
     int oom_fd;
     ev_io oom_io;
@@ -44,9 +45,12 @@ struct ctask {
     struct engine_call *op;  /* the set-up call under way */
     json_t *env, *ports;     /* while setting up */
     int log_fd;
+    size_t log_written; /* since its size was last checked */
     ev_timer ready_timer;
+    ev_timer drain_timer; /* all exited: their last output still reaching the log */
     double started;
     bool adopting, stopping;
+    bool finished; /* STOPPED: on the draining list until its output is all in the log */
     char stop_code[40], reason[300];
 };
 
@@ -69,9 +73,11 @@ struct ctr_state {
     bool ok;
     char why[200];
     struct list tasks, sides;
+    struct list draining; /* stopped tasks whose containers' last output is still coming */
     /* Exits come from one stream of the engine's events (a wait per container costs the engine a
      * poller each); a periodic list catches what a broken stream missed. */
     struct engine_call *events, *check;
+    bool engine_down; /* the event stream broke, and has not been seen to work since */
     struct buf evbuf;
     ev_timer events_timer; /* reconnects the stream, and runs the check */
 };

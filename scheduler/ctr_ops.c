@@ -227,13 +227,16 @@ static void ctr_kill_all(struct agent *a)
     struct list *it, *tmp;
     int pending = 0;
     cs->e.loop = tmp_loop;
-    list_each(it, tmp, &cs->tasks) {
-        struct ctask *t = list_entry(it, struct ctask, link);
-        for (int i = 0; i < t->n; i++) {
-            char path[160];
-            snprintf(path, sizeof path, "/containers/%s?force=1&v=1", t->c[i].cid);
-            if (t->c[i].created)
-                engine_call(&cs->e, "DELETE", path, NULL, 10.0, removed, &pending), pending++;
+    struct list *lists[] = {&cs->tasks, &cs->draining};
+    for (int l = 0; l < 2; l++) {
+        list_each(it, tmp, lists[l]) {
+            struct ctask *t = list_entry(it, struct ctask, link);
+            for (int i = 0; i < t->n; i++) {
+                char path[160];
+                snprintf(path, sizeof path, "/containers/%s?force=1&v=1", t->c[i].cid);
+                if (t->c[i].created)
+                    engine_call(&cs->e, "DELETE", path, NULL, 10.0, removed, &pending), pending++;
+            }
         }
     }
     if (pending)
@@ -249,6 +252,8 @@ static void ctr_release(struct agent *a)
         ctr_events_stop(a);
     while (!list_empty(&cs->tasks))
         ctr_task_free(list_entry(cs->tasks.next, struct ctask, link));
+    while (!list_empty(&cs->draining))
+        ctr_task_free(list_entry(cs->draining.next, struct ctask, link));
     while (!list_empty(&cs->sides)) {
         struct side *s = list_entry(cs->sides.next, struct side, link);
         engine_cancel(s->call);
@@ -278,6 +283,7 @@ const char *ctr_open(struct agent *a)
     struct ctr_state *cs = xcalloc(1, sizeof *cs);
     list_init(&cs->tasks);
     list_init(&cs->sides);
+    list_init(&cs->draining);
     a->container_state = cs;
     a->container = &ctr_runtime;
     char *abs = realpath(a->data_dir, NULL);

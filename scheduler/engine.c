@@ -23,11 +23,17 @@ struct engine_call {
     uint32_t left;
     int stream;
     bool raw; /* the body as it comes (not Docker's stream framing) */
+    void (*opened)(void *arg);
 };
 
 static void on_body(void *arg, const char *p, size_t n)
 {
     struct engine_call *c = arg;
+    if (n == 0) { /* the engine has answered: the stream is open */
+        if (c->opened)
+            c->opened(c->arg);
+        return;
+    }
     if (c->raw) {
         c->data(c->arg, 0, p, n);
         return;
@@ -140,6 +146,16 @@ struct engine_call *engine_stream_raw(struct engine *e, const char *method, cons
 {
     struct engine_call *c = call(e, method, path, body, timeout_s, data, done, arg);
     c->raw = true;
+    return c;
+}
+
+struct engine_call *engine_attach(struct engine *e, const char *cid, engine_data_cb data, void (*opened)(void *arg),
+                                  engine_cb done, void *arg)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/containers/%s/attach?stream=1&stdout=1&stderr=1", cid);
+    struct engine_call *c = call(e, "POST", path, NULL, 1e8, data, done, arg);
+    c->opened = opened;
     return c;
 }
 

@@ -43,6 +43,12 @@ struct engine_call *engine_stream(struct engine *e, const char *method, const ch
  * <data> gets stream 0. */
 struct engine_call *engine_stream_raw(struct engine *e, const char *method, const char *path, json_t *body,
                                       double timeout_s, engine_data_cb data, engine_cb done, void *arg);
+/* Follows the output of container <cid> from now on (POST /containers/ID/attach), every byte of it
+ * until its process ends, at the pace it comes (the logs API may fall behind and stop at the exit);
+ * <opened> is called once the engine has answered, so the container can be started without a byte
+ * written before the attach. */
+struct engine_call *engine_attach(struct engine *e, const char *cid, engine_data_cb data, void (*opened)(void *arg),
+                                  engine_cb done, void *arg);
 /* Writes <data> to a streamed call's connection (a terminal's input to an exec). */
 void engine_write(struct engine_call *c, const char *data, size_t len);
 /* Drops a call; its callbacks are not called. NULL is ignored. */

@@ -23,9 +23,7 @@
 #include "cgroup.h"
 #include "tasklog.h"
 
-#define LOG_MAX (8u << 20)  /* a task's log file is cut back when it grows past this ... */
-#define LOG_KEEP (1u << 20) /* ... to its last MiB (the most GET .../logs shows) */
-#define LOG_CHECK_S 2.0
+#define LOG_CHECK_S 2.0 /* how often running tasks' logs are checked against TASKLOG_MAX */
 
 struct run {
     struct list link;
@@ -598,7 +596,7 @@ static void logs_tick(struct ev_loop *loop, ev_timer *w, int revents)
     list_each(it, tmp, runs(a)) {
         const char *log = json_string_value(json_object_get(record(list_entry(it, struct run, link)), "log"));
         if (log)
-            tasklog_cap(log, LOG_MAX, LOG_KEEP);
+            tasklog_cap(log, TASKLOG_MAX, TASKLOG_KEEP);
     }
 }
 

@@ -1,4 +1,4 @@
-/* tasklog.h -- task log files written by the process runtime (tasklog.c). */
+/* tasklog.h -- task log files, written by both runtimes (tasklog.c). */
 #ifndef BERTH_SCHED_TASKLOG_H
 #define BERTH_SCHED_TASKLOG_H
 
@@ -9,6 +9,9 @@
 
 /* Appends the last <max> bytes of log file <path> to <out>; 0, or -1 when it cannot be read. */
 int tasklog_tail(const char *path, struct buf *out, size_t max);
+/* A task's log file is cut back when it grows past TASKLOG_MAX, to its last TASKLOG_KEEP bytes. */
+#define TASKLOG_MAX (8u << 20)
+#define TASKLOG_KEEP (1u << 20)
 /* The most a read of a log returns. */
 #define TASKLOG_READ_MAX (1u << 20)
 /* Appends what log file <path> holds from byte <from> on (-1: its last <max> bytes), at most <max>

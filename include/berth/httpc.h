@@ -27,8 +27,8 @@ typedef void (*httpc_cb)(const struct httpc_response *resp, const char *err, voi
 struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *addr, const char *method,
                                 const char *host, const char *bearer, const char *path, const char *content_type,
                                 const char *body, size_t body_len, double timeout, httpc_cb cb, void *arg);
-/* Streams the body of a 2xx response: <on_body> gets it as it arrives (decoded when chunked), then the
- * callback gets the response with an empty body (other statuses are buffered as usual). <on_body>
+/* Streams the body of a 2xx response: <on_body> gets it as it arrives (decoded when chunked; a first
+ * call with no bytes says the response has begun), then the callback gets the response with an empty body (other statuses are buffered as usual). <on_body>
  * must not cancel the request. Set right after httpc_request. */
 void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p, size_t n));
 /* Sends more bytes on the request's connection after the request itself (a connection the server

@@ -205,6 +205,18 @@ t.is_(follow.returncode, 0, "-f ends (exit 0) once the task has stopped")
 r = subprocess.run([berth, "task", "logs", tick, "--tail", "2"], capture_output=True, text=True, env=env, timeout=20)
 t.is_(r.stdout, "tick-28\ntick-29\n", "--tail 2: the last two lines")
 
+# A container's log is capped as a process's is (cut back to its last MiB past 8 MiB), and its last
+# output reaches the log even though the engine streams it slower than the container wrote it.
+s.admin("POST", "/v1/task-definitions", {"family": "chatty", "containers": [{
+    "name": "chatty", "image": v1, "entry_point": ["/bin/sh", "-c", "yes 0123456789abcdef | head -c 12000000; echo; echo the-end"]}]})
+chatty = s.admin("POST", "/v1/tasks", {"task_definition": "chatty"})[1]["tasks"][0]
+t.ok(wait_until(lambda: s.admin("GET", f"/v1/tasks/{chatty}")[1]["last_status"] == "STOPPED", 60), "a chatty task (12 MB of output) ends")
+log_path = s.admin("GET", f"/v1/tasks/{chatty}")[1].get("log", "")
+t.ok(wait_until(lambda: s.admin("GET", f"/v1/tasks/{chatty}/logs")[1].endswith("the-end\n"), 60),
+     "all its output reaches its log, the last line included")
+t.ok(os.path.getsize(log_path) <= 9 << 20, "and the log file is capped", os.path.getsize(log_path))
+t.ok(wait_until(lambda: not eng.containers(f"berth.task={chatty}"), 20), "then its container is removed")
+
 # ---- 6. a rolling deployment from :1 to :2 under wrk ----
 s.admin("POST", "/v1/task-definitions", webdef(v2))
 result = {}
