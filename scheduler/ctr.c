@@ -84,7 +84,8 @@ struct ctask *ctr_task_new(struct agent *a, const char *id, json_t *rec)
 static void ctr_unwatch(struct ctr *k, bool output)
 {
     engine_cancel(k->wait);
-    k->wait = NULL;
+    engine_cancel(k->inspect);
+    k->wait = k->inspect = NULL;
     if (output) {
         engine_cancel(k->follow);
         k->follow = NULL;
@@ -482,9 +483,29 @@ static void open_log(struct ctask *t)
     t->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
-/* Container <k> runs (process <pid>): wait for its exit, follow its output (from <since>, a Unix time;
- * 0 for all of it), watch for OOM kills. */
-void ctr_watch(struct ctr *k, int pid, double since)
+/* The cgroups of container <k>'s process <pid> (-1: unknown): its stats, and OOM kills watched. */
+static void watch_cgroup(struct ctr *k, int pid)
+{
+    if (pid <= 0 || k->oom_fd >= 0 ||
+        !cg_of_pid(&k->cg, pid, (int)json_integer_value(json_object_get(def_of(k->t, k->i), "memory_mib"))))
+        return;
+    k->oom_fd = cg_oom_watch(&k->cg);
+    ev_io_init(&k->oom_io, on_oom, k->oom_fd, EV_READ);
+    k->oom_io.data = k;
+    if (k->oom_fd >= 0)
+        ev_io_start(k->t->a->loop, &k->oom_io);
+}
+
+/* The inspect after a start (or an adoption): the container's process, for its cgroups. */
+static void on_inspect(void *arg, int status, json_t *body, const char *err)
+{
+    struct ctr *k = arg;
+    k->inspect = NULL;
+    if (!k->exited)
+        watch_cgroup(k, (int)json_integer_value(json_object_get(json_object_get(body, "State"), "Pid")));
+}
+
+void ctr_watch(struct ctr *k, double since)
 {
     struct ctask *t = k->t;
     struct ctr_state *cs = ctr_state(t->a);
@@ -495,12 +516,9 @@ void ctr_watch(struct ctr *k, int pid, double since)
         snprintf(path, sizeof path, "/containers/%s/logs?follow=1&stdout=1&stderr=1&since=%lld", k->cid, (long long)since);
         k->follow = engine_stream(&cs->e, "GET", path, NULL, CTR_FOREVER_S, on_output, on_output_end, k);
     }
-    if (pid > 0 && cg_of_pid(&k->cg, pid, (int)json_integer_value(json_object_get(def_of(t, k->i), "memory_mib"))))
-        k->oom_fd = cg_oom_watch(&k->cg);
-    ev_io_init(&k->oom_io, on_oom, k->oom_fd, EV_READ);
-    k->oom_io.data = k;
-    if (k->oom_fd >= 0)
-        ev_io_start(t->a->loop, &k->oom_io);
+    /* its process, for its cgroups (meanwhile the task goes on) */
+    snprintf(path, sizeof path, "/containers/%s/json", k->cid);
+    k->inspect = engine_call(&cs->e, "GET", path, NULL, CTR_CALL_S, on_inspect, k);
 }
 
 /* ---- ACTIVATING -> RUNNING ---- */
@@ -534,17 +552,6 @@ void ctr_await_ready(struct ctask *t)
 
 static void setup_next(struct ctask *t);
 
-static void on_inspect(void *arg, int status, json_t *body, const char *err)
-{
-    struct ctask *t = arg;
-    t->op = NULL;
-    log_debug("task %s: container %d: inspect answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
-    struct ctr *k = &t->c[t->step];
-    json_t *st = json_object_get(body, "State");
-    ctr_watch(k, (int)json_integer_value(json_object_get(st, "Pid")), 0);
-    t->step++;
-    setup_next(t);
-}
 
 static void on_start(void *arg, int status, json_t *body, const char *err)
 {
@@ -557,9 +564,9 @@ static void on_start(void *arg, int status, json_t *body, const char *err)
              err ? err : engine_message(body, "the engine refused to start it"));
         return;
     }
-    char path[160];
-    snprintf(path, sizeof path, "/containers/%s/json", k->cid);
-    t->op = engine_call(&ctr_state(t->a)->e, "GET", path, NULL, CTR_CALL_S, on_inspect, t);
+    ctr_watch(k, 0);
+    t->step++;
+    setup_next(t);
 }
 
 static void start_container(struct ctask *t)
@@ -599,6 +606,8 @@ static void on_create(void *arg, int status, json_t *body, const char *err)
         return;
     }
     if (!k->created) {
+        if (status == 404) /* the image went meanwhile: asked for (and pulled) again next time */
+            json_object_del(ctr_state(t->a)->images, image_of(t, t->step));
         fail(t, "TaskFailedToStart", "CannotCreateContainerError: %s",
              err ? err : engine_message(body, "the engine refused to create it"));
         return;
@@ -630,6 +639,7 @@ static void on_pull(void *arg, int status, json_t *body, const char *err)
         fail(t, "TaskFailedToStart", "CannotPullContainerError: %s: %s", image_of(t, t->step),
              err ? err : perr ? perr : engine_message(body, "the pull failed"));
     } else {
+        json_object_set_new(ctr_state(t->a)->images, image_of(t, t->step), json_true());
         create(t);
     }
 }
@@ -647,6 +657,8 @@ static void on_image(void *arg, int status, json_t *body, const char *err)
     struct ctask *t = arg;
     t->op = NULL;
     log_debug("task %s: container %d: image answered %d after %.0f ms", t->id, t->step, status, (util_now() - t->started) * 1000);
+    if (status == 200) /* present: not asked again (if_not_present) */
+        json_object_set_new(ctr_state(t->a)->images, image_of(t, t->step), json_true());
     if (t->stopping)
         finish_if_done(t);
     else if (status == 200)
@@ -680,6 +692,10 @@ static void setup_next(struct ctask *t)
     }
     if (t->a->image_pull_always) {
         pull(t);
+        return;
+    }
+    if (json_object_get(ctr_state(t->a)->images, image_of(t, t->step))) {
+        create(t);
         return;
     }
     char path[600], ref[400];

@@ -31,6 +31,7 @@ struct ctr {
     bool attaching; /* its output being attached before it starts */
     int stop_timeout;
     struct engine_call *wait, *follow; /* wait: the inspect that reads its exit code; follow: its output */
+    struct engine_call *inspect;       /* the inspect after its start, for its process's cgroups */
     struct cgroup cg;
     int oom_fd;
     ev_io oom_io;
@@ -78,6 +79,7 @@ struct ctr_state {
      * poller each); a periodic list catches what a broken stream missed. */
     struct engine_call *events, *check;
     bool engine_down; /* the event stream broke, and has not been seen to work since */
+    json_t *images;   /* references known to be present (image_pull if_not_present) */
     struct buf evbuf;
     ev_timer events_timer; /* reconnects the stream, and runs the check */
 };
@@ -100,9 +102,9 @@ void ctr_fire(struct agent *a, const char *method, const char *path, double time
 void ctr_remove_container(struct agent *a, const char *cid);
 /* Stops every container of <t> that runs (stop_timeout_s, then SIGKILL); STOPPED once all have exited. */
 void ctr_begin_stop(struct ctask *t);
-/* Container <k> runs (process <pid>, -1 unknown): waits for its exit, follows its output (from Unix
- * time <since>), watches its memory cgroup for OOM kills. */
-void ctr_watch(struct ctr *k, int pid, double since);
+/* Container <k> runs: its exit is watched for, its output followed (from Unix time <since> when it was
+ * not attached from its start), its cgroups looked up (stats, OOM kills). */
+void ctr_watch(struct ctr *k, double since);
 /* Follows the engine's container events (ctr_open), and stops following them (release). */
 void ctr_events_start(struct agent *a);
 void ctr_events_stop(struct agent *a);

@@ -154,7 +154,7 @@ static void on_list(void *arg, int status, json_t *body, const char *err)
         struct stat st;
         snprintf(path, sizeof path, "%s/tasks/%s.log", a->data_dir, t->id);
         double since = stat(path, &st) == 0 ? (double)st.st_mtime : 0;
-        ctr_watch(ct, -1, since);
+        ctr_watch(ct, since);
         adopted++;
     }
     if (status != 200)
@@ -259,6 +259,7 @@ static void ctr_release(struct agent *a)
         engine_cancel(s->call);
         ctr_side_free(s);
     }
+    json_decref(cs->images);
     free(cs);
     a->container_state = NULL;
 }
@@ -284,6 +285,7 @@ const char *ctr_open(struct agent *a)
     list_init(&cs->tasks);
     list_init(&cs->sides);
     list_init(&cs->draining);
+    cs->images = json_object();
     a->container_state = cs;
     a->container = &ctr_runtime;
     char *abs = realpath(a->data_dir, NULL);
