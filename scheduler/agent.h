@@ -103,6 +103,24 @@ const char *ctr_engine_error(struct agent *a);
 
 /* How long a started task may take until its ports accept connections. */
 #define AGENT_READY_MAX_S 60.0
+
+/* ACTIVATING -> RUNNING for any runtime (runtime.c): the task becomes RUNNING, and its health checks
+ * start, once every host port it was given accepts connections; after AGENT_READY_MAX_S <failed> is
+ * called with why instead. A runtime embeds one per task (zeroed until started). */
+struct agent_ready {
+    ev_timer timer;
+    struct agent *a;
+    const struct runtime_ops *rt;
+    char id[40];
+    double started;
+    void (*failed)(void *arg, const char *why);
+    void *arg;
+};
+void agent_ready_start(struct agent_ready *r, struct agent *a, const struct runtime_ops *rt, const char *id,
+                       void (*failed)(void *arg, const char *why), void *arg);
+void agent_ready_stop(struct agent_ready *r);
+/* The stop code and reason recorded in <task> (when there are), copied into the runtime's buffers. */
+void agent_stop_reason(json_t *task, char *code, size_t code_len, char *reason, size_t reason_len);
 /* True when every host port task <id> was given accepts TCP connections on 127.0.0.1. */
 bool agent_ports_ready(struct agent *a, const char *id);
 /* True when task record <task> runs as containers (its definition names an image). */

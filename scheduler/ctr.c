@@ -102,7 +102,7 @@ void ctr_task_free(struct ctask *t)
     for (int i = 0; i < t->n; i++)
         ctr_unwatch(&t->c[i], true);
     engine_cancel(t->op);
-    ev_timer_stop(t->a->loop, &t->ready_timer);
+    agent_ready_stop(&t->ready);
     ev_timer_stop(t->a->loop, &t->drain_timer);
     if (t->log_fd >= 0)
         close(t->log_fd);
@@ -211,7 +211,7 @@ void ctr_begin_stop(struct ctask *t)
     if (t->stopping)
         return;
     t->stopping = true;
-    ev_timer_stop(t->a->loop, &t->ready_timer);
+    agent_ready_stop(&t->ready);
     for (int i = 0; i < t->n; i++) {
         struct ctr *k = &t->c[i];
         if (!k->waiting || k->exited)
@@ -521,31 +521,16 @@ void ctr_watch(struct ctr *k, double since)
     k->inspect = engine_call(&cs->e, "GET", path, NULL, CTR_CALL_S, on_inspect, k);
 }
 
-/* ---- ACTIVATING -> RUNNING ---- */
+/* ---- ACTIVATING -> RUNNING (runtime.c) ---- */
 
-static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
+static void ready_failed(void *arg, const char *why)
 {
-    struct ctask *t = w->data;
-    if (!agent_ports_ready(t->a, t->id)) {
-        if (util_now() - t->started > AGENT_READY_MAX_S) {
-            fail(t, "TaskFailedToStart", "its ports did not accept connections within %.0fs", AGENT_READY_MAX_S);
-            return;
-        }
-        ev_timer_set(w, 0.05, 0);
-        ev_timer_start(loop, w);
-        return;
-    }
-    log_debug("task %s: its ports accept connections after %.0f ms", t->id, (util_now() - t->started) * 1000);
-    task_running(t->a->tasks, t->id);
-    agent_health_start(t->a, t->a->container, t->id);
+    fail(arg, "TaskFailedToStart", "%s", why);
 }
 
 void ctr_await_ready(struct ctask *t)
 {
-    t->started = util_now();
-    ev_timer_init(&t->ready_timer, ready_tick, 0.02, 0);
-    t->ready_timer.data = t;
-    ev_timer_start(t->a->loop, &t->ready_timer);
+    agent_ready_start(&t->ready, t->a, t->a->container, t->id, ready_failed, t);
 }
 
 /* ---- setting a task up: image, create, start, one container after the other ---- */
@@ -726,11 +711,7 @@ bool ctr_stop(struct agent *a, const char *id)
     struct ctask *t = ctr_find(a, id);
     if (!t)
         return false;
-    json_t *rec = ctr_record(t), *code = json_object_get(rec, "stop_code"), *why = json_object_get(rec, "stopped_reason");
-    if (json_is_string(code))
-        snprintf(t->stop_code, sizeof t->stop_code, "%s", json_string_value(code));
-    if (json_is_string(why))
-        snprintf(t->reason, sizeof t->reason, "%s", json_string_value(why));
+    agent_stop_reason(ctr_record(t), t->stop_code, sizeof t->stop_code, t->reason, sizeof t->reason);
     ctr_begin_stop(t);
     return true;
 }

@@ -47,9 +47,9 @@ struct ctask {
     json_t *env, *ports;     /* while setting up */
     int log_fd;
     size_t log_written; /* since its size was last checked */
-    ev_timer ready_timer;
+    struct agent_ready ready; /* ACTIVATING */
     ev_timer drain_timer; /* all exited: their last output still reaching the log */
-    double started;
+    double started; /* when its set-up began (for the debug log) */
     bool adopting, stopping;
     bool finished; /* STOPPED: on the draining list until its output is all in the log */
     char stop_code[40], reason[300];

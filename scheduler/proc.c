@@ -38,8 +38,7 @@ struct run {
     ev_io pidfd_io[AGENT_MAX_CONTAINERS]; /* adopted processes are not our children */
     int pidfd[AGENT_MAX_CONTAINERS];
     ev_timer kill_timer;
-    ev_timer ready_timer; /* ACTIVATING: waits until the task's ports accept connections */
-    double started; /* monotonic */
+    struct agent_ready ready; /* ACTIVATING: waits until the task's ports accept connections */
     bool all_exited;
     bool stopping;
     char stop_code[40], reason[200];
@@ -111,7 +110,7 @@ static void run_free(struct run *r)
             cg_remove(&r->cg[i]);
     }
     ev_timer_stop(loop, &r->kill_timer);
-    ev_timer_stop(loop, &r->ready_timer);
+    agent_ready_stop(&r->ready);
     free(r);
 }
 
@@ -141,7 +140,7 @@ static void begin_stop(struct run *r)
     if (r->stopping)
         return;
     r->stopping = true;
-    ev_timer_stop(r->a->loop, &r->ready_timer);
+    agent_ready_stop(&r->ready);
     signal_all(r, SIGTERM);
     double t = 0;
     for (int i = 0; i < r->n; i++)
@@ -238,23 +237,13 @@ static void child_stdio(int fd)
 
 /* ---- start ---- */
 
-/* ACTIVATING: a task is RUNNING (and registered) once every host port it was given accepts connections. */
-static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
+/* Its ports never accepted connections. */
+static void ready_failed(void *arg, const char *why)
 {
-    struct run *r = w->data;
-    if (!agent_ports_ready(r->a, r->id)) {
-        if (util_now() - r->started > AGENT_READY_MAX_S) {
-            snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
-            snprintf(r->reason, sizeof r->reason, "its ports did not accept connections within %.0fs", AGENT_READY_MAX_S);
-            begin_stop(r);
-            return;
-        }
-        ev_timer_set(w, 0.05, 0);
-        ev_timer_start(loop, w);
-        return;
-    }
-    task_running(r->a->tasks, r->id);
-    agent_health_start(r->a, &proc_runtime, r->id);
+    struct run *r = arg;
+    snprintf(r->stop_code, sizeof r->stop_code, "TaskFailedToStart");
+    snprintf(r->reason, sizeof r->reason, "%s", why);
+    begin_stop(r);
 }
 
 /* NULL-terminated "K=V" strings of object <env>. */
@@ -338,11 +327,8 @@ static int proc_start(struct agent *a, const char *id, json_t *env, json_t *port
         json_array_append_new(
             states, json_pack("{s:s,s:i}", "name", json_string_value(json_object_get(c, "name")), "pid", (int)pid));
     }
-    r->started = util_now();
     task_activating(a->tasks, id, states, json_incref(ports), logpath);
-    ev_timer_init(&r->ready_timer, ready_tick, 0.02, 0);
-    r->ready_timer.data = r;
-    ev_timer_start(a->loop, &r->ready_timer);
+    agent_ready_start(&r->ready, a, &proc_runtime, id, ready_failed, r);
     return 0;
 }
 
@@ -490,11 +476,7 @@ static bool proc_stop(struct agent *a, const char *id)
     struct run *r = find_run(a, id);
     if (!r)
         return false;
-    json_t *t = task_get(a->tasks, id), *code = json_object_get(t, "stop_code"), *why = json_object_get(t, "stopped_reason");
-    if (json_is_string(code))
-        snprintf(r->stop_code, sizeof r->stop_code, "%s", json_string_value(code));
-    if (json_is_string(why))
-        snprintf(r->reason, sizeof r->reason, "%s", json_string_value(why));
+    agent_stop_reason(task_get(a->tasks, id), r->stop_code, sizeof r->stop_code, r->reason, sizeof r->reason);
     begin_stop(r);
     return true;
 }

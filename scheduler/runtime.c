@@ -12,6 +12,8 @@
 #include "agent.h"
 #include "berth/alloc.h"
 #include "berth/list.h"
+#include "berth/log.h"
+#include "berth/util.h"
 
 bool agent_is_image_task(json_t *t)
 {
@@ -217,4 +219,50 @@ void agent_health_release(struct agent *a)
     struct list *it, *tmp;
     list_each(it, tmp, &a->checks) /* the runtime drops the checks that run, without calling back */
         hcheck_free(list_entry(it, struct hcheck, link));
+}
+
+/* ---- ACTIVATING -> RUNNING ---- */
+
+static void ready_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct agent_ready *r = w->data;
+    if (!agent_ports_ready(r->a, r->id)) {
+        if (util_now() - r->started > AGENT_READY_MAX_S) {
+            char why[120];
+            snprintf(why, sizeof why, "its ports did not accept connections within %.0fs", AGENT_READY_MAX_S);
+            r->failed(r->arg, why);
+            return;
+        }
+        ev_timer_set(w, 0.05, 0);
+        ev_timer_start(loop, w);
+        return;
+    }
+    log_debug("task %s: its ports accept connections after %.0f ms", r->id, (util_now() - r->started) * 1000);
+    task_running(r->a->tasks, r->id);
+    agent_health_start(r->a, r->rt, r->id);
+}
+
+void agent_ready_start(struct agent_ready *r, struct agent *a, const struct runtime_ops *rt, const char *id,
+                       void (*failed)(void *arg, const char *why), void *arg)
+{
+    *r = (struct agent_ready){.a = a, .rt = rt, .started = util_now(), .failed = failed, .arg = arg};
+    snprintf(r->id, sizeof r->id, "%s", id);
+    ev_timer_init(&r->timer, ready_tick, 0.02, 0);
+    r->timer.data = r;
+    ev_timer_start(a->loop, &r->timer);
+}
+
+void agent_ready_stop(struct agent_ready *r)
+{
+    if (r->a)
+        ev_timer_stop(r->a->loop, &r->timer);
+}
+
+void agent_stop_reason(json_t *task, char *code, size_t code_len, char *reason, size_t reason_len)
+{
+    json_t *c = json_object_get(task, "stop_code"), *why = json_object_get(task, "stopped_reason");
+    if (json_is_string(c))
+        snprintf(code, code_len, "%s", json_string_value(c));
+    if (json_is_string(why))
+        snprintf(reason, reason_len, "%s", json_string_value(why));
 }
