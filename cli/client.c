@@ -1,5 +1,7 @@
 /* client.c -- the berth CLI: a blocking HTTP client and the scheduler commands (like `aws ecs`). */
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #include "berth/alloc.h"
 #include "berth/net.h"
+#include "berth/tls.h"
 #include "client.h"
 
 const char *cli_token(char **problem)
@@ -52,17 +55,46 @@ const char *cli_token(char **problem)
     return tok[0] ? tok : NULL;
 }
 
+/* A TLS session on blocking socket <fd> to <hostport>, verified against $BERTH_CACERT and the
+ * system's CAs; NULL with *why. */
+static SSL *tls_connect(int fd, const char *hostport, char **why)
+{
+    const char *ca = getenv("BERTH_CACERT");
+    char *err = NULL;
+    static SSL_CTX *ctx;
+    if (!ctx && !(ctx = tls_client_ctx(true, ca && *ca ? ca : NULL, true, &err))) {
+        *why = err;
+        return NULL;
+    }
+    SSL *ssl = tls_client_ssl(ctx, fd, hostport);
+    int want;
+    if (ssl && tls_handshake(ssl, &want) == 1)
+        return ssl;
+    char e[200], msg[400];
+    snprintf(msg, sizeof msg, "TLS: %s%s", tls_error(ssl, e, sizeof e),
+             ssl && SSL_get_verify_result(ssl) != X509_V_OK && !(ca && *ca)
+                 ? " (set BERTH_CACERT to the CA file of a private CA)" : "");
+    *why = xstrdup(msg);
+    tls_close(ssl);
+    return NULL;
+}
+
 int cli_http(const char *addr, const char *method, const char *path, const char *req_body, char **body)
 {
     char hostport[128];
     struct net_addr a;
-    snprintf(hostport, sizeof hostport, "%s", strncmp(addr, "http://", 7) == 0 ? addr + 7 : addr);
+    const char *scheme_end = strstr(addr, "://");
+    snprintf(hostport, sizeof hostport, "%s", scheme_end ? scheme_end + 3 : addr);
     size_t hl = strlen(hostport);
     if (hl && hostport[hl - 1] == '/')
         hostport[hl - 1] = 0;
     *body = NULL;
     if (net_parse_url(addr, &a) < 0) {
-        *body = xstrdup("the address must look like http://127.0.0.1:7400");
+        *body = xstrdup("the address must look like http://127.0.0.1:7400 or https://127.0.0.1:7400");
+        return -1;
+    }
+    if (scheme_end && strncmp(addr, "http://", 7) != 0 && !a.tls) {
+        *body = xstrdup("the scheme must be http:// or https://");
         return -1;
     }
     int fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -72,6 +104,16 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
             close(fd);
         return -1;
     }
+    /* A server that goes away mid-request is an error to report, not a SIGPIPE (TLS writes with
+     * write(2)); restored after, so what berth dev starts later inherits the default. */
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+    SSL *ssl = NULL;
+    if (a.tls && !(ssl = tls_connect(fd, hostport, body))) {
+        signal(SIGPIPE, old_pipe);
+        close(fd);
+        return -1;
+    }
+    int want;
     size_t blen = req_body ? strlen(req_body) : 0;
     char *req = xmalloc(blen + 2048), *problem;
     const char *tok = cli_token(&problem);
@@ -81,7 +123,7 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
                      method, path, hostport, tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "",
                      blen, req_body ? req_body : "");
     for (int off = 0; off < n;) {
-        ssize_t w = write(fd, req + off, (size_t)(n - off));
+        ssize_t w = tls_sock_write(fd, ssl, req + off, (size_t)(n - off), &want);
         if (w <= 0)
             break;
         off += (int)w;
@@ -92,11 +134,13 @@ int cli_http(const char *addr, const char *method, const char *path, const char 
     for (;;) {
         if (len + 4096 > cap)
             resp = xrealloc(resp, cap *= 2);
-        ssize_t r = read(fd, resp + len, cap - len - 1);
+        ssize_t r = tls_sock_read(fd, ssl, resp + len, cap - len - 1, &want);
         if (r <= 0)
             break;
         len += (size_t)r;
     }
+    tls_close(ssl);
+    signal(SIGPIPE, old_pipe);
     close(fd);
     resp[len] = 0;
     int status = -1;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berth/daemon.h"
 #include "berth/buf.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
@@ -278,5 +279,5 @@ static const struct httpd_service service = {routes, NULL, metrics, tokens};
 int dns_admin_start(struct dns_server *s, char **err)
 {
     s->admin = httpd_serve(s->loop, s->conf->admin_listen, &service, s, err);
-    return s->admin ? 0 : -1;
+    return s->admin ? daemon_tls(s->admin, &s->conf->admin_tls, err) : -1;
 }

@@ -52,6 +52,7 @@ static int parse_cidrs(json_t *v, const char *def, const char *path, struct net_
 
 static const struct cfg_field admin_fields[] = {
     {"listen", CFG_ADDR, offsetof(struct dns_config, admin_listen), 0, 0, 0, "127.0.0.1:7402", NULL, false},
+    {"tls", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
 
@@ -159,6 +160,7 @@ struct dns_config *dns_config_parse(json_t *root, char **err)
     struct dns_config *c = xcalloc(1, sizeof *c);
     if (cfg_read(root, "", root_fields, c, err) < 0 ||
         cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0 ||
+        tls_block_read(json_object_get(json_object_get(root, "admin"), "tls"), "admin.tls", &c->admin_tls, err) < 0 ||
         auth_parse(json_object_get(root, "auth"), "auth", &c->auth, err) < 0)
         goto fail;
     json_t *rec = cfg_array(json_object_get(root, "recursors"), "recursors", err);
@@ -211,6 +213,7 @@ void dns_config_free(struct dns_config *c)
         return;
     cfg_free(root_fields, c);
     cfg_free(admin_fields, c);
+    tls_block_free(&c->admin_tls);
     free(c->recursors);
     free(c->allow);
     free(c->rrl_exempt);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "berth/tls.h"
 #include "berth/auth.h"
 #include "berth/net.h"
 
@@ -143,6 +144,7 @@ size_t dns_error(const struct dns_query *q, const unsigned char *raw, size_t raw
 
 struct dns_config {
     char *listen, *admin_listen;
+    struct tls_block admin_tls; /* admin.tls: HTTPS on the admin API */
     int ttl_s;
     double tcp_idle_timeout_s;
     char *recursors; /* comma-separated "ip:port" list for c-ares, NULL without */

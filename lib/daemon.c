@@ -6,6 +6,9 @@
 
 #include "berth/config.h"
 #include "berth/daemon.h"
+#include "berth/httpc.h"
+#include "berth/httpd.h"
+#include "berth/tls.h"
 
 #define MAX_EXTRA 8
 
@@ -101,4 +104,13 @@ int daemon_reload(const char *path, int (*apply)(json_t *root, void *arg, char *
     free(err);
     json_decref(root);
     return rc;
+}
+
+int daemon_tls(struct httpd *api, const struct tls_block *b, char **err)
+{
+    if (b->cert && httpd_use_tls(api, b->cert, b->key, err) < 0)
+        return -1;
+    if (b->ca_file && httpc_tls_init(b->ca_file, err) < 0)
+        return -1;
+    return 0;
 }

@@ -1,4 +1,5 @@
 /* httpc.c -- minimal asynchronous HTTP/1.1 client on libev. */
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,15 +8,20 @@
 #include <unistd.h>
 
 #include "berth/alloc.h"
+#include "berth/config.h"
+#include "berth/log.h"
 #include "berth/buf.h"
 #include "berth/http.h"
 #include "berth/httpc.h"
+#include "berth/tls.h"
 
 #define HTTPC_MAX_RESPONSE (16u << 20)
 
 struct httpc_req {
     struct ev_loop *loop;
     int fd;
+    SSL *ssl; /* https */
+    int want; /* the events the connection waits for */
     ev_io io;
     ev_timer timer;
     struct buf out, in;
@@ -36,6 +42,7 @@ static void req_free(struct httpc_req *r)
 {
     ev_io_stop(r->loop, &r->io);
     ev_timer_stop(r->loop, &r->timer);
+    tls_close(r->ssl);
     if (r->fd >= 0)
         close(r->fd);
     buf_free(&r->out);
@@ -203,10 +210,33 @@ static int try_complete(struct httpc_req *r, bool eof)
     return 1;
 }
 
+static void watch(struct httpc_req *r, int events)
+{
+    if (r->want == events && ev_is_active(&r->io))
+        return;
+    r->want = events;
+    ev_io_stop(r->loop, &r->io);
+    ev_io_set(&r->io, r->fd, events);
+    ev_io_start(r->loop, &r->io);
+}
+
+static void fail_io(struct httpc_req *r, const char *what)
+{
+    char msg[240], e[160];
+    if (r->ssl && errno == EPROTO)
+        snprintf(msg, sizeof msg, "TLS: %s", tls_error(r->ssl, e, sizeof e));
+    else
+        snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+    finish(r, NULL, msg);
+}
+
+/* Sends what is queued, then reads; over TLS either may wait for the other direction. */
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct httpc_req *r = w->data;
-    if (!r->connected && (revents & EV_WRITE)) {
+    if (!r->connected) {
+        if (!(revents & EV_WRITE))
+            return;
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &l);
@@ -218,41 +248,41 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         r->connected = true;
     }
-    if (revents & EV_WRITE) {
-        while (r->out.len) {
-            ssize_t n = send(r->fd, buf_head(&r->out), r->out.len, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN)
-                    return;
-                char msg[160];
-                snprintf(msg, sizeof msg, "send: %s", strerror(errno));
-                finish(r, NULL, msg);
+    int want;
+    while (r->out.len) {
+        ssize_t n = tls_sock_write(r->fd, r->ssl, buf_head(&r->out), r->out.len, &want);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                watch(r, want | EV_READ);
                 return;
             }
-            buf_consume(&r->out, (size_t)n);
+            fail_io(r, "send");
+            return;
         }
-        ev_io_stop(loop, &r->io);
-        ev_io_set(&r->io, r->fd, EV_READ);
-        ev_io_start(loop, &r->io);
-        return;
+        buf_consume(&r->out, (size_t)n);
     }
-    if (revents & EV_READ) {
+    for (;;) {
         char *d = buf_reserve(&r->in, 16384);
         if (!d) {
             finish(r, NULL, "response too large");
             return;
         }
-        ssize_t n = read(r->fd, d, 16384);
+        ssize_t n = tls_sock_read(r->fd, r->ssl, d, 16384, &want);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
+            if (errno == EAGAIN || errno == EINTR) {
+                watch(r, want);
                 return;
-            char msg[160];
-            snprintf(msg, sizeof msg, "read: %s", strerror(errno));
-            finish(r, NULL, msg);
+            }
+            fail_io(r, "read");
             return;
         }
         buf_commit(&r->in, (size_t)n);
-        try_complete(r, n == 0);
+        if (try_complete(r, n == 0))
+            return;
+        if (!r->ssl) { /* plain: the next read when epoll says so; TLS may hold decrypted bytes */
+            watch(r, EV_READ);
+            return;
+        }
     }
 }
 
@@ -288,7 +318,10 @@ struct httpc_req *httpc_request(struct ev_loop *loop, const struct net_addr *add
     if (body)
         buf_append(&r->out, body, body_len);
     ev_io_init(&r->io, io_cb, r->fd, EV_WRITE);
+    r->want = EV_WRITE;
     r->io.data = r;
+    if (addr->tls)
+        httpc_use_tls(r, httpc_tls_ctx(), host);
     ev_timer_init(&r->timer, timer_cb, timeout, 0);
     r->timer.data = r;
     ev_io_start(loop, &r->io);
@@ -300,9 +333,43 @@ void httpc_send(struct httpc_req *r, const char *data, size_t len)
 {
     if (buf_append(&r->out, data, len) < 0)
         return; /* more than the buffer holds in flight: dropped, as a terminal drops input it cannot take */
-    ev_io_stop(r->loop, &r->io);
-    ev_io_set(&r->io, r->fd, EV_READ | EV_WRITE);
-    ev_io_start(r->loop, &r->io);
+    watch(r, EV_READ | EV_WRITE);
+}
+
+static SSL_CTX *client_ctx;
+
+int httpc_tls_init(const char *ca_file, char **err)
+{
+    const char *env = getenv("BERTH_CACERT");
+    SSL_CTX *ctx = tls_client_ctx(true, ca_file ? ca_file : env && *env ? env : NULL, true, err);
+    if (!ctx)
+        return -1;
+    if (ca_file && env && *env && SSL_CTX_load_verify_locations(ctx, env, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return cfg_error(err, NULL, "BERTH_CACERT=%s: cannot load CA certificates", env);
+    }
+    SSL_CTX_free(client_ctx);
+    client_ctx = ctx;
+    return 0;
+}
+
+SSL_CTX *httpc_tls_ctx(void)
+{
+    if (!client_ctx) {
+        char *err = NULL;
+        if (httpc_tls_init(NULL, &err) < 0) {
+            log_error("TLS client: %s; verifying against the system's CAs only", err);
+            free(err);
+            client_ctx = tls_client_ctx(true, NULL, true, NULL);
+        }
+    }
+    return client_ctx;
+}
+
+void httpc_use_tls(struct httpc_req *r, SSL_CTX *ctx, const char *host)
+{
+    tls_close(r->ssl);
+    r->ssl = ctx ? tls_client_ssl(ctx, r->fd, host) : NULL;
 }
 
 void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p, size_t n))

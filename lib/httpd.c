@@ -1,4 +1,5 @@
 /* httpd.c -- small HTTP/1.1 server on libev for JSON admin APIs. */
+#include <openssl/ssl.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "berth/buf.h"
 #include "berth/config.h"
 #include "berth/httpd.h"
+#include "berth/tls.h"
 #include "berth/log.h"
 #include "berth/net.h"
 #include "berth/util.h"
@@ -31,12 +33,15 @@ struct httpd {
     httpd_authz authz;
     void *authz_arg;
     struct httpd_conn *conns;
+    struct tls_server *tls; /* serving HTTPS */
 };
 
 struct httpd_conn {
     struct httpd *srv;
     struct httpd_conn *next, *prev;
     int fd;
+    SSL *ssl;
+    bool rd_want_write; /* TLS: reading waits for the socket to take a write */
     ev_io io;
     ev_timer timer;
     struct buf in, out;
@@ -55,6 +60,7 @@ static void conn_free(struct httpd_conn *c)
 {
     ev_io_stop(c->srv->loop, &c->io);
     ev_timer_stop(c->srv->loop, &c->timer);
+    tls_close(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
     if (c->prev)
@@ -77,6 +83,8 @@ static void conn_close(struct httpd_conn *c)
         c->dead = true;
         ev_io_stop(c->srv->loop, &c->io);
         ev_timer_stop(c->srv->loop, &c->timer);
+        tls_close(c->ssl);
+        c->ssl = NULL;
         close(c->fd);
         c->fd = -1;
         return;
@@ -89,7 +97,8 @@ static void conn_process(struct httpd_conn *c);
 static int conn_flush(struct httpd_conn *c)
 {
     while (c->out.len) {
-        ssize_t n = write(c->fd, buf_head(&c->out), c->out.len);
+        int want;
+        ssize_t n = tls_sock_write(c->fd, c->ssl, buf_head(&c->out), c->out.len, &want);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
@@ -100,6 +109,8 @@ static int conn_flush(struct httpd_conn *c)
     int events = EV_READ | (c->out.len ? EV_WRITE : 0);
     if (c->pending)
         events &= ~EV_READ;
+    else if (c->rd_want_write)
+        events |= EV_WRITE;
     if ((c->io.events & (EV_READ | EV_WRITE)) != events) {
         ev_io_stop(c->srv->loop, &c->io);
         ev_io_set(&c->io, c->fd, events);
@@ -221,22 +232,28 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct httpd_conn *c = w->data;
     c->in_cb = true;
-    if (revents & EV_READ) {
+    if ((revents & EV_WRITE) && c->rd_want_write)
+        revents |= EV_READ;
+    /* Over TLS, read until the socket has no more: decrypted bytes may wait inside OpenSSL. */
+    for (bool more = revents & EV_READ; more && !c->pending && !c->closing;) {
         char *d = buf_reserve(&c->in, 16384);
         if (!d) {
             send_simple(c, 413);
-        } else {
-            ssize_t n = read(c->fd, d, 16384);
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                conn_close(c);
-                return;
-            }
-            if (n > 0) {
-                buf_commit(&c->in, (size_t)n);
-                ev_timer_again(loop, &c->timer);
-                conn_process(c);
-            }
+            break;
         }
+        int want;
+        ssize_t n = tls_sock_read(c->fd, c->ssl, d, 16384, &want);
+        c->rd_want_write = n < 0 && errno == EAGAIN && want == EV_WRITE;
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_close(c);
+            return;
+        }
+        if (n > 0) {
+            buf_commit(&c->in, (size_t)n);
+            ev_timer_again(loop, &c->timer);
+            conn_process(c);
+        }
+        more = c->ssl && n > 0;
     }
     c->in_cb = false;
     if (c->dead)
@@ -260,6 +277,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         struct httpd_conn *c = xcalloc(1, sizeof *c);
         c->srv = s;
         c->fd = fd;
+        c->ssl = s->tls ? tls_server_ssl(s->tls, fd) : NULL;
         buf_init(&c->in, HTTPD_MAX_HEAD + HTTPD_MAX_BODY);
         buf_init(&c->out, 64u << 20);
         ev_io_init(&c->io, conn_cb, fd, EV_READ);
@@ -407,6 +425,17 @@ struct httpd *httpd_start(struct ev_loop *loop, const char *listen, httpd_handle
     return s;
 }
 
+int httpd_use_tls(struct httpd *s, const char *cert, const char *key, char **err)
+{
+    struct tls_cert_conf cc = {(char *)cert, (char *)key};
+    struct tls_server *tls = tls_server_new(&cc, 1, NULL, NULL, err);
+    if (!tls)
+        return -1;
+    tls_server_unref(s->tls);
+    s->tls = tls;
+    return 0;
+}
+
 void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg)
 {
     s->authz = fn;
@@ -434,6 +463,7 @@ void httpd_stop(struct httpd *s)
         c->pending = false; /* the loop is going away; nobody will respond */
         conn_free(c);
     }
+    tls_server_unref(s->tls);
     free(s);
 }
 

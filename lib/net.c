@@ -191,11 +191,15 @@ bool net_cidr_match(const struct net_cidr *c, const struct sockaddr *sa)
 int net_parse_url(const char *url, struct net_addr *out)
 {
     char hostport[128];
-    snprintf(hostport, sizeof hostport, "%s", strncmp(url, "http://", 7) == 0 ? url + 7 : url);
+    bool tls = strncmp(url, "https://", 8) == 0;
+    snprintf(hostport, sizeof hostport, "%s", tls ? url + 8 : strncmp(url, "http://", 7) == 0 ? url + 7 : url);
     size_t n = strlen(hostport);
     if (n && hostport[n - 1] == '/')
         hostport[n - 1] = 0;
-    return net_parse_addr(hostport, out);
+    if (net_parse_addr(hostport, out) < 0)
+        return -1;
+    out->tls = tls;
+    return 0;
 }
 
 int net_parse_unix(const char *url, struct net_addr *out)

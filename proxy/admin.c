@@ -1,5 +1,6 @@
 /* admin.c -- berth-proxy admin API (SPEC §2) and its Prometheus metrics: HTTP only; the numbers come
  * from tgroup.c and stats.c. */
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,35 @@ static json_t *tg_json(const struct proxy_tg *tg)
 }
 
 /* ---- metrics ---- */
+
+static void tls_metrics(struct proxy *px, struct buf *b)
+{
+    static const char *const versions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+    buf_printf(b, "# HELP berth_proxy_tls_handshakes_total TLS handshakes on HTTPS listeners, by result and "
+                  "protocol version.\n# TYPE berth_proxy_tls_handshakes_total counter\n");
+    for (int v = 0; v < 4; v++)
+        buf_printf(b, "berth_proxy_tls_handshakes_total{result=\"ok\",version=\"%s\"} %llu\n", versions[v],
+                   (unsigned long long)px->tls_ok[v]);
+    buf_printf(b,
+               "berth_proxy_tls_handshakes_total{result=\"failed\",version=\"\"} %llu\n"
+               "berth_proxy_tls_handshakes_total{result=\"timeout\",version=\"\"} %llu\n"
+               "# HELP berth_proxy_tls_resumed_handshakes_total Completed handshakes that resumed a session.\n"
+               "# TYPE berth_proxy_tls_resumed_handshakes_total counter\nberth_proxy_tls_resumed_handshakes_total %llu\n"
+               "# HELP berth_proxy_tls_certificate_expiry_seconds When each listener certificate expires (Unix time).\n"
+               "# TYPE berth_proxy_tls_certificate_expiry_seconds gauge\n",
+               (unsigned long long)px->tls_failed, (unsigned long long)px->tls_timeouts,
+               (unsigned long long)px->tls_resumed);
+    for (size_t i = 0; i < px->nlisteners; i++) {
+        struct proxy_listener *ln = px->listeners[i];
+        for (size_t k = 0; ln->tls && k < tls_server_ncerts(ln->tls); k++) {
+            char lname[512], cname[512];
+            buf_printf(b, "berth_proxy_tls_certificate_expiry_seconds{listener=\"%s\",certificate=\"%s\"} %.0f\n",
+                       util_prom_escape(ln->conf.name, lname, sizeof lname),
+                       util_prom_escape(tls_server_cert_name(ln->tls, k), cname, sizeof cname),
+                       tls_server_cert_expiry(ln->tls, k));
+        }
+    }
+}
 
 static void metrics(void *arg, struct buf *b)
 {
@@ -167,6 +197,7 @@ static void metrics(void *arg, struct buf *b)
                        t->outstanding, lbl, (unsigned long long)t->conn_errors);
         }
     }
+    tls_metrics(px, b);
 }
 
 /* ---- API ---- */
@@ -176,8 +207,23 @@ static json_t *listener_json(const struct proxy_listener *ln)
     json_t *rules = json_array();
     for (size_t i = 0; i < ln->conf.nrules; i++)
         json_array_append_new(rules, json_integer(ln->conf.rules[i].priority));
-    return json_pack("{s:s,s:s,s:i,s:o}", "name", ln->conf.name, "listen", ln->conf.listen, "connections", ln->nconns,
-                     "rule_priorities", rules);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:o}", "name", ln->conf.name, "listen", ln->conf.listen, "protocol",
+                          ln->tls ? "HTTPS" : "HTTP", "connections", ln->nconns, "rule_priorities", rules);
+    if (ln->tls) {
+        json_t *certs = json_array();
+        for (size_t i = 0; i < ln->conf.ncerts; i++)
+            json_array_append_new(certs, json_pack("{s:s,s:s}", "cert", ln->conf.certs[i].cert, "key",
+                                                   ln->conf.certs[i].key));
+        json_t *loaded = json_array();
+        for (size_t i = 0; i < tls_server_ncerts(ln->tls); i++)
+            json_array_append_new(loaded, json_pack("{s:s,s:f}", "name", tls_server_cert_name(ln->tls, i),
+                                                    "not_after", tls_server_cert_expiry(ln->tls, i)));
+        json_object_set_new(j, "certificates", certs);
+        json_object_set_new(j, "loaded_certificates", loaded);
+        json_object_set_new(j, "ssl_policy",
+                            json_string(ln->conf.ssl_policy ? ln->conf.ssl_policy : tls_policy_names[0]));
+    }
+    return j;
 }
 
 static struct proxy_listener *find_listener(struct proxy *px, const char *name)
@@ -442,6 +488,56 @@ static void listener_rule(struct httpd_req *req, void *arg)
     }
 }
 
+/* PUT /v1/listeners/{name}/certificates {"certificates": [...], "ssl_policy": optional}: new
+ * connections get the new certificates once all of them loaded; open ones keep theirs. */
+static void listener_certs(struct httpd_req *req, void *arg)
+{
+    struct proxy_listener *ln = find_listener(arg, req->segs[2]);
+    if (!ln) {
+        httpd_respond_error(req, 404, "ListenerNotFound", "no listener named \"%s\"", req->segs[2]);
+        return;
+    }
+    if (!ln->tls) {
+        httpd_respond_error(req, 400, "InvalidParameter", "listener %s is HTTP: it takes no certificates",
+                            ln->conf.name);
+        return;
+    }
+    json_t *body = httpd_body_json(req);
+    if (!body)
+        return;
+    struct tls_cert_conf *certs = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    json_t *pol = json_object_get(body, "ssl_policy");
+    const char *policy = json_is_string(pol) ? json_string_value(pol) : ln->conf.ssl_policy;
+    struct tls_server *tls = NULL;
+    if (!json_is_object(body) || !json_object_get(body, "certificates"))
+        cfg_error(&err, "certificates", "is required");
+    else if (pol && !json_is_string(pol))
+        cfg_error(&err, "ssl_policy", "must be a string");
+    else if (proxy_certs_parse(json_object_get(body, "certificates"), "certificates", &certs, &n, &err) == 0)
+        tls = tls_server_new(certs, n, policy, NULL, &err);
+    if (!tls) {
+        log_warn("listener %s: certificates refused, still serving the previous ones: %s", ln->conf.name, err);
+        httpd_respond_error(req, 400, "InvalidCertificate", "%s", err);
+    } else {
+        proxy_listener_set_tls(ln, tls);
+        proxy_certs_free(ln->conf.certs, ln->conf.ncerts);
+        ln->conf.certs = certs;
+        ln->conf.ncerts = n;
+        certs = NULL;
+        if (policy != ln->conf.ssl_policy) {
+            free(ln->conf.ssl_policy);
+            ln->conf.ssl_policy = xstrdup(policy);
+        }
+        log_info("listener %s: %zu certificate(s) replaced through the admin API", ln->conf.name, n);
+        httpd_respond_json(req, 200, listener_json(ln));
+    }
+    proxy_certs_free(certs, n);
+    free(err);
+    json_decref(body);
+}
+
 static const struct httpd_route routes[] = {
     {"GET", "/v1/target-groups", groups_list},
     {"GET", "/v1/target-groups/{}", group_get},
@@ -450,6 +546,7 @@ static const struct httpd_route routes[] = {
     {"DELETE", "/v1/target-groups/{}/targets/{}", group_target_delete},
     {"GET", "/v1/listeners", listeners_list},
     {"PUT|DELETE", "/v1/listeners/{}/rules/{}", listener_rule},
+    {"PUT", "/v1/listeners/{}/certificates", listener_certs},
     {NULL, NULL, NULL},
 };
 

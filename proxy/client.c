@@ -2,6 +2,7 @@
  * exchange between the client and an upstream connection (upstream.c) to the target a group picked
  * (tgroup.c). Everything that happens to a connection ends in pump(), which decides what comes next;
  * whether a target failed is decided in one place (upstream_failed). */
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -84,6 +85,7 @@ static void conn_free(struct proxy_conn *c, const char *reason)
         exchange_end(c);
     ev_io_stop(px->loop, &c->io);
     ev_timer_stop(px->loop, &c->timer);
+    tls_close(c->ssl);
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);
@@ -113,6 +115,19 @@ void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr 
     ln->refs++;
     ln->nconns++;
     c->fd = fd;
+    double first_timeout = ln->conf.header_timeout_s;
+    if (ln->tls) {
+        c->ssl = tls_server_ssl(ln->tls, fd);
+        if (!c->ssl) {
+            log_warn("listener %s: cannot start TLS on a connection (out of memory?)", ln->conf.name);
+            close(fd);
+            ln->nconns--;
+            proxy_listener_unref(ln);
+            free(c);
+            return;
+        }
+        first_timeout = ln->conf.handshake_timeout_s;
+    }
     memcpy(&c->peer, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     net_format_ip(sa, c->peer_ip, sizeof c->peer_ip);
     c->peer_ip_len = (unsigned char)strlen(c->peer_ip);
@@ -124,7 +139,7 @@ void proxy_conn_accept(struct proxy_listener *ln, int fd, const struct sockaddr 
     ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
     c->ready.fn = conn_ready;
     c->io.data = c;
-    ev_timer_init(&c->timer, conn_timer_cb, ln->conf.header_timeout_s, 0);
+    ev_timer_init(&c->timer, conn_timer_cb, first_timeout, 0);
     c->timer.data = c;
     ev_timer_start(px->loop, &c->timer);
     c->next = px->conns;
@@ -179,7 +194,8 @@ static int attach_upstream(struct proxy_conn *c)
     struct proxy *px = c->px;
     struct proxy_target *t = c->target;
     const struct proxy_tg_conf *tc = t->tg ? &t->tg->conf : NULL;
-    struct proxy_upstream *up = upstream_acquire(px, &t->pool, &t->addr, tc ? tc->connect_timeout_s : 5,
+    struct proxy_upstream *up = upstream_acquire(px, &t->pool, &t->addr, t->tg ? t->tg->tls : NULL,
+                                                 tc ? tc->connect_timeout_s : 5,
                                                  tc ? tc->response_timeout_s : 60, c, up_event, up_timeout);
     if (!up) {
         proxy_target_conn_failed(t, strerror(errno));
@@ -250,6 +266,7 @@ static int start_exchange(struct proxy_conn *c, const struct http_msg *m)
         respond_error(c, refuse);
         return 0;
     }
+    ri.https = c->ssl != NULL;
     char rid[40];
     proxy_request_id(m, rid, sizeof rid);
     if (px->access_log)
@@ -491,7 +508,8 @@ static void exchange_finish(struct proxy_conn *c)
 static int conn_flush(struct proxy_conn *c)
 {
     while (c->out.len) {
-        ssize_t n = send(c->fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+        int want;
+        ssize_t n = tls_sock_write(c->fd, c->ssl, buf_head(&c->out), c->out.len, &want);
         if (n < 0) {
             if (errno == EAGAIN)
                 break;
@@ -518,7 +536,9 @@ static void conn_set_events(struct proxy_conn *c)
         rd = up && up->out.len < OUT_HIGH;
     else if (rd)
         rd = c->in.len < PIPELINE_MAX;
-    int ev = (rd ? EV_READ : 0) | (c->out.len ? EV_WRITE : 0);
+    if (rd && c->ssl && SSL_pending(c->ssl) > 0)
+        proxy_ready_push(&c->px->readyq, &c->ready, EV_READ); /* decrypted bytes epoll cannot see */
+    int ev = (rd ? EV_READ : 0) | (c->out.len || (rd && c->rd_want_write) ? EV_WRITE : 0);
     if ((c->io.events & (EV_READ | EV_WRITE)) != ev || !ev_is_active(&c->io)) {
         ev_io_stop(c->px->loop, &c->io);
         ev_io_set(&c->io, c->fd, ev);
@@ -526,8 +546,7 @@ static void conn_set_events(struct proxy_conn *c)
             ev_io_start(c->px->loop, &c->io);
     }
     if (up) {
-        bool urd = c->out.len < OUT_HIGH;
-        upstream_set_events(up, (urd ? EV_READ : 0) | (!up->connected || up->out.len ? EV_WRITE : 0));
+        upstream_watch(up, c->out.len < OUT_HIGH);
     }
 }
 
@@ -542,6 +561,8 @@ static void linger_start(struct proxy_conn *c)
 {
     struct ev_loop *loop = c->px->loop;
     detach_upstream(c, false);
+    tls_close(c->ssl); /* close_notify first; what the client still sends is discarded unread */
+    c->ssl = NULL;
     shutdown(c->fd, SHUT_WR);
     c->lingering = true;
     buf_free(&c->in);
@@ -622,8 +643,13 @@ again:
             }
         }
         if (c->up && (c->up->err || c->up->eof) && c->resp_state == RESP_HEAD && c->up->in.len == 0) {
-            char why[128];
-            snprintf(why, sizeof why, "%s", c->up->err ? strerror(c->up->err) : "connection closed");
+            char why[200];
+            if (c->up->tls_err[0]) {
+                snprintf(why, sizeof why, "TLS handshake failed: %s", c->up->tls_err);
+                log_warn("target %s: %s", c->target->addr_str, why);
+            } else {
+                snprintf(why, sizeof why, "%s", c->up->err ? strerror(c->up->err) : "connection closed");
+            }
             if (upstream_failed(c, why) < 0) {
                 conn_free(c, "upstream failed");
                 return -1;
@@ -714,6 +740,39 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     proxy_ready_push(&c->px->readyq, &c->ready, revents);
 }
 
+/* Advances the TLS handshake of a new connection: 0 when done (requests may be read), -1 when it
+ * waits for the socket or failed (the connection is freed then). */
+static int tls_step(struct proxy_conn *c)
+{
+    struct proxy *px = c->px;
+    int want;
+    int r = tls_handshake(c->ssl, &want);
+    if (r < 0) {
+        char e[160];
+        px->tls_failed++;
+        log_debug("TLS handshake with %s failed: %s", c->peer_ip, tls_error(c->ssl, e, sizeof e));
+        conn_free(c, "TLS handshake failed");
+        return -1;
+    }
+    if (r == 0) {
+        ev_io_stop(px->loop, &c->io);
+        ev_io_set(&c->io, c->fd, want);
+        ev_io_start(px->loop, &c->io);
+        return -1;
+    }
+    c->tls_done = true;
+    int v = SSL_version(c->ssl);
+    px->tls_ok[v == TLS1_3_VERSION ? 3 : v == TLS1_2_VERSION ? 2 : v == TLS1_1_VERSION ? 1 : 0]++;
+    if (SSL_session_reused(c->ssl))
+        px->tls_resumed++;
+    /* From here the request head has its own timeout. */
+    c->last_activity = ev_now(px->loop);
+    ev_timer_stop(px->loop, &c->timer);
+    ev_timer_set(&c->timer, c->ln->conf.header_timeout_s, 0);
+    ev_timer_start(px->loop, &c->timer);
+    return 0;
+}
+
 static void conn_ready(struct proxy_ready *r, int revents)
 {
     struct proxy_conn *c = proxy_ready_owner(r, struct proxy_conn, ready);
@@ -722,6 +781,10 @@ static void conn_ready(struct proxy_ready *r, int revents)
         linger_read(c);
         return;
     }
+    if (c->ssl && !c->tls_done && tls_step(c) < 0)
+        return;
+    if ((revents & EV_WRITE) && c->rd_want_write)
+        revents |= EV_READ;
     if (revents & EV_READ) {
         if (!c->in.data)
             buf_borrow(&c->in, c->px->scratch_in, sizeof c->px->scratch_in);
@@ -734,7 +797,19 @@ static void conn_ready(struct proxy_ready *r, int revents)
                 exchange_finish(c);
             }
         } else {
-            ssize_t n = read(c->fd, d, READ_CHUNK);
+            int want;
+            c->rd_want_write = false;
+            ssize_t n = tls_sock_read(c->fd, c->ssl, d, READ_CHUNK, &want);
+            if (n < 0 && errno == EAGAIN)
+                c->rd_want_write = want == EV_WRITE;
+            /* A TLS read returns one record (up to 16 KiB): take what else has come. */
+            for (ssize_t more; c->ssl && n > 0 && (size_t)n + 16384 <= READ_CHUNK; n += more) {
+                more = tls_sock_read(c->fd, c->ssl, d + n, READ_CHUNK - (size_t)n, &want);
+                if (more <= 0) {
+                    c->rd_want_write = more < 0 && errno == EAGAIN && want == EV_WRITE;
+                    break;
+                }
+            }
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 conn_free(c, "client read error");
                 return;
@@ -762,6 +837,11 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct proxy_conn *c = w->data;
     ev_timer_stop(loop, w); /* it may be a repeating timer (ev_timer_again) */
+    if (c->ssl && !c->tls_done) {
+        c->px->tls_timeouts++;
+        conn_free(c, "TLS handshake timed out");
+        return;
+    }
     if (c->closing) {
         conn_free(c, "close timeout");
         return;

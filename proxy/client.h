@@ -10,6 +10,7 @@
 
 #include "berth/buf.h"
 #include "berth/http.h"
+#include "berth/tls.h"
 #include "forward.h"
 #include "readyq.h"
 
@@ -29,6 +30,9 @@ struct proxy_conn {
     struct proxy_listener *ln;
     struct proxy_conn *next, *prev;
     int fd;
+    SSL *ssl;            /* HTTPS listeners */
+    bool tls_done;       /* its handshake is complete */
+    bool rd_want_write;  /* TLS: reading waits for the socket to take a write */
     ev_io io;
     struct proxy_ready ready;
     ev_timer timer;

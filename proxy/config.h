@@ -10,8 +10,10 @@
 
 #include "berth/auth.h"
 #include "berth/net.h"
+#include "berth/tls.h"
 
 enum proxy_algo { PROXY_RR, PROXY_LOR };
+enum proxy_protocol { PROXY_HTTP, PROXY_HTTPS };
 enum proxy_action_kind { ACT_FORWARD, ACT_REDIRECT, ACT_FIXED };
 
 struct proxy_hc_conf {
@@ -41,6 +43,8 @@ struct proxy_tg_conf {
     int outlier_consecutive_failures;
     double outlier_ejection_s;
     char *dns_server;
+    int protocol;  /* PROXY_HTTP, PROXY_HTTPS: TLS to the targets (and their health checks) */
+    char *ca_file; /* HTTPS: verify targets' certificates against these CAs (NULL: no verification, as ALB) */
     struct proxy_target_conf *targets;
     size_t ntargets;
 };
@@ -84,6 +88,11 @@ struct proxy_listener_conf {
     char *name, *listen;
     double idle_timeout_s, header_timeout_s;
     int max_connections, max_header_bytes;
+    int protocol;                 /* PROXY_HTTP, PROXY_HTTPS */
+    struct tls_cert_conf *certs;  /* HTTPS: the first is the default */
+    size_t ncerts;
+    char *ssl_policy;             /* an ALB policy name (tls_policy_names) */
+    double handshake_timeout_s;   /* HTTPS: a handshake not done by then is closed */
     struct proxy_rule *rules; /* sorted by priority */
     size_t nrules;
     struct proxy_action default_action;
@@ -93,6 +102,7 @@ struct proxy_config {
     int workers;
     struct auth auth; /* admin API tokens (none: authentication off) */
     char *admin_listen;
+    struct tls_block admin_tls; /* admin.tls: HTTPS on the admin API */
     char *access_log_path; /* NULL: off; "-": stdout */
     int access_log_format;
     double shutdown_timeout_s;
@@ -108,6 +118,9 @@ struct proxy_config *proxy_config_parse(json_t *root, char **err);
 int proxy_tg_conf_parse(json_t *v, const char *path, struct proxy_tg_conf *out, char **err);
 /* Reads one targets[] entry. */
 int proxy_target_conf_parse(json_t *v, const char *path, struct proxy_target_conf *out, char **err);
+/* Reads a listener's "certificates" array at <path>. */
+int proxy_certs_parse(json_t *v, const char *path, struct tls_cert_conf **out, size_t *n, char **err);
+void proxy_certs_free(struct tls_cert_conf *c, size_t n);
 /* Reads one rule at <path>. */
 int proxy_rule_parse(json_t *v, const char *path, struct proxy_rule *out, char **err);
 void proxy_config_free(struct proxy_config *c);

@@ -139,7 +139,10 @@ void proxy_request_head(struct buf *b, const struct proxy_reqinfo *ri, const cha
             BUF_LIT(b, ", ");
         }
     buf_append(b, ip, ip_len);
-    BUF_LIT(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
+    if (ri->https)
+        BUF_LIT(b, "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: ");
+    else
+        BUF_LIT(b, "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
     buf_append(b, port, strlen(port));
     BUF_LIT(b, "\r\nX-Request-Id: ");
     buf_append(b, request_id, strlen(request_id));

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "berth/alloc.h"
+#include "berth/config.h"
 #include "berth/log.h"
 #include "berth/util.h"
 #include "listener.h"
@@ -148,6 +149,7 @@ void proxy_listener_unref(struct proxy_listener *ln)
     if (--ln->refs > 0)
         return;
     proxy_listener_close(ln);
+    tls_server_unref(ln->tls);
     routes_free(ln);
     proxy_listener_conf_free(&ln->conf);
     free(ln);
@@ -162,4 +164,23 @@ void proxy_listener_close(struct proxy_listener *ln)
     close(ln->fd);
     ln->fd = -1;
     ln->removed = true;
+}
+
+struct tls_server *proxy_listener_tls_load(const struct proxy_listener_conf *conf, size_t index, char **err)
+{
+    if (conf->protocol != PROXY_HTTPS)
+        return NULL;
+    char *e = NULL;
+    struct tls_server *tls = tls_server_new(conf->certs, conf->ncerts, conf->ssl_policy, NULL, &e);
+    if (!tls) {
+        cfg_error(err, NULL, "listeners[%zu].%s", index, e);
+        free(e);
+    }
+    return tls;
+}
+
+void proxy_listener_set_tls(struct proxy_listener *ln, struct tls_server *tls)
+{
+    tls_server_unref(ln->tls);
+    ln->tls = tls;
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "berth/net.h"
+#include "berth/tls.h"
 #include "config.h"
 #include "rules.h"
 
@@ -18,6 +19,7 @@ struct proxy_listener {
     int refs; /* the listener list, and each connection */
     struct proxy *px;
     struct proxy_listener_conf conf;
+    struct tls_server *tls; /* HTTPS: the certificates new connections get (each keeps its own) */
     struct proxy_route *routes; /* one per rule, then the default action's */
     size_t nroutes;
     struct net_addr addr;
@@ -47,6 +49,12 @@ static inline struct proxy_route *proxy_listener_route(struct proxy_listener *ln
     return &ln->routes[i];
 }
 void proxy_listener_unref(struct proxy_listener *ln);
+/* The certificates of HTTPS listener <conf> (listeners[<index>] of a config) loaded from their
+ * files; NULL for an HTTP listener, and NULL with *err ("listeners[0].certificates[1].key: ...")
+ * when one cannot be used. */
+struct tls_server *proxy_listener_tls_load(const struct proxy_listener_conf *conf, size_t index, char **err);
+/* Gives new connections <tls> (taken over; NULL: plain HTTP). Open connections keep theirs. */
+void proxy_listener_set_tls(struct proxy_listener *ln, struct tls_server *tls);
 /* Accepts again after a pause (max_connections, or out of file descriptors) once there is room. */
 void proxy_listener_resume(struct proxy_listener *ln);
 /* Stops accepting and closes the listening socket (idempotent). */

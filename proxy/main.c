@@ -46,6 +46,8 @@ static struct proxy_config *load(const char *path, char **err)
     return c;
 }
 
+#define TICKET_SEED_ENV "BERTH_PROXY_TICKET_SEED"
+
 static struct proxy px;
 static int worker_fd = -1; /* worker of a master: report the admin port here */
 
@@ -119,6 +121,17 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check) {
+        /* Certificates too: readable, keys matching, not expired (close expiry is warned of). */
+        for (size_t i = 0; i < conf->nlisteners; i++) {
+            struct tls_server *tls = proxy_listener_tls_load(&conf->listeners[i], i, &err);
+            if (!tls && err) {
+                fprintf(stderr, "berth-proxy: %s: %s\n", px.config_path ? px.config_path : "(defaults)", err);
+                free(err);
+                proxy_config_free(conf);
+                return 2;
+            }
+            tls_server_unref(tls);
+        }
         printf("%s: ok\n", px.config_path ? px.config_path : "(defaults)");
         proxy_config_free(conf);
         return 0;
@@ -140,12 +153,24 @@ int main(int argc, char **argv)
         wargv[k++] = "--worker";
         int slot = k++;
         wargv[k] = NULL;
+        /* One ticket key seed for all workers: a session resumes on whichever worker accepts it. */
+        char seed[65];
+        tls_ticket_seed_hex(seed);
+        setenv(TICKET_SEED_ENV, seed, 1);
         rc = proxy_master_run(conf, wargv, slot);
         proxy_config_free(conf);
         return rc;
     }
     if (worker_fd >= 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the master */
+        const char *seed = getenv(TICKET_SEED_ENV);
+        unsigned char bin[32];
+        size_t n = 0;
+        for (; seed && n < sizeof bin && sscanf(seed + 2 * n, "%2hhx", &bin[n]) == 1; n++)
+            ;
+        if (n)
+            tls_ticket_seed_set(bin, n);
+        unsetenv(TICKET_SEED_ENV);
         free(conf->admin_listen);
         conf->admin_listen = xstrdup("127.0.0.1:0");
     }
@@ -164,7 +189,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (proxy_admin_start(&px, &err) < 0) {
+    if (proxy_admin_start(&px, &err) < 0 || (worker_fd < 0 && daemon_tls(px.admin, &px.conf->admin_tls, &err) < 0)) {
         fprintf(stderr, "berth-proxy: admin.listen: %s\n", err);
         free(err);
         return 2;

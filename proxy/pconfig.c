@@ -1,4 +1,5 @@
 /* pconfig.c -- berth-proxy configuration: JSON to plain structs, with validation. */
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 static const char *const algos[] = {"round_robin", "least_outstanding_requests", NULL};
 static const char *const log_formats[] = {"json", NULL};
+static const char *const protocols[] = {"HTTP", "HTTPS", NULL};
 
 static const struct cfg_field hc_fields[] = {
     {"enabled", CFG_BOOL, offsetof(struct proxy_hc_conf, enabled), 0, 0, 1, NULL, NULL, false},
@@ -38,6 +40,8 @@ static const struct cfg_field tg_fields[] = {
     {"outlier_consecutive_failures", CFG_INT, offsetof(struct proxy_tg_conf, outlier_consecutive_failures), 1, 100, 3, NULL, NULL, false},
     {"outlier_ejection_s", CFG_DOUBLE, offsetof(struct proxy_tg_conf, outlier_ejection_s), 0.1, 3600, 10, NULL, NULL, false},
     {"dns_server", CFG_ADDR, offsetof(struct proxy_tg_conf, dns_server), 0, 0, 0, NULL, NULL, false},
+    {"protocol", CFG_ENUM, offsetof(struct proxy_tg_conf, protocol), 0, 0, 0, "HTTP", protocols, false},
+    {"ca_file", CFG_STRING, offsetof(struct proxy_tg_conf, ca_file), 0, 0, 0, NULL, NULL, false},
     {"targets", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
@@ -57,6 +61,10 @@ static const struct cfg_field listener_fields[] = {
     {"header_timeout_s", CFG_DOUBLE, offsetof(struct proxy_listener_conf, header_timeout_s), 0.1, 600, 10, NULL, NULL, false},
     {"max_connections", CFG_INT, offsetof(struct proxy_listener_conf, max_connections), 0, 1000000, 0, NULL, NULL, false},
     {"max_header_bytes", CFG_INT, offsetof(struct proxy_listener_conf, max_header_bytes), 1024, 1 << 20, 16384, NULL, NULL, false},
+    {"protocol", CFG_ENUM, offsetof(struct proxy_listener_conf, protocol), 0, 0, 0, "HTTP", protocols, false},
+    {"certificates", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"ssl_policy", CFG_STRING, offsetof(struct proxy_listener_conf, ssl_policy), 0, 0, 0, NULL, NULL, false},
+    {"handshake_timeout_s", CFG_DOUBLE, offsetof(struct proxy_listener_conf, handshake_timeout_s), 0.1, 600, 10, NULL, NULL, false},
     {"rules", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"default_action", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
@@ -64,6 +72,7 @@ static const struct cfg_field listener_fields[] = {
 
 static const struct cfg_field admin_fields[] = {
     {"listen", CFG_ADDR, offsetof(struct proxy_config, admin_listen), 0, 0, 0, "127.0.0.1:7401", NULL, false},
+    {"tls", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     CFG_END,
 };
 
@@ -328,6 +337,20 @@ int proxy_tg_conf_parse(json_t *v, const char *path, struct proxy_tg_conf *c, ch
     }
     if (parse_matcher(&c->hc, p, err) < 0)
         return -1;
+    if (c->ca_file) {
+        cfg_path_key(p, sizeof p, path, "ca_file");
+        if (c->protocol != PROXY_HTTPS)
+            return cfg_error(err, p, "only HTTPS target groups take it (set \"protocol\": \"HTTPS\")");
+        SSL_CTX *ctx = tls_client_ctx(true, c->ca_file, false, err);
+        if (!ctx) {
+            char *e = *err;
+            *err = NULL;
+            cfg_error(err, p, "%s", e);
+            free(e);
+            return -1;
+        }
+        SSL_CTX_free(ctx);
+    }
     cfg_path_key(p, sizeof p, path, "targets");
     json_t *arr = cfg_array(json_object_get(v, "targets"), p, err);
     if (!arr)
@@ -351,12 +374,57 @@ static int cmp_rule(const void *a, const void *b)
     return ((const struct proxy_rule *)a)->priority - ((const struct proxy_rule *)b)->priority;
 }
 
+static const struct cfg_field cert_fields[] = {
+    {"cert", CFG_STRING, offsetof(struct tls_cert_conf, cert), 0, 0, 0, NULL, NULL, true},
+    {"key", CFG_STRING, offsetof(struct tls_cert_conf, key), 0, 0, 0, NULL, NULL, true},
+    CFG_END,
+};
+
+int proxy_certs_parse(json_t *v, const char *path, struct tls_cert_conf **out, size_t *n, char **err)
+{
+    char p[PATHLEN];
+    json_t *arr = cfg_array(v, path, err);
+    if (!arr)
+        return -1;
+    *n = json_array_size(arr);
+    *out = xcalloc(*n ? *n : 1, sizeof **out);
+    for (size_t i = 0; i < *n; i++) {
+        cfg_path_index(p, sizeof p, path, i);
+        if (cfg_read(json_array_get(arr, i), p, cert_fields, &(*out)[i], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void proxy_certs_free(struct tls_cert_conf *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cfg_free(cert_fields, &c[i]);
+    free(c);
+}
+
 static int parse_listener(json_t *v, const char *path, struct proxy_listener_conf *l, char **err)
 {
     char p[PATHLEN], q[PATHLEN];
     memset(l, 0, sizeof *l);
     if (cfg_read(v, path, listener_fields, l, err) < 0)
         return -1;
+    cfg_path_key(p, sizeof p, path, "certificates");
+    if (proxy_certs_parse(json_object_get(v, "certificates"), p, &l->certs, &l->ncerts, err) < 0)
+        return -1;
+    if (l->protocol == PROXY_HTTPS && l->ncerts == 0)
+        return cfg_error(err, p, "an HTTPS listener needs at least one certificate");
+    if (l->protocol == PROXY_HTTP && (l->ncerts || l->ssl_policy)) {
+        cfg_path_key(p, sizeof p, path, l->ncerts ? "certificates" : "ssl_policy");
+        return cfg_error(err, p, "only HTTPS listeners take it (set \"protocol\": \"HTTPS\")");
+    }
+    if (l->ssl_policy && !tls_policy_known(l->ssl_policy)) {
+        cfg_path_key(p, sizeof p, path, "ssl_policy");
+        char known[1024] = "";
+        for (size_t i = 0; tls_policy_names[i]; i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", tls_policy_names[i]);
+        return cfg_error(err, p, "unknown policy \"%s\" (known: %s)", l->ssl_policy, known);
+    }
     if (l->max_connections == 0) {
         /* 0 (the default): what the open-files limit allows, each client connection
          * also holding one to a target, with room for listeners, logs and health checks. */
@@ -407,7 +475,8 @@ struct proxy_config *proxy_config_parse(json_t *root, char **err)
     struct proxy_config *c = xcalloc(1, sizeof *c);
     if (cfg_read(root, "", root_fields, c, err) < 0 || auth_parse(json_object_get(root, "auth"), "auth", &c->auth, err) < 0)
         goto fail;
-    if (cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0)
+    if (cfg_read(json_object_get(root, "admin"), "admin", admin_fields, c, err) < 0 ||
+        tls_block_read(json_object_get(json_object_get(root, "admin"), "tls"), "admin.tls", &c->admin_tls, err) < 0)
         goto fail;
     if (cfg_read(json_object_get(root, "access_log"), "access_log", log_fields, c, err) < 0)
         goto fail;
@@ -491,6 +560,7 @@ void proxy_tg_conf_copy(struct proxy_tg_conf *dst, const struct proxy_tg_conf *s
     *dst = *src;
     dst->name = xstrdup(src->name);
     dst->dns_server = src->dns_server ? xstrdup(src->dns_server) : NULL;
+    dst->ca_file = src->ca_file ? xstrdup(src->ca_file) : NULL;
     dst->hc.path = xstrdup(src->hc.path);
     dst->hc.matcher = xstrdup(src->hc.matcher);
     dst->targets = xcalloc(src->ntargets ? src->ntargets : 1, sizeof *dst->targets);
@@ -542,6 +612,7 @@ void proxy_listener_conf_free(struct proxy_listener_conf *l)
         proxy_rule_free(&l->rules[i]);
     free(l->rules);
     proxy_action_free(&l->default_action);
+    proxy_certs_free(l->certs, l->ncerts);
     cfg_free(listener_fields, l);
     memset(l, 0, sizeof *l);
 }
@@ -559,6 +630,7 @@ void proxy_config_free(struct proxy_config *c)
     cfg_free(root_fields, c);
     auth_free(&c->auth);
     cfg_free(admin_fields, c);
+    tls_block_free(&c->admin_tls);
     cfg_free(log_fields, c);
     free(c);
 }

@@ -21,7 +21,18 @@ void proxy_init(struct proxy *px)
 
 int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
 {
-    /* 1. Open the sockets of new listeners first: a failure here changes nothing. */
+    /* 1. Load certificates and open the sockets of new listeners first: a failure here changes
+     * nothing (a bad certificate on reload leaves the old one serving). */
+    struct tls_server **tls = xcalloc(conf->nlisteners + 1, sizeof *tls);
+    for (size_t i = 0; i < conf->nlisteners; i++) {
+        tls[i] = proxy_listener_tls_load(&conf->listeners[i], i, err);
+        if (!tls[i] && conf->listeners[i].protocol == PROXY_HTTPS) {
+            for (size_t k = 0; k < i; k++)
+                tls_server_unref(tls[k]);
+            free(tls);
+            return -1;
+        }
+    }
     int *fds = xcalloc(conf->nlisteners + 1, sizeof *fds);
     struct proxy_listener **keep = xcalloc(conf->nlisteners + 1, sizeof *keep);
     for (size_t i = 0; i < conf->nlisteners; i++) {
@@ -40,6 +51,9 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
             for (size_t k = 0; k < i; k++)
                 if (fds[k] >= 0)
                     close(fds[k]);
+            for (size_t k = 0; k < conf->nlisteners; k++)
+                tls_server_unref(tls[k]);
+            free(tls);
             free(fds);
             free(keep);
             return -1;
@@ -72,6 +86,7 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
         } else {
             ln = proxy_listener_new(px, &conf->listeners[i], fds[i], proxy_conn_accept);
         }
+        proxy_listener_set_tls(ln, tls[i]);
         nl[i] = ln;
     }
     for (size_t k = 0; k < px->nlisteners; k++) {
@@ -91,6 +106,7 @@ int proxy_apply(struct proxy *px, struct proxy_config *conf, char **err)
     conf->nlisteners = 0;
     free(fds);
     free(keep);
+    free(tls);
 
     proxy_config_free(px->conf);
     px->conf = conf;

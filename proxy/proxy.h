@@ -36,6 +36,9 @@ struct proxy {
     struct proxy_readyq readyq; /* sockets epoll reported ready, served in order */
     uint64_t conns_total, conns_active, requests_total, conn_errors_total;
     uint64_t fixed_responses, redirects, bad_requests;
+    /* TLS handshakes on HTTPS listeners: completed by protocol version (TLS 1.0, 1.1, 1.2, 1.3),
+     * of which resumed, failed, and timed out. */
+    uint64_t tls_ok[4], tls_resumed, tls_failed, tls_timeouts;
     bool shutting_down;
     ev_timer shutdown_timer;
     /* Scratch memory that connection buffers borrow within one callback. */

@@ -112,7 +112,7 @@ void proxy_redirect_expand(const char *tpl, const struct proxy_reqinfo *ri, int 
                 size_t n = (size_t)(close - p - 2);
                 const char *k = p + 2;
                 if (n == 8 && memcmp(k, "protocol", 8) == 0)
-                    buf_append(out, "http", 4);
+                    buf_append(out, ri->https ? "https" : "http", ri->https ? 5 : 4);
                 else if (n == 4 && memcmp(k, "host", 4) == 0)
                     buf_append(out, ri->host, ri->host_len);
                 else if (n == 4 && memcmp(k, "port", 4) == 0)

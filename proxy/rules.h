@@ -20,6 +20,7 @@ struct proxy_reqinfo {
     const char *path, *query;
     size_t path_len, query_len; /* path normalised (http_normalize_path) */
     bool has_query;
+    bool https; /* arrived on an HTTPS listener */
     const struct sockaddr *peer;
 };
 

@@ -1,4 +1,5 @@
 /* tgroup.c -- target groups: registration, balancing, health checks, ejection, draining. */
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,8 @@ static void hc_tick(struct ev_loop *loop, ev_timer *w, int revents)
     t->hc_req = httpc_request(loop, &a, "GET", t->addr_str, NULL, hc->path, NULL, NULL, 0, hc->timeout_s, hc_done, t);
     if (!t->hc_req)
         hc_done(NULL, "cannot create socket", t);
+    else if (t->tg->tls)
+        httpc_use_tls(t->hc_req, t->tg->tls, NULL);
 }
 
 static void hc_stop(struct proxy_target *t);
@@ -359,8 +362,10 @@ struct proxy_tg *proxy_find_tg(struct proxy *px, const char *name)
 struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *conf)
 {
     struct proxy_tg *tg = proxy_find_tg(px, conf->name);
-    bool hc_changed = true;
+    bool hc_changed = true, tls_changed = false;
     if (tg) {
+        tls_changed = tg->conf.protocol != conf->protocol ||
+                      strcmp(tg->conf.ca_file ? tg->conf.ca_file : "", conf->ca_file ? conf->ca_file : "") != 0;
         const struct proxy_hc_conf *o = &tg->conf.hc, *n = &conf->hc;
         hc_changed = o->enabled != n->enabled || strcmp(o->path, n->path) != 0 || o->port != n->port ||
                      o->interval_s != n->interval_s;
@@ -374,7 +379,20 @@ struct proxy_tg *proxy_tg_upsert(struct proxy *px, const struct proxy_tg_conf *c
         px->tgs[px->ntgs++] = tg;
     }
     proxy_tg_conf_copy(&tg->conf, conf);
-    if (hc_changed)
+    SSL_CTX_free(tg->tls);
+    tg->tls = NULL;
+    if (conf->protocol == PROXY_HTTPS) {
+        char *err = NULL;
+        tg->tls = tls_client_ctx(conf->ca_file != NULL, conf->ca_file, false, &err);
+        if (!tg->tls) {
+            log_error("target group %s: %s; its targets cannot be reached", conf->name, err);
+            free(err);
+        }
+    }
+    if (tls_changed) /* pooled connections are of the old kind */
+        for (size_t i = 0; i < tg->ntargets; i++)
+            upstream_pool_clear(&tg->targets[i]->pool);
+    if (hc_changed || tls_changed)
         for (size_t i = 0; i < tg->ntargets; i++)
             hc_start(tg->targets[i]);
     proxy_tg_set_targets(tg, conf->targets, conf->ntargets, false);
@@ -415,6 +433,7 @@ void proxy_tg_unref(struct proxy_tg *tg)
     free(tg->targets);
     free(tg->draining);
     proxy_tg_conf_free(&tg->conf);
+    SSL_CTX_free(tg->tls);
     free(tg);
 }
 

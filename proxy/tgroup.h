@@ -74,6 +74,7 @@ struct proxy_tg {
     double lat_sum;
     uint64_t lat_count;
     struct proxy_dns *dns; /* resolver state for dns targets, NULL without */
+    SSL_CTX *tls;          /* protocol HTTPS: the context of connections to targets */
 };
 
 /* The group named <name>, or NULL. */

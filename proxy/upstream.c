@@ -1,4 +1,5 @@
 /* upstream.c -- connections to targets and their pools (see upstream.h). */
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ static void up_free(struct proxy_upstream *up)
     proxy_ready_remove(&up->ready);
     ev_io_stop(up->px->loop, &up->io);
     ev_timer_stop(up->px->loop, &up->timer);
+    tls_close(up->ssl);
     close(up->fd);
     buf_free(&up->in);
     buf_free(&up->out);
@@ -56,6 +58,14 @@ void upstream_set_events(struct proxy_upstream *up, int events)
         ev_io_start(up->px->loop, &up->io);
 }
 
+void upstream_watch(struct proxy_upstream *up, bool readable)
+{
+    if (!up->connected)
+        upstream_set_events(up, up->tcp_up ? up->hs_want : EV_WRITE);
+    else
+        upstream_set_events(up, (readable ? EV_READ : 0) | (up->out.len ? EV_WRITE : 0));
+}
+
 void upstream_arm(struct proxy_upstream *up, double after)
 {
     /* One heap adjustment instead of stop + start. */
@@ -78,7 +88,7 @@ static void up_ready(struct proxy_ready *r, int revents)
         up_free(up);
         return;
     }
-    if (!up->connected && (revents & EV_WRITE)) {
+    if (!up->connected && !up->tcp_up && (revents & EV_WRITE)) {
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &l);
@@ -87,16 +97,36 @@ static void up_ready(struct proxy_ready *r, int revents)
             up->on_event(up->user);
             return;
         }
+        up->tcp_up = true;
+    }
+    if (!up->connected && up->tcp_up) {
+        /* The TLS handshake counts as part of connecting (the connect timeout covers it). */
+        int want, hs = up->ssl ? tls_handshake(up->ssl, &want) : 1;
+        if (hs == 0) {
+            up->hs_want = want;
+            upstream_set_events(up, want);
+            return;
+        }
+        if (hs < 0) {
+            tls_error(up->ssl, up->tls_err, sizeof up->tls_err);
+            up->err = EPROTO;
+            up->on_event(up->user);
+            return;
+        }
         up->connected = true;
         up->last_activity = ev_now(loop);
         upstream_arm(up, up->response_timeout_s);
+        revents |= EV_READ; /* a TLS 1.3 ticket or the response may be waiting already */
     }
+    if (!up->connected)
+        return;
     if (revents & EV_READ) {
         if (!up->in.data)
             buf_borrow(&up->in, up->px->scratch_up_in, sizeof up->px->scratch_up_in);
         char *d = buf_reserve(&up->in, READ_CHUNK);
         if (d) {
-            ssize_t n = read(up->fd, d, READ_CHUNK);
+            int want;
+            ssize_t n = tls_sock_read(up->fd, up->ssl, d, READ_CHUNK, &want);
             if (n > 0) {
                 buf_commit(&up->in, (size_t)n);
                 up->got_bytes = true;
@@ -122,14 +152,21 @@ static void up_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     up->on_timeout(up->user);
 }
 
-static struct proxy_upstream *up_connect(struct proxy *px, const struct net_addr *addr)
+static struct proxy_upstream *up_connect(struct proxy *px, const struct net_addr *addr, SSL_CTX *tls)
 {
     int fd = net_connect_tcp(addr);
     if (fd < 0)
         return NULL;
+    SSL *ssl = tls ? tls_client_ssl(tls, fd, NULL) : NULL;
+    if (tls && !ssl) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
     struct proxy_upstream *up = xcalloc(1, sizeof *up);
     up->px = px;
     up->fd = fd;
+    up->ssl = ssl;
     buf_init(&up->in, BUF_CAP);
     buf_init(&up->out, BUF_CAP);
     ev_io_init(&up->io, up_io_cb, fd, EV_WRITE);
@@ -149,7 +186,7 @@ static bool up_idle_clean(const struct proxy_upstream *up)
 }
 
 struct proxy_upstream *upstream_acquire(struct proxy *px, struct upstream_pool *pool, const struct net_addr *addr,
-                                        double connect_timeout_s, double response_timeout_s, void *user,
+                                        SSL_CTX *tls, double connect_timeout_s, double response_timeout_s, void *user,
                                         void (*on_event)(void *), void (*on_timeout)(void *))
 {
     struct proxy_upstream *up;
@@ -164,7 +201,7 @@ struct proxy_upstream *upstream_acquire(struct proxy *px, struct upstream_pool *
     if (up) {
         up->reused = true;
         up->got_bytes = false;
-    } else if (!(up = up_connect(px, addr))) {
+    } else if (!(up = up_connect(px, addr, tls))) {
         return NULL;
     }
     up->pool = pool;
@@ -174,6 +211,7 @@ struct proxy_upstream *upstream_acquire(struct proxy *px, struct upstream_pool *
     up->connect_timeout_s = connect_timeout_s;
     up->response_timeout_s = response_timeout_s;
     up->err = 0;
+    up->tls_err[0] = 0;
     up->eof = up->timed_out = false;
     up->last_activity = ev_now(px->loop);
     upstream_arm(up, up->connected ? response_timeout_s : connect_timeout_s);
@@ -202,7 +240,8 @@ int upstream_flush(struct proxy_upstream *up)
     if (!up->connected)
         return 0;
     while (up->out.len) {
-        ssize_t n = send(up->fd, buf_head(&up->out), up->out.len, MSG_NOSIGNAL);
+        int want;
+        ssize_t n = tls_sock_write(up->fd, up->ssl, buf_head(&up->out), up->out.len, &want);
         if (n < 0) {
             if (errno == EAGAIN)
                 break;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "berth/alloc.h"
+#include "berth/daemon.h"
 #include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
@@ -126,7 +127,8 @@ struct slot {
     int i;
 };
 
-/* Sums Prometheus samples across workers; *_hosts gauges come from worker 0. */
+/* Sums Prometheus samples across workers; *_hosts gauges and certificate expiry times come from
+ * worker 0. */
 static void merge_metrics(struct fanout *f, struct buf *out)
 {
     json_t *sums = json_object();
@@ -153,7 +155,8 @@ static void merge_metrics(struct fanout *f, struct buf *out)
         char *sp = memrchr(line, ' ', len);
         char key[4096];
         snprintf(key, sizeof key, "%.*s", sp ? (int)(sp - line) : 0, line);
-        json_t *v = sp && *line != '#' && !strstr(key, "_hosts{") ? json_object_get(sums, key) : NULL;
+        json_t *v = sp && *line != '#' && !strstr(key, "_hosts{") && !strstr(key, "_expiry_seconds{")
+                        ? json_object_get(sums, key) : NULL;
         if (v) {
             double total = atof(sp + 1) + json_real_value(v);
             buf_printf(out, "%s %.*g\n", key, total == (double)(long long)total ? 20 : 6, total);
@@ -343,7 +346,7 @@ int proxy_master_run(const struct proxy_config *conf, char *const *worker_argv, 
         }
     char *err = NULL;
     M.admin = httpd_start(M.loop, conf->admin_listen, handle, NULL, &err);
-    if (!M.admin) {
+    if (!M.admin || daemon_tls(M.admin, &conf->admin_tls, &err) < 0) {
         fprintf(stderr, "berth-proxy: admin.listen: %s\n", err);
         for (int i = 0; i < M.n; i++)
             kill(M.w[i].pid, SIGTERM);

@@ -19,6 +19,7 @@
 #include "berth/httpc.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
+#include "berth/tls.h"
 #include "berth/util.h"
 #include "agent.h"
 #include "validate.h"
@@ -46,6 +47,7 @@ static const struct cfg_field fields[] = {
     {"join_token", CFG_STRING, offsetof(struct agent_config, join_token), 0, 0, 0, NULL, NULL, false},
     {"join_token_file", CFG_STRING, offsetof(struct agent_config, join_token_file), 0, 0, 0, NULL, NULL, false},
     {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"tls", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"heartbeat_interval_s", CFG_DOUBLE, offsetof(struct agent_config, heartbeat_interval_s), 0.1, 60, 1, NULL, NULL,
      false},
     CFG_END,
@@ -404,7 +406,9 @@ int main(int argc, char **argv)
     json_t *root = args.config ? cfg_load_file(args.config, &err) : json_object();
     char hostname[64] = "node";
     gethostname(hostname, sizeof hostname - 1);
-    if (root && cfg_read(root, "", fields, &conf, &inner) == 0) {
+    struct tls_block tls = {0};
+    if (root && cfg_read(root, "", fields, &conf, &inner) == 0 &&
+        tls_block_read(json_object_get(root, "tls"), "tls", &tls, &inner) == 0) {
         if (!conf.node_id)
             conf.node_id = xstrdup(hostname);
         if (conf.cpu < 0)
@@ -449,6 +453,7 @@ int main(int argc, char **argv)
             printf("%s: ok\n", args.config ? args.config : "(defaults)");
         json_decref(A.registration);
         auth_free(&A.auth);
+        tls_block_free(&tls);
         cfg_free(fields, &conf);
         return refused ? 2 : 0;
     }
@@ -484,8 +489,8 @@ int main(int argc, char **argv)
     else
         json_object_set_new(A.registration, "container_engine_error", json_string(ctr_engine_error(&A.agent)));
     /* The Host header: the URL without its scheme and trailing '/'. */
-    snprintf(A.host, sizeof A.host, "%s",
-             strncmp(conf.scheduler, "http://", 7) == 0 ? conf.scheduler + 7 : conf.scheduler);
+    const char *sep = strstr(conf.scheduler, "://");
+    snprintf(A.host, sizeof A.host, "%s", sep ? sep + 3 : conf.scheduler);
     if (*A.host && A.host[strlen(A.host) - 1] == '/')
         A.host[strlen(A.host) - 1] = 0;
     A.interval = conf.heartbeat_interval_s;
@@ -495,10 +500,15 @@ int main(int argc, char **argv)
         return 2;
     }
     httpd_set_authz(api, agent_authz, NULL);
+    if (daemon_tls(api, &tls, &err) < 0) {
+        fprintf(stderr, "berth-agent: tls: %s\n", err);
+        return 2;
+    }
     /* The API's address as the scheduler will call it (the port the kernel chose, for port 0). */
     const char *colon = strrchr(conf.listen, ':');
     json_object_set_new(A.registration, "agent_api",
-                        json_sprintf("http://%.*s:%d", (int)(colon - conf.listen), conf.listen, httpd_port(api)));
+                        json_sprintf("%s://%.*s:%d", tls.cert ? "https" : "http", (int)(colon - conf.listen), conf.listen,
+                                     httpd_port(api)));
     agent_adopt(&A.agent);
     ev_init(&A.timer, heartbeat);
     heartbeat_soon();

@@ -12,6 +12,7 @@
 #include "berth/daemon.h"
 #include "berth/httpd.h"
 #include "berth/log.h"
+#include "berth/tls.h"
 #include "sched.h"
 
 struct sched_config {
@@ -40,6 +41,7 @@ static const struct cfg_field fields[] = {
     {"proxy_admin_token", CFG_STRING, offsetof(struct sched_config, proxy_admin_token), 0, 0, 0, NULL, NULL, false},
     {"dns_admin_token", CFG_STRING, offsetof(struct sched_config, dns_admin_token), 0, 0, 0, NULL, NULL, false},
     {"auth", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
+    {"tls", CFG_NESTED, 0, 0, 0, 0, NULL, NULL, false},
     {"autoscale_interval_s", CFG_DOUBLE, offsetof(struct sched_config, autoscale_interval_s), 0.1, 60, 2, NULL, NULL,
      false},
     {"node_lost_after_s", CFG_DOUBLE, offsetof(struct sched_config, node_lost_after_s), 1, 3600, 10, NULL, NULL, false},
@@ -143,8 +145,10 @@ int main(int argc, char **argv)
     json_t *root = path ? cfg_load_file(path, &err) : json_object();
     char *inner = NULL;
     struct net_addr proxy_admin = {0}, dns_admin = {0};
+    struct tls_block tls = {0};
     if (root && cfg_read(root, "", fields, &conf, &inner) == 0 &&
-        cfg_read(json_object_get(root, "agent"), "agent", agent_fields, &conf, &inner) == 0) {
+        cfg_read(json_object_get(root, "agent"), "agent", agent_fields, &conf, &inner) == 0 &&
+        tls_block_read(json_object_get(root, "tls"), "tls", &tls, &inner) == 0) {
         if (!inner && conf.proxy_admin && net_parse_url(conf.proxy_admin, &proxy_admin) < 0)
             cfg_error(&inner, "proxy_admin", "\"%s\" must be a URL like http://127.0.0.1:7401", conf.proxy_admin);
         if (!inner && conf.dns_admin && net_parse_url(conf.dns_admin, &dns_admin) < 0)
@@ -173,6 +177,7 @@ int main(int argc, char **argv)
     if (refused || check) {
         if (!refused)
             printf("%s: ok\n", path ? path : "(defaults)");
+        tls_block_free(&tls);
         cfg_free(agent_fields, &conf);
         reloadable_free(&R.cur);
         cfg_free(fields, &conf);
@@ -226,12 +231,16 @@ int main(int argc, char **argv)
         return 2;
     }
     httpd_set_authz(api, sched_authz, &sc);
+    if (daemon_tls(api, &tls, &err) < 0) {
+        fprintf(stderr, "berth-scheduler: tls: %s\n", err);
+        return 2;
+    }
     ev_signal hup, exit_signals[2];
     ev_signal_init(&hup, on_hup, SIGHUP);
     ev_signal_start(loop, &hup);
     daemon_exit_on_signals(loop, exit_signals);
-    log_info("berth-scheduler %s ready: API on %s (auth %s), data in %s, node capacity %d cpu / %d MiB, ports %d-%d",
-             BERTH_VERSION, conf.listen, R.cur.auth.n ? "on" : "off", conf.data_dir, conf.cpu, conf.memory_mib,
+    log_info("berth-scheduler %s ready: API on %s%s (auth %s), data in %s, node capacity %d cpu / %d MiB, ports %d-%d",
+             BERTH_VERSION, tls.cert ? "https://" : "", conf.listen, R.cur.auth.n ? "on" : "off", conf.data_dir, conf.cpu, conf.memory_mib,
              conf.port_range[0], conf.port_range[1]);
     ev_run(loop, 0);
     if (stop_tasks)
@@ -246,6 +255,7 @@ int main(int argc, char **argv)
     sched_timers_stop(&sc);
     sched_events_free(&sc);
     cfg_free(agent_fields, &conf);
+    tls_block_free(&tls);
     sched_store_close(store);
     reloadable_free(&R.cur);
     cfg_free(fields, &conf);

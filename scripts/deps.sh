@@ -12,10 +12,10 @@ if [[ $level == dev || $level == test || $level == bench ]]; then
          docker-registry busybox-static)
 fi
 if [[ $level == test || $level == bench ]]; then
-  pkgs+=(clang libclang-rt-14-dev wrk bind9-dnsutils prometheus)
+  pkgs+=(clang libclang-rt-14-dev wrk bind9-dnsutils prometheus openssl testssl.sh)
 fi
 if [[ $level == bench ]]; then
-  pkgs+=(nginx-light haproxy knot dnsmasq-base dnsperf)
+  pkgs+=(nginx-light haproxy knot dnsmasq-base dnsperf nghttp2-client)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

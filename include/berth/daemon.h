@@ -45,6 +45,12 @@ int daemon_args_parse(int argc, char **argv, const char *program, void (*usage)(
  * logged and nothing changes. Returns 0 or -1. */
 int daemon_reload(const char *path, int (*apply)(json_t *root, void *arg, char **err), void *arg);
 
+struct httpd;
+struct tls_block;
+/* Applies a "tls" block (tls_block_read): <api> serves HTTPS with its certificate, and the process's
+ * https:// requests trust its ca_file. 0, or -1 with *err. */
+int daemon_tls(struct httpd *api, const struct tls_block *b, char **err);
+
 /* Makes SIGTERM and SIGINT log "signal N: exiting" and end ev_run on <loop>; <w> holds the two watchers
  * (they must outlive the loop run). */
 void daemon_exit_on_signals(struct ev_loop *loop, ev_signal w[2]);

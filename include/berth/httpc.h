@@ -9,6 +9,7 @@
 #include "berth/net.h"
 
 struct httpc_req;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct httpc_response {
     int status;
@@ -34,6 +35,15 @@ void httpc_on_body(struct httpc_req *r, void (*on_body)(void *arg, const char *p
 /* Sends more bytes on the request's connection after the request itself (a connection the server
  * took over for a stream both ways, as the Docker Engine API's exec start does). */
 void httpc_send(struct httpc_req *r, const char *data, size_t len);
+/* Talks TLS on the request's connection with <ctx> (NULL: plain again), <host> being the name (or IP,
+ * with or without ":port") the certificate is checked against. Set right after httpc_request;
+ * requests to an https:// address (net_parse_url) get httpc_tls_ctx() by themselves. */
+void httpc_use_tls(struct httpc_req *r, struct ssl_ctx_st *ctx, const char *host);
+/* The process's context for https:// requests: peers verified against <ca_file> (else $BERTH_CACERT)
+ * and the system's CAs; 0, or -1 with *err. */
+int httpc_tls_init(const char *ca_file, char **err);
+/* That context (made on first use with no ca_file). */
+struct ssl_ctx_st *httpc_tls_ctx(void);
 /* Aborts a request; its callback is not called. */
 void httpc_cancel(struct httpc_req *r);
 

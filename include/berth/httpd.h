@@ -63,6 +63,9 @@ struct httpd_service {
  * method none of them takes, 405 MethodNotAllowed with Allow. NULL with *err on failure. */
 struct httpd *httpd_serve(struct ev_loop *loop, const char *listen, const struct httpd_service *svc, void *arg,
                           char **err);
+/* Serves HTTPS from now on with certificate <cert> (a PEM chain) and <key> (the server's policy is the
+ * proxy's default, TLS 1.2 and 1.3); on failure (0 or -1 with *err) it keeps what it served. */
+int httpd_use_tls(struct httpd *s, const char *cert, const char *key, char **err);
 /* Puts <fn> in front of the handler (NULL: every request goes through). */
 void httpd_set_authz(struct httpd *s, httpd_authz fn, void *arg);
 /* The port the server listens on (useful after listening on port 0). */

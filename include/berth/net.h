@@ -10,12 +10,14 @@
 struct net_addr {
     struct sockaddr_storage ss;
     socklen_t len;
+    bool tls; /* an https:// URL: HTTP over TLS */
 };
 
 /* Parses "host:port", "[v6]:port" or "v6-literal:port" (numeric hosts only,
  * "localhost" accepted as 127.0.0.1). Returns 0 or -1. */
 int net_parse_addr(const char *s, struct net_addr *out);
-/* Parses a base URL "http://IP:PORT" (the scheme and a trailing '/' may be left out); 0 or -1. */
+/* Parses a base URL "http://IP:PORT" or "https://IP:PORT" (the scheme and a trailing '/' may be left
+ * out: http); 0 or -1. */
 int net_parse_url(const char *url, struct net_addr *out);
 /* Parses a unix socket "unix:///path" (or a bare absolute path); 0 or -1. */
 int net_parse_unix(const char *url, struct net_addr *out);
