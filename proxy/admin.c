@@ -526,6 +526,7 @@ static void listener_certs(struct httpd_req *req, void *arg)
         ln->conf.certs = certs;
         ln->conf.ncerts = n;
         certs = NULL;
+        n = 0;
         if (policy != ln->conf.ssl_policy) {
             free(ln->conf.ssl_policy);
             ln->conf.ssl_policy = xstrdup(policy);

@@ -531,6 +531,7 @@ int main(int argc, char **argv)
     free(A.dns);
     free(A.namespace);
     auth_free(&A.auth);
+    tls_block_free(&tls);
     cfg_free(fields, &conf);
     log_info("stopped");
     return 0;

@@ -10,9 +10,10 @@ Speaks HTTP/1.1 with keep-alive. Endpoints:
   POST /upload           reads the body (Content-Length or chunked), answers "<len> <sha256>"
   GET  /echo             body = the request head as received
   GET  /ws               101 Switching Protocols, then echoes bytes
-Every request head line is appended to --log (one line per request).
+Every request head line is appended to --log (one line per request). With --tls-cert/--tls-key it
+speaks HTTPS.
 """
-import argparse, asyncio, hashlib, signal, sys
+import argparse, asyncio, hashlib, signal, ssl, sys
 
 PATTERN = bytes(range(256)) * 256  # 64 KiB
 
@@ -144,10 +145,16 @@ async def main():
     ap.add_argument("--name", default="backend")
     ap.add_argument("--log")
     ap.add_argument("--delay-ms", type=int, default=0, help="delay before answering GET /")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     log = open(args.log, "a") if args.log else None
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     server = await asyncio.start_server(lambda r, w: handle(r, w, args, log), "127.0.0.1", args.port,
-                                        limit=1 << 20, backlog=1024)
+                                        limit=1 << 20, backlog=1024, ssl=tls)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for s in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,7 @@
 
 Every process started here is stopped at exit, also when a test fails.
 """
-import atexit, json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request, weakref
+import atexit, json, os, signal, socket, ssl, subprocess, sys, tempfile, time, urllib.request, weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("BERTH_BIN_DIR", os.path.join(HERE, "..", "..", "build"))
@@ -95,7 +95,7 @@ def wait_port(port, timeout=10.0):
 
 
 class Backend:
-    def __init__(self, name, port=None, log=True, delay_ms=0):
+    def __init__(self, name, port=None, log=True, delay_ms=0, tls=None):
         self.name = name
         self.port = port or free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -105,6 +105,8 @@ class Backend:
             args += ["--log", self.log]
         if delay_ms:
             args += ["--delay-ms", str(delay_ms)]
+        if tls:  # (cert, key): HTTPS
+            args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         self.proc = spawn(args, stdout=subprocess.DEVNULL)
         if not wait_port(self.port):
             raise RuntimeError(f"backend {name} did not start")
@@ -136,6 +138,7 @@ class Daemon:
     api_in_listen = False  # the HTTP API is on "listen" rather than "admin.listen"
     preexec = None  # run in the child before exec (e.g. to set rlimits)
     token = None  # sent as "Authorization: Bearer" by admin() unless a call names another
+    ca = None  # the API speaks HTTPS: admin() verifies it against this CA file
 
     def __init__(self, config, admin_port=None, check_ready=True, env=None):
         self.admin_port = admin_port or free_port()
@@ -167,12 +170,14 @@ class Daemon:
     def admin(self, method, path, body=None, token=False):
         """One API call; <token>: False for self.token, None for no token, or a token to send."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", data=data, method=method)
+        scheme = "https" if self.ca else "http"
+        req = urllib.request.Request(f"{scheme}://127.0.0.1:{self.admin_port}{path}", data=data, method=method)
+        ctx = ssl.create_default_context(cafile=self.ca) if self.ca else None
         tok = self.token if token is False else token
         if tok:
             req.add_header("Authorization", f"Bearer {tok}")
         try:
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5, context=ctx) as r:
                 raw = r.read()
                 return r.status, (json.loads(raw) if r.headers.get("Content-Type", "").startswith("application/json") else raw.decode())
         except urllib.error.HTTPError as e:
@@ -305,6 +310,45 @@ def raw_exchange(port, data, timeout=5):
     return out, closed
 
 
+def make_ca(d):
+    """A private CA in directory <d> (made with openssl req); returns (cert, key)."""
+    cert, key = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=berth test CA"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def make_cert(d, name, sans, ca=None, kind="ec", days=30):
+    """A certificate <name>.pem / <name>.key in <d> for <sans> ("DNS:a.example", "IP:127.0.0.1"), signed
+    by <ca> (cert, key) or self-signed; <kind> "ec" (P-256) or "rsa" (2048). Returns (cert, key)."""
+    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else ["-newkey", "rsa:2048"]
+    cn = sans[0].split(":", 1)[1]
+    ext = ["-addext", "subjectAltName=" + ",".join(sans)]
+    if ca is None:
+        subprocess.run(["openssl", "req", "-x509", *newkey, "-nodes", "-keyout", key, "-out", cert, "-days", str(days),
+                        "-subj", f"/CN={cn}", *ext], check=True, capture_output=True)
+    else:
+        csr = os.path.join(d, name + ".csr")
+        subprocess.run(["openssl", "req", *newkey, "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={cn}", *ext],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+                        "-out", cert, "-days", str(days), "-copy_extensions", "copy"], check=True, capture_output=True)
+    return cert, key
+
+
+def peer_subject(port, servername=None, extra=()):
+    """The CN of the certificate a TLS server on <port> presents (openssl s_client), or the error."""
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *extra]
+    args += ["-servername", servername] if servername else ["-noservername"]
+    r = subprocess.run(args, input="", capture_output=True, text=True, timeout=10)
+    for line in r.stdout.splitlines():
+        if line.startswith("subject="):
+            return line.split("CN = ", 1)[-1].strip()
+    return "error: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+
+
 def basic_config(listen_port, targets, **tg):
     group = {"name": "web", "targets": [{"address": t} for t in targets],
              "health_check": {"path": "/health", "interval_s": 0.5, "timeout_s": 0.4,
@@ -319,11 +363,11 @@ def wait_healthy(proxy, tg, n, timeout=10):
     return wait_until(lambda: sum(1 for s in proxy.target_states(tg).values() if s == "healthy") == n, timeout)
 
 
-def run_wrk(port, seconds, conns=8, path="/", host="test"):
+def run_wrk(port, seconds, conns=8, path="/", host="test", scheme="http"):
     """Runs wrk against the proxy; returns (requests, non2xx, socket_errors, raw output)."""
     import re
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "-H", f"Host: {host}",
-                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                          f"{scheme}://127.0.0.1:{port}{path}"], capture_output=True, text=True,
                          timeout=seconds + 30).stdout
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -395,10 +439,10 @@ class Dns(Daemon):
 
     binary = "discovery/berth-dns"
 
-    def __init__(self, config):
+    def __init__(self, config, admin_port=None):
         self.port = free_port()
         config.setdefault("listen", f"127.0.0.1:{self.port}")
-        super().__init__(config)
+        super().__init__(config, admin_port=admin_port)
 
 
 class Scheduler(Daemon):
@@ -431,5 +475,6 @@ class Agent(Daemon):
 
     def __init__(self, scheduler, node_id, data_dir=None, **extra):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="berth-agent-")
-        super().__init__({"scheduler": f"http://127.0.0.1:{scheduler.admin_port}", "node_id": node_id,
+        scheme = "https" if scheduler.ca else "http"
+        super().__init__({"scheduler": f"{scheme}://127.0.0.1:{scheduler.admin_port}", "node_id": node_id,
                           "data_dir": self.data_dir, "heartbeat_interval_s": 0.3, **extra})
