@@ -249,17 +249,13 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         r->connected = true;
     }
     int want;
-    while (r->out.len) {
-        ssize_t n = tls_sock_write(r->fd, r->ssl, buf_head(&r->out), r->out.len, &want);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                watch(r, want | EV_READ);
-                return;
-            }
-            fail_io(r, "send");
-            return;
-        }
-        buf_consume(&r->out, (size_t)n);
+    if (tls_flush(r->fd, r->ssl, &r->out, &want) < 0) {
+        fail_io(r, "send");
+        return;
+    }
+    if (r->out.len) {
+        watch(r, want | EV_READ);
+        return;
     }
     for (;;) {
         char *d = buf_reserve(&r->in, 16384);

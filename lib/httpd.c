@@ -96,16 +96,9 @@ static void conn_process(struct httpd_conn *c);
 
 static int conn_flush(struct httpd_conn *c)
 {
-    while (c->out.len) {
-        int want;
-        ssize_t n = tls_sock_write(c->fd, c->ssl, buf_head(&c->out), c->out.len, &want);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            return -1;
-        }
-        buf_consume(&c->out, (size_t)n);
-    }
+    int want;
+    if (tls_flush(c->fd, c->ssl, &c->out, &want) < 0)
+        return -1;
     int events = EV_READ | (c->out.len ? EV_WRITE : 0);
     if (c->pending)
         events &= ~EV_READ;

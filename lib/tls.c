@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "berth/alloc.h"
+#include "berth/buf.h"
 #include "berth/config.h"
 #include "berth/log.h"
 #include "berth/tls.h"
@@ -583,6 +584,22 @@ ssize_t tls_sock_read(int fd, SSL *ssl, void *p, size_t n, int *want)
     return ssl_fail(ssl, r, want);
 }
 
+ssize_t tls_sock_read_more(int fd, SSL *ssl, char *p, size_t n, int *want)
+{
+    ssize_t got = tls_sock_read(fd, ssl, p, n, want);
+    if (got < 0 && errno != EAGAIN)
+        *want = EV_READ;
+    for (ssize_t more; ssl && got > 0 && (size_t)got + 16384 <= n; got += more) {
+        more = tls_sock_read(fd, ssl, p + got, n - (size_t)got, want);
+        if (more <= 0) {
+            if (more == 0 || errno != EAGAIN)
+                *want = EV_READ;
+            break;
+        }
+    }
+    return got;
+}
+
 ssize_t tls_sock_write(int fd, SSL *ssl, const void *p, size_t n, int *want)
 {
     *want = EV_WRITE;
@@ -600,6 +617,25 @@ ssize_t tls_sock_write(int fd, SSL *ssl, const void *p, size_t n, int *want)
         rc = -1;
     }
     return rc;
+}
+
+ssize_t tls_flush(int fd, SSL *ssl, struct buf *out, int *want)
+{
+    ssize_t sent = 0;
+    *want = EV_WRITE;
+    while (out->len) {
+        ssize_t n = tls_sock_write(fd, ssl, buf_head(out), out->len, want);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                break;
+            return -1;
+        }
+        buf_consume(out, (size_t)n);
+        sent += n;
+    }
+    return sent;
 }
 
 int tls_handshake(SSL *ssl, int *want)

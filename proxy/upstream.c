@@ -239,19 +239,13 @@ int upstream_flush(struct proxy_upstream *up)
 {
     if (!up->connected)
         return 0;
-    while (up->out.len) {
-        int want;
-        ssize_t n = tls_sock_write(up->fd, up->ssl, buf_head(&up->out), up->out.len, &want);
-        if (n < 0) {
-            if (errno == EAGAIN)
-                break;
-            if (errno == EINTR)
-                continue;
-            up->err = errno;
-            return -1;
-        }
-        buf_consume(&up->out, (size_t)n);
-        up->last_activity = ev_now(up->px->loop);
+    int want;
+    ssize_t n = tls_flush(up->fd, up->ssl, &up->out, &want);
+    if (n < 0) {
+        up->err = errno;
+        return -1;
     }
+    if (n > 0)
+        up->last_activity = ev_now(up->px->loop);
     return 0;
 }

@@ -74,8 +74,16 @@ SSL *tls_client_ssl(SSL_CTX *ctx, int fd, const char *host);
  * (EAGAIN: call again when the socket is ready for *want, EV_READ or EV_WRITE; EPROTO: a TLS error,
  * tls_error says which). Performs the handshake first when it is not done. */
 ssize_t tls_sock_read(int fd, SSL *ssl, void *p, size_t n, int *want);
+/* As tls_sock_read, and over TLS (where one read returns one record, up to 16 KiB) on while a whole
+ * record still fits: the bytes read (what came before an EAGAIN or the end counts), 0 at the end,
+ * or -1 with errno. *want is EV_WRITE only when reading waits for the socket to take a write. */
+ssize_t tls_sock_read_more(int fd, SSL *ssl, char *p, size_t n, int *want);
 /* Writes as tls_sock_read reads (never SIGPIPE). */
 ssize_t tls_sock_write(int fd, SSL *ssl, const void *p, size_t n, int *want);
+struct buf;
+/* Sends what <out> holds (consumed as it goes) until it is empty or the socket is full: the bytes
+ * sent (0 with nothing sent), or -1 with errno on an error (*want: what a full socket waits for). */
+ssize_t tls_flush(int fd, SSL *ssl, struct buf *out, int *want);
 /* Advances the handshake: 1 done, 0 again when the socket is ready for *want, -1 failed. */
 int tls_handshake(SSL *ssl, int *want);
 /* What went wrong with <ssl>'s last failed call (verification results included), into <dst>. */
