@@ -67,7 +67,9 @@ static void usage(FILE *f)
             "                                    timeout 1 hour); -it: on a terminal, with your input\n"
             "  node ls | drain NODE | activate NODE\n"
             "  events [--service S] [-f] | top [--interval S] [--count N | --once]\n"
-            "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400);\n"
+            "                                    the scheduler's API at $BERTH_ADDR (default http://127.0.0.1:7400;\n"
+            "                                    https://... with $BERTH_CACERT for a private CA), token from\n"
+            "                                    $BERTH_TOKEN or ~/.config/berth/token;\n"
             "                                    tables for people, --json for scripts; non-zero exit on failure\n"
             "  help                              this help\n"
             "  version                           print the version\n",

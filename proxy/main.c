@@ -23,12 +23,14 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berth-proxy [-c FILE] [--log-format text|json] [--log-level LEVEL] [-t]\n"
                "\n"
-               "berth's L7 HTTP/1.1 load balancer (the ALB of the plane).\n"
+               "berth's L7 HTTP/1.1 load balancer (the ALB of the plane): HTTP and HTTPS listeners\n"
+               "(docs/tls.md), HTTP and HTTPS target groups.\n"
                "\n"
                "  -c, --config FILE     JSON config (docs/proxy.md); default: no listeners, admin on 127.0.0.1:7401\n"
-               "  -t, --check           validate the config and exit (0 valid, 2 invalid)\n" DAEMON_FLAGS_HELP "\n"
-               "Signals: SIGHUP reloads the config (a bad one is refused and the old one keeps\n"
-               "serving); SIGTERM/SIGINT stop accepting, finish in-flight requests and exit 0.\n");
+               "  -t, --check           validate the config and its certificate files (readable, keys\n"
+               "                        matching, not expired) and exit (0 valid, 2 invalid)\n" DAEMON_FLAGS_HELP "\n"
+               "Signals: SIGHUP reloads the config and re-reads certificate files (a bad one is refused\n"
+               "and the old config keeps serving); SIGTERM/SIGINT stop accepting, finish in-flight requests and exit 0.\n");
 }
 
 static struct proxy_config *load(const char *path, char **err)

@@ -113,6 +113,10 @@ s.admin("POST", "/v1/task-definitions", {"family": "web", "containers": [
 s.admin("PATCH", "/v1/services/spread", {"task_definition": "web:2"})
 t.ok(wait_until(lambda: per_node("spread") == {"n2": 4} and all(x["task_definition"] == "web:2" for x in tasks("spread")), 20),
      "after the rollout: the new tasks where fewest ran (n2)", per_node("spread"))
+# Placement counts tasks still stopping on a node: scale out once the old revision has stopped.
+settled = lambda: all(x["last_status"] in ("RUNNING", "STOPPED")
+                      for x in s.admin("GET", "/v1/tasks?service=spread")[1]["tasks"])
+t.ok(wait_until(settled, 20), "the old revision's tasks have stopped")
 s.admin("PATCH", "/v1/services/spread", {"desired_count": 6})
 t.ok(wait_until(lambda: per_node("spread") == {"local": 2, "n2": 4}, 10),
      "scaling out refills the node the rollout emptied first", per_node("spread"))
