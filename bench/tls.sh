@@ -102,7 +102,7 @@ rate() { # name test -> one number per call, appended to $work/<name>.<test>
 ROUNDS=${ROUNDS:-3}
 echo "TLS termination, one worker/thread each, ${DUR}s per run, $ROUNDS rounds (servers interleaved), $(nproc) cores, $(date -u +%FT%TZ)"
 echo "$(openssl version); $(haproxy -v | head -1); $(nginx -v 2>&1)"
-for test in full-ecdsa full-rsa resumed keepalive; do
+for test in ${TESTS:-full-ecdsa full-rsa resumed keepalive}; do
   for r in $(seq "$ROUNDS"); do for n in berth haproxy nginx; do rate $n $test; done; done
   declare -A M
   printf "%-11s" "$test"
