@@ -110,6 +110,6 @@ for test in ${TESTS:-full-ecdsa full-rsa resumed keepalive}; do
   echo "   berth/haproxy $(ratio "${M[berth]}" "${M[haproxy]}")x  berth/nginx $(ratio "${M[berth]}" "${M[nginx]}")x"
 done
 echo "memory per idle TLS connection (goal <= 8 KiB for berth):"
-python3 bench/idle_tls.py "$B_EC" "$BERTH_PID" 2000 berth
-python3 bench/idle_tls.py "$H_EC" "$HAP_PID" 2000 haproxy
-python3 bench/idle_tls.py "$N_EC" "$NGX_PID" 2000 nginx
+python3 bench/idle_conns.py "$B_EC" "$BERTH_PID" 2000 --tls berth
+python3 bench/idle_conns.py "$H_EC" "$HAP_PID" 2000 --tls haproxy
+python3 bench/idle_conns.py "$N_EC" "$NGX_PID" 2000 --tls nginx
