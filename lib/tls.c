@@ -509,6 +509,19 @@ SSL_CTX *tls_client_ctx(bool verify, const char *ca_file, bool system_cas, char 
     return ctx;
 }
 
+int tls_ca_file_check(const char *file, const char *path, char **err)
+{
+    char *e = NULL;
+    SSL_CTX *ctx = tls_client_ctx(true, file, false, &e);
+    if (!ctx) {
+        cfg_error(err, path, "%s", e);
+        free(e);
+        return -1;
+    }
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 SSL *tls_client_ssl(SSL_CTX *ctx, int fd, const char *host)
 {
     SSL *ssl = SSL_new(ctx);
@@ -710,17 +723,8 @@ int tls_block_read(json_t *v, const char *path, struct tls_block *b, char **err)
         }
         tls_server_unref(srv);
     }
-    if (b->ca_file) {
-        SSL_CTX *ctx = tls_client_ctx(true, b->ca_file, false, &e);
-        if (!ctx) {
-            cfg_path_key(p, sizeof p, path, "ca_file");
-            cfg_error(err, p, "%s", e);
-            free(e);
-            return -1;
-        }
-        SSL_CTX_free(ctx);
-    }
-    return 0;
+    cfg_path_key(p, sizeof p, path, "ca_file");
+    return b->ca_file ? tls_ca_file_check(b->ca_file, p, err) : 0;
 }
 
 void tls_block_free(struct tls_block *b)

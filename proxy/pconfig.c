@@ -1,5 +1,4 @@
 /* pconfig.c -- berth-proxy configuration: JSON to plain structs, with validation. */
-#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,15 +340,8 @@ int proxy_tg_conf_parse(json_t *v, const char *path, struct proxy_tg_conf *c, ch
         cfg_path_key(p, sizeof p, path, "ca_file");
         if (c->protocol != PROXY_HTTPS)
             return cfg_error(err, p, "only HTTPS target groups take it (set \"protocol\": \"HTTPS\")");
-        SSL_CTX *ctx = tls_client_ctx(true, c->ca_file, false, err);
-        if (!ctx) {
-            char *e = *err;
-            *err = NULL;
-            cfg_error(err, p, "%s", e);
-            free(e);
+        if (tls_ca_file_check(c->ca_file, p, err) < 0)
             return -1;
-        }
-        SSL_CTX_free(ctx);
     }
     cfg_path_key(p, sizeof p, path, "targets");
     json_t *arr = cfg_array(json_object_get(v, "targets"), p, err);

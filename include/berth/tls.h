@@ -66,6 +66,8 @@ void tls_ticket_seed_hex(char *hex);
 /* A client context: TLS 1.2+, verifying the peer against <ca_file> (and the system's CAs when
  * <system_cas>) when <verify>. NULL with *err. */
 SSL_CTX *tls_client_ctx(bool verify, const char *ca_file, bool system_cas, char **err);
+/* Checks that CA file <file> loads (config key <path>, named in *err): 0, or -1 with *err. */
+int tls_ca_file_check(const char *file, const char *path, char **err);
 /* A client-side SSL on connected (or connecting) socket <fd>; <host> is sent as SNI (unless an IP)
  * and checked against the certificate when the context verifies. */
 SSL *tls_client_ssl(SSL_CTX *ctx, int fd, const char *host);
